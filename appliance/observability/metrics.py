@@ -1,0 +1,71 @@
+"""Every Prometheus metric of the appliance, defined once, in its own registry.
+
+The registry is an object, not the library's global: the composition root creates one `Metrics`
+and passes it down, and a test gets a fresh one.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["Metrics"]
+
+_LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.85, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+_RTF_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0)
+
+
+class Metrics:
+    """The appliance's metrics; `registry` is what /metrics exposes."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.calls = Counter(
+            "tel3sis_calls", "Calls ended, by line and outcome", ["line", "outcome"], registry=r
+        )
+        self.active_calls = Gauge(
+            "tel3sis_active_calls", "Calls in progress, by line", ["line"], registry=r
+        )
+        self.turn_latency = Histogram(
+            "tel3sis_turn_latency_seconds",
+            "End of caller speech to the first reply audio",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.stage_seconds = Histogram(
+            "tel3sis_stage_seconds",
+            "Duration of each stage of a turn",
+            ["stage"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.engine_seconds = Histogram(
+            "tel3sis_engine_call_seconds",
+            "Time spent in each engine's worker, per call",
+            ["engine"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.engine_rtf = Histogram(
+            "tel3sis_engine_real_time_factor",
+            "Processing time over audio duration (below 1 is faster than real time)",
+            ["engine"],
+            buckets=_RTF_BUCKETS,
+            registry=r,
+        )
+        self.fallbacks = Counter(
+            "tel3sis_engine_fallbacks",
+            "Times an engine yielded to the next one",
+            ["port", "failed", "used"],
+            registry=r,
+        )
+        self.barge_ins = Counter(
+            "tel3sis_barge_ins", "Replies cut short by the caller speaking", registry=r
+        )
+        self.dropped_frames = Counter(
+            "tel3sis_dropped_audio_frames",
+            "20 ms frames dropped at a line's edge because a queue was full",
+            ["line", "direction"],
+            registry=r,
+        )
+        self.errors = Counter("tel3sis_errors", "Errors, by kind", ["kind"], registry=r)
