@@ -1,0 +1,1 @@
+"""The conversation engine: one CallSession per call, talking to ports only."""

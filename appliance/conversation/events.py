@@ -1,0 +1,182 @@
+"""What happens on a call: facts in the past tense, commands in the imperative.
+
+A call's story, in order: `CallStarted`, then per turn `CallerStartedSpeaking` ->
+`CallerStoppedSpeaking` -> `TranscriptFinal` -> `ReplyStarted` -> `AgentStartedSpeaking` ->
+(`ToolCalled` -> `ToolFinished`)* -> `ReplyFinished` or `ReplyInterrupted` -> `TurnCompleted`,
+and finally `CallEnded`. Observers (the CLI, the recorder, the status page, metrics) receive them
+through a sink; `Hangup` and `Transfer` are what the conversation asks of the line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from appliance.conversation.ports import CallInfo
+
+__all__ = [
+    "AgentStartedSpeaking",
+    "AgentStoppedSpeaking",
+    "CallEnded",
+    "CallStarted",
+    "CallerStartedSpeaking",
+    "CallerStoppedSpeaking",
+    "Command",
+    "EngineFellBack",
+    "Event",
+    "EventSink",
+    "Fact",
+    "Hangup",
+    "ReplyFinished",
+    "ReplyInterrupted",
+    "ReplyStarted",
+    "ToolCalled",
+    "ToolFinished",
+    "TranscriptFinal",
+    "Transfer",
+    "TurnCompleted",
+    "TurnDiscarded",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class CallStarted:
+    info: CallInfo
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallerStartedSpeaking:
+    at: float
+    during_reply: bool
+    """The agent was speaking (or about to): this is a barge-in candidate."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallerStoppedSpeaking:
+    at: float
+    """When the last voiced frame arrived."""
+    speech_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptFinal:
+    turn: int
+    text: str
+    confidence: float
+    engine: str
+
+
+@dataclass(frozen=True, slots=True)
+class TurnDiscarded:
+    """The caller went on speaking (or said nothing intelligible): the prepared reply is dropped."""
+
+    turn: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyStarted:
+    turn: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStartedSpeaking:
+    turn: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStoppedSpeaking:
+    turn: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCalled:
+    turn: int
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolFinished:
+    turn: int
+    name: str
+    ok: bool
+    result: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyFinished:
+    turn: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyInterrupted:
+    turn: int
+    heard: str
+    """What the caller heard before they cut in: all the history keeps."""
+    unsaid: str
+
+
+@dataclass(frozen=True, slots=True)
+class TurnCompleted:
+    turn: int
+    heard: str
+    """What the caller said, as transcribed."""
+    reply: str
+    """What the caller heard the agent say."""
+    interrupted: bool
+    timings_ms: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineFellBack:
+    port: str
+    failed: str
+    used: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded:
+    reason: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Hangup:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    target: str
+    summary: str
+
+
+Fact = (
+    CallStarted
+    | CallerStartedSpeaking
+    | CallerStoppedSpeaking
+    | TranscriptFinal
+    | TurnDiscarded
+    | ReplyStarted
+    | AgentStartedSpeaking
+    | AgentStoppedSpeaking
+    | ToolCalled
+    | ToolFinished
+    | ReplyFinished
+    | ReplyInterrupted
+    | TurnCompleted
+    | EngineFellBack
+    | CallEnded
+)
+Command = Hangup | Transfer
+Event = Fact | Command
+
+EventSink = Callable[[Event], None]
+"""Receives every event of a call; must not block (hand slow work to a queue of your own)."""

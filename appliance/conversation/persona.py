@@ -1,0 +1,46 @@
+"""The agent's persona: its system prompt and the fixed phrases it says without the model."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+__all__ = ["Persona"]
+
+
+@dataclass(frozen=True, slots=True)
+class Persona:
+    system_prompt: str
+    greeting: str
+    reprompt: str
+    goodbye_no_input: str
+    goodbye_time_limit: str
+    apology: str
+    """Said when a tool call could not be made to work."""
+    trouble: str
+    """Said when an engine failed and no fallback could answer."""
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        agent_name: str,
+        business_name: str,
+        prompt_file: Path | None = None,
+        greeting: str | None = None,
+    ) -> Persona:
+        """The built-in persona (or `prompt_file`), with the names filled in."""
+        prompts = resources.files("appliance.conversation.prompts")
+        template = (
+            prompt_file.read_text(encoding="utf-8")
+            if prompt_file is not None
+            else prompts.joinpath("persona.md").read_text(encoding="utf-8")
+        )
+        phrases = tomllib.loads(prompts.joinpath("phrases.toml").read_text(encoding="utf-8"))
+        names = {"agent_name": agent_name, "business_name": business_name}
+        filled = {key: str(value).format(**names) for key, value in phrases.items()}
+        if greeting:
+            filled["greeting"] = greeting.format(**names)
+        return cls(system_prompt=template.format(**names).strip(), **filled)

@@ -1,0 +1,177 @@
+"""The ports a call talks through, and the small values that cross them.
+
+A `CallSession` knows nothing of SIP, Twilio or which engine runs: it sees a `CallLine` and one
+object per capability below. Every adapter of a port passes the same contract suite
+(`tests/contract/`). Audio crossing a port is always 16 kHz mono PCM16.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+__all__ = [
+    "AgentAudio",
+    "CallInfo",
+    "CallLine",
+    "CallerAudio",
+    "LanguageModel",
+    "LlmOutput",
+    "Message",
+    "SpeechDetector",
+    "SpeechToText",
+    "TextDelta",
+    "TextToSpeech",
+    "ToolCall",
+    "ToolSpec",
+    "Transcript",
+    "VoiceActivity",
+]
+
+
+class EngineError(RuntimeError):
+    """An engine could not do what was asked; a fallback may take over."""
+
+
+# --- speech to text -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    text: str
+    """What was said, as the engine wrote it (empty when it heard no words)."""
+    confidence: float
+    """0 to 1; the engine's own estimate."""
+    engine: str
+
+
+class SpeechToText(Protocol):
+    name: str
+
+    async def transcribe(self, pcm: bytes) -> Transcript:
+        """Transcribe one caller utterance."""
+        ...
+
+
+# --- language model -------------------------------------------------------------------------
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """The model asks for a tool; `arguments` is the JSON text exactly as the model wrote it."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Role
+    content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    """On a `tool` message: the call it answers."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    name: str
+    description: str
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    """JSON Schema of the arguments object."""
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+LlmOutput = TextDelta | ToolCall
+
+
+class LanguageModel(Protocol):
+    name: str
+
+    def stream(
+        self, messages: Sequence[Message], tools: Sequence[ToolSpec] = ()
+    ) -> AsyncIterator[LlmOutput]:
+        """Text as it is generated; a tool call arrives whole, after any text before it."""
+        ...
+
+
+# --- text to speech -------------------------------------------------------------------------
+
+
+class TextToSpeech(Protocol):
+    name: str
+
+    def synthesize(self, text: str) -> AsyncIterator[bytes]:
+        """Speech for `text`, in chunks as soon as each is ready."""
+        ...
+
+
+# --- voice activity -------------------------------------------------------------------------
+
+
+class SpeechDetector(Protocol):
+    """One call's detector: it keeps state from frame to frame."""
+
+    async def probability(self, frame: bytes) -> float:
+        """Probability (0 to 1) that this 20 ms frame is speech."""
+        ...
+
+
+class VoiceActivity(Protocol):
+    name: str
+
+    def detector(self) -> SpeechDetector:
+        """A fresh detector for one call."""
+        ...
+
+
+# --- the phone line -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CallInfo:
+    call_id: str
+    line: str
+    """`wav`, `sip`, `twilio` or `local`."""
+    caller: str
+    """The caller's number or address, as the line knows it."""
+    callee: str = ""
+
+
+class CallerAudio(Protocol):
+    def listen(self) -> AsyncIterator[bytes]:
+        """The caller's audio, one 20 ms frame at a time in real time; ends when they hang up."""
+        ...
+
+
+class AgentAudio(Protocol):
+    """The agent's side of the line; positions count 20 ms frames since the call began."""
+
+    async def play(self, frame: bytes) -> int:
+        """Queue one frame for the caller and return its position; waits while the line is full."""
+        ...
+
+    async def clear(self) -> int:
+        """Drop every frame not yet heard; returns the position heard up to."""
+        ...
+
+    async def drain(self) -> int:
+        """Wait until everything queued has been heard; returns the position heard up to."""
+        ...
+
+
+class CallLine(CallerAudio, AgentAudio, Protocol):
+    @property
+    def info(self) -> CallInfo: ...
+
+    async def hang_up(self) -> None:
+        """End the call from our side."""
+        ...

@@ -1,0 +1,100 @@
+"""The tool registry: what the language model may call, with arguments checked before anything runs.
+
+A tool is a name, a description, a pydantic model of its arguments (its JSON Schema is what the
+model sees) and an async function. The registry parses the model's JSON, validates it, runs the
+tool with a timeout and turns every failure into text the model can read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ValidationError
+
+from appliance.conversation.ports import CallInfo, ToolCall, ToolSpec
+
+__all__ = ["Tool", "ToolArgumentsError", "ToolContext", "ToolRegistry"]
+
+
+class ToolArgumentsError(ValueError):
+    """The model's tool call cannot be run as written; the message is written for the model."""
+
+
+@dataclass(slots=True)
+class ToolContext:
+    """What a tool may know about, and ask of, the call it runs in."""
+
+    call: CallInfo
+    hang_up_after_reply: bool = False
+    """Set by the end-of-call tool: the session hangs up once this reply has been heard."""
+    transfer_to: str | None = None
+    notes: dict[str, str] = field(default_factory=dict)
+
+
+ToolFn = Callable[[BaseModel, ToolContext], Awaitable[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    name: str
+    description: str
+    arguments: type[BaseModel]
+    run: ToolFn
+    timeout_s: float = 10.0
+
+    @property
+    def spec(self) -> ToolSpec:
+        schema = self.arguments.model_json_schema()
+        schema.pop("title", None)
+        for prop in schema.get("properties", {}).values():
+            prop.pop("title", None)
+        return ToolSpec(name=self.name, description=self.description, parameters=schema)
+
+
+class ToolRegistry:
+    def __init__(self, tools: Iterable[Tool] = ()) -> None:
+        self._tools = {tool.name: tool for tool in tools}
+
+    def specs(self) -> Sequence[ToolSpec]:
+        return [tool.spec for tool in self._tools.values()]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._tools
+
+    def parse(self, call: ToolCall) -> BaseModel:
+        """The call's arguments, validated; raises ToolArgumentsError saying what is wrong."""
+        tool = self._tools.get(call.name)
+        if tool is None:
+            known = ", ".join(sorted(self._tools)) or "none"
+            raise ToolArgumentsError(
+                f"there is no tool named {call.name!r}; the tools are: {known}"
+            )
+        try:
+            raw = json.loads(call.arguments or "{}")
+        except json.JSONDecodeError as exc:
+            raise ToolArgumentsError(f"the arguments are not valid JSON ({exc.msg})") from exc
+        if not isinstance(raw, dict):
+            raise ToolArgumentsError("the arguments must be a JSON object")
+        try:
+            return tool.arguments.model_validate(raw)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors()
+            )
+            raise ToolArgumentsError(f"the arguments do not fit {call.name}: {problems}") from exc
+
+    async def run(
+        self, call: ToolCall, arguments: BaseModel, context: ToolContext
+    ) -> tuple[bool, str]:
+        """(ok, result text for the model); a failing or slow tool is reported, never raised."""
+        tool = self._tools[call.name]
+        try:
+            async with asyncio.timeout(tool.timeout_s):
+                return True, await tool.run(arguments, context)
+        except TimeoutError:
+            return False, f"error: {call.name} did not answer within {tool.timeout_s:.0f} seconds"
+        except Exception as exc:
+            return False, f"error: {call.name} failed: {exc}"

@@ -1,0 +1,196 @@
+"""Turn-taking: when the caller starts, pauses, resumes and finishes speaking.
+
+`Endpointer` is a pure state machine over per-frame speech probabilities (from the VAD) with
+hysteresis. It reports a short pause early (`Paused`, after `pause_ms`), so the session can start
+transcribing and thinking while it waits to be sure; `Ended` comes after the silence the
+`SilencePolicy` asks for, which depends on what the caller said so far: a finished sentence ends
+the turn sooner, a trailing "and" or "um" waits longer. Time is in frames, so the machine
+behaves identically in a test and on a call.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass
+
+from appliance.audio.frame import FRAME_MS
+
+__all__ = ["Ended", "Endpointer", "Onset", "Paused", "Resumed", "SilencePolicy", "TurnConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class TurnConfig:
+    start_threshold: float = 0.5
+    """A frame at or above this probability counts as speech."""
+    stop_threshold: float = 0.35
+    """Once speaking, a frame must fall below this to count as silence."""
+    min_speech_ms: int = 120
+    """Speech this long starts a turn (or interrupts the agent); shorter is a click or a cough."""
+    pause_ms: int = 160
+    """Silence after which a transcription starts speculatively."""
+    endpoint_ms: int = 500
+    """Silence that ends a turn when the transcript gives no hint."""
+    preroll_ms: int = 300
+    """Audio kept from before the onset, so the first syllable is not clipped."""
+    tail_ms: int = 160
+    """Silence kept after the last voiced frame in the audio handed to STT (at most `pause_ms`,
+    so a pause and the end of the same turn carry the same audio)."""
+    max_turn_ms: int = 30_000
+    """A turn this long ends regardless (someone left a radio on)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Onset:
+    at: float
+    """When the first voiced frame of the onset arrived."""
+
+
+@dataclass(frozen=True, slots=True)
+class Paused:
+    audio: bytes
+    """The turn so far, with `tail_ms` of silence after the speech."""
+    speech_end: float
+    speech_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    audio: bytes
+    speech_end: float
+    speech_ms: float
+
+
+TurnEvent = Onset | Paused | Resumed | Ended
+
+_TRAILING_INCOMPLETE = re.compile(
+    r"(?:\b(?:and|but|or|so|because|um+|uh+|er|like|the|a|an|to|of|with|my|is|if|then)|[,;:-])$"
+)
+_TRAILING_COMPLETE = re.compile(r"[.!?]$")
+
+
+class SilencePolicy:
+    """How much silence ends a turn, given the transcript so far (None when not yet known)."""
+
+    def __init__(
+        self, base_ms: int, *, complete_factor: float = 0.7, incomplete_factor: float = 1.8
+    ):
+        self.base_ms = base_ms
+        self._complete = complete_factor
+        self._incomplete = incomplete_factor
+
+    def endpoint_ms(self, transcript: str | None) -> int:
+        text = (transcript or "").strip().lower()
+        if not text:
+            return self.base_ms
+        if _TRAILING_INCOMPLETE.search(text.rstrip(".")) and not text.endswith(("?", "!")):
+            return round(self.base_ms * self._incomplete)
+        if _TRAILING_COMPLETE.search(text):
+            return round(self.base_ms * self._complete)
+        return self.base_ms
+
+
+class Endpointer:
+    """Feed it one probability per 20 ms frame; it returns what happened at that frame."""
+
+    def __init__(self, config: TurnConfig, policy: SilencePolicy | None = None) -> None:
+        self._config = config
+        self._policy = policy or SilencePolicy(config.endpoint_ms)
+        self._preroll: deque[bytes] = deque(maxlen=max(1, config.preroll_ms // FRAME_MS))
+        self._onset: list[tuple[bytes, float]] = []
+        self._audio: list[bytes] = []
+        self._speaking = False
+        self._silent_frames = 0
+        self._voiced_frames = 0
+        self._last_voiced_at = 0.0
+        self._last_voiced_index = 0
+        self._paused = False
+        self._hint: str | None = None
+
+    @property
+    def speaking(self) -> bool:
+        """Inside a caller turn (including its pauses)."""
+        return self._speaking
+
+    def hint(self, transcript: str | None) -> None:
+        """What the caller has said so far in this turn; moves the endpoint (see SilencePolicy)."""
+        self._hint = transcript
+
+    def push(self, frame: bytes, probability: float, at: float) -> list[TurnEvent]:
+        if self._speaking:
+            return self._while_speaking(frame, probability, at)
+        return self._while_quiet(frame, probability, at)
+
+    def _while_quiet(self, frame: bytes, probability: float, at: float) -> list[TurnEvent]:
+        if probability < self._config.start_threshold:
+            self._preroll.extend(f for f, _ in self._onset)
+            self._onset.clear()
+            self._preroll.append(frame)
+            return []
+        self._onset.append((frame, at))
+        if len(self._onset) * FRAME_MS < self._config.min_speech_ms:
+            return []
+        first_at = self._onset[0][1]
+        self._audio = [*self._preroll, *(f for f, _ in self._onset)]
+        self._preroll.clear()
+        self._onset.clear()
+        self._speaking = True
+        self._silent_frames = 0
+        self._voiced_frames = len(self._audio)
+        self._paused = False
+        self._hint = None
+        self._mark_voiced(at)
+        return [Onset(at=first_at)]
+
+    def _mark_voiced(self, at: float) -> None:
+        self._last_voiced_at = at
+        self._last_voiced_index = len(self._audio)
+
+    def _while_speaking(self, frame: bytes, probability: float, at: float) -> list[TurnEvent]:
+        self._audio.append(frame)
+        events: list[TurnEvent] = []
+        if probability >= self._config.stop_threshold:
+            self._silent_frames = 0
+            self._voiced_frames += 1
+            self._mark_voiced(at)
+            if self._paused:
+                self._paused = False
+                self._hint = None
+                events.append(Resumed(at=at))
+        else:
+            self._silent_frames += 1
+        silence_ms = self._silent_frames * FRAME_MS
+        too_long = len(self._audio) * FRAME_MS >= self._config.max_turn_ms
+        if silence_ms >= self._policy.endpoint_ms(self._hint) or too_long:
+            events.append(self._end())
+        elif silence_ms >= self._config.pause_ms and not self._paused:
+            self._paused = True
+            events.append(
+                Paused(
+                    audio=self._speech(),
+                    speech_end=self._last_voiced_at,
+                    speech_ms=self._voiced_frames * FRAME_MS,
+                )
+            )
+        return events
+
+    def _speech(self) -> bytes:
+        tail = min(self._config.tail_ms, self._config.pause_ms) // FRAME_MS
+        return b"".join(self._audio[: self._last_voiced_index + tail])
+
+    def _end(self) -> Ended:
+        event = Ended(
+            audio=self._speech(),
+            speech_end=self._last_voiced_at,
+            speech_ms=self._voiced_frames * FRAME_MS,
+        )
+        self._speaking = False
+        self._audio = []
+        self._paused = False
+        self._hint = None
+        return event

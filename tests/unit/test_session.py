@@ -1,0 +1,335 @@
+"""The conversation engine end to end, with scripted engines, in virtual time."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from pydantic import BaseModel
+
+from appliance.conversation.events import (
+    Hangup,
+    ReplyInterrupted,
+    ToolCalled,
+    ToolFinished,
+    TranscriptFinal,
+    TurnCompleted,
+    TurnDiscarded,
+)
+from appliance.conversation.phrases import PhraseCache
+from appliance.conversation.ports import TextDelta
+from appliance.conversation.session import SessionConfig
+from appliance.conversation.tools import Tool, ToolContext
+from appliance.telephony.wavfile import HangUp, Speak
+from tests.support.calls import PERSONA, play_call
+from tests.support.fakes import ToneTextToSpeech, quiet, say, tool_call
+from tests.support.virtual_time import run_virtual
+
+
+def test_one_turn_is_heard_answered_and_remembered() -> None:
+    call = play_call([Speak(say("hello", "weather")), HangUp()], replies=["It is sunny today."])
+
+    turns = call.events(TurnCompleted)
+    assert [(t.heard, t.reply, t.interrupted) for t in turns] == [
+        ("hello weather", "It is sunny today.", False)
+    ]
+    assert call.history[1:] == [
+        ("assistant", "Hello there."),
+        ("user", "hello weather"),
+        ("assistant", "It is sunny today."),
+    ]
+    assert call.report.ended == "caller hung up"
+    assert call.played_sentences(["Hello there.", "It is sunny today."]) == [
+        "Hello there.",
+        "It is sunny today.",
+    ]
+
+
+def test_turn_timings_cover_every_stage_and_add_up() -> None:
+    call = play_call([Speak(say("hello")), HangUp()], replies=["Hi."])
+    (turn,) = call.events(TurnCompleted)
+    timings = turn.timings_ms
+    assert set(timings) == {
+        "endpoint",
+        "stt",
+        "llm_first_token",
+        "first_sentence",
+        "tts_first_audio",
+        "turn",
+    }
+    # Scripted: STT 150 ms, first token 120 ms, TTS 50 ms; all start at the 160 ms pause.
+    assert abs(timings["stt"] - 150) < 1
+    assert abs(timings["llm_first_token"] - 120) < 1
+    assert abs(timings["tts_first_audio"] - 50) < 1
+    assert timings["turn"] >= timings["endpoint"]
+    assert timings["turn"] < 160 + 150 + 120 + 50 + 60  # speculation overlapped the endpoint
+
+
+def test_sentences_are_spoken_in_order_while_the_model_is_still_writing() -> None:
+    text = "One is first. Two comes after that one. Three ends it."
+    call = play_call(
+        [Speak(say("hello")), HangUp()],
+        replies=[text],
+        tune=lambda f: setattr(f.llm, "token_s", 0.3),  # a slow model: 3 s for the reply
+    )
+    sentences = ["One is first.", "Two comes after that one.", "Three ends it."]
+    assert call.fakes.tts.spoken[1:] == sentences
+    assert call.played_sentences(["Hello there.", *sentences]) == ["Hello there.", *sentences]
+    (turn,) = call.events(TurnCompleted)
+    # The first sentence was heard long before the model finished (10 tokens x 300 ms).
+    assert turn.timings_ms["first_sentence"] < 1200
+    assert turn.reply == text
+
+
+def test_barge_in_stops_the_reply_and_history_keeps_only_what_was_heard() -> None:
+    long_reply = (
+        "The first sentence is fairly long indeed. "
+        "The second sentence will never be heard. The third neither."
+    )
+    call = play_call(
+        [
+            Speak(say("hello")),
+            Speak(say("no", "more"), after="agent-start", offset_ms=1500),
+            HangUp(),
+        ],
+        replies=[long_reply, "Okay."],
+    )
+    (cut,) = call.events(ReplyInterrupted)
+    assert cut.heard and long_reply.startswith(cut.heard)
+    assert "never be heard" in cut.unsaid
+    assistant = [text for role, text in call.history if role == "assistant"]
+    assert assistant[1] == cut.heard + " ..."
+    assert "never be heard" not in " ".join(assistant)
+    # The line went quiet within 150 ms of the caller's voice starting.
+    timeline = call.report.timeline
+    barge = next(e for e in timeline if e.what == "caller-voice" and e.step == 1)
+    stop = next(e for e in timeline if e.what == "agent-stop" and e.at_ms > barge.at_ms)
+    assert stop.at_ms - barge.at_ms <= 150
+    # And the caller's interruption became the next turn, which was answered.
+    turns = call.events(TurnCompleted)
+    assert [t.heard for t in turns] == ["hello", "no more"]
+    assert turns[0].interrupted and not turns[1].interrupted
+
+
+def test_a_short_pause_is_not_the_end_of_the_turn() -> None:
+    words = say("hello") + quiet(300) + say("weather")
+    call = play_call([Speak(words), HangUp()], replies=["Sure."])
+    assert [t.heard for t in call.events(TurnCompleted)] == ["hello weather"]
+    # The pause started a speculative reply, which the caller's second word discarded.
+    assert [d.reason for d in call.events(TurnDiscarded)] == ["caller went on"]
+    assert call.fakes.llm.seen[-1][-1].content == "hello weather"
+
+
+def test_a_long_pause_ends_the_turn() -> None:
+    config = SessionConfig(persona=PERSONA)
+    words = say("hello") + quiet(1500) + say("weather")
+    call = play_call([Speak(words), HangUp()], replies=["Hi.", "Rainy."], config=config)
+    assert [t.heard for t in call.events(TurnCompleted)][:2] == ["hello", "weather"]
+
+
+def test_speech_right_after_the_endpoint_joins_the_turn_it_continues() -> None:
+    # The caller goes on after 600 ms of silence (past the endpoint) but before any reply audio:
+    # the slow model has not answered yet, so nothing was heard and the words are merged.
+    words = say("hello") + quiet(600) + say("paris")
+    call = play_call(
+        [Speak(words), HangUp()],
+        replies=["Paris it is."],
+        tune=lambda f: setattr(f.llm, "first_token_s", 1.5),
+    )
+    turns = call.events(TurnCompleted)
+    assert [t.heard for t in turns] == ["hello paris"]
+    assert turns[0].reply == "Paris it is."
+
+
+def test_the_greeting_is_synthesized_once_for_many_calls() -> None:
+    async def main() -> None:
+        pass
+
+    run_virtual(main())
+    first = play_call([Speak(say("hello")), HangUp()], replies=["One."])
+    cache = first.sessions[0]._phrases
+    tts = first.fakes.tts
+    second = play_call(
+        [Speak(say("hello")), HangUp()],
+        replies=["Two."],
+        phrases=cache,
+        tune=lambda f: setattr(f, "tts", tts),
+    )
+    assert tts.spoken.count("Hello there.") == 1
+    assert second.played_sentences(["Hello there.", "Two."])[0] == "Hello there."
+
+
+def test_a_silent_caller_is_prompted_then_politely_hung_up_on() -> None:
+    config = SessionConfig(persona=PERSONA, no_input_timeout_s=3.0)
+    call = play_call([Speak(quiet(1000))], config=config)
+    assert call.report.ended == "no input"
+    assert call.events(Hangup) == [Hangup(reason="no input")]
+    heard = call.played_sentences(["Hello there.", "Still there?", "Bye for now."])
+    assert heard == ["Hello there.", "Still there?", "Bye for now."]
+
+
+class _City(BaseModel):
+    city: str
+
+
+def _weather_tool(runs: list[str]) -> Tool:
+    async def run(arguments: BaseModel, _: ToolContext) -> str:
+        assert isinstance(arguments, _City)
+        runs.append(arguments.city)
+        return f"Sunny in {arguments.city}"
+
+    return Tool(name="get_weather", description="Weather for a city", arguments=_City, run=run)
+
+
+def test_a_tool_call_runs_and_its_result_reaches_the_model() -> None:
+    runs: list[str] = []
+    call = play_call(
+        [Speak(say("weather", "paris")), HangUp()],
+        replies=[[tool_call("get_weather", '{"city": "Paris"}')], "It is sunny in Paris."],
+        tools=[_weather_tool(runs)],
+    )
+    assert runs == ["Paris"]
+    assert call.events(TurnCompleted)[0].reply == "It is sunny in Paris."
+    second_prompt = call.fakes.llm.seen[-1]
+    assert second_prompt[-1].role == "tool" and second_prompt[-1].content == "Sunny in Paris"
+    roles = [role for role, _ in call.history]
+    assert roles[-4:] == ["user", "assistant", "tool", "assistant"]
+
+
+def test_malformed_tool_json_gets_one_repair_attempt() -> None:
+    runs: list[str] = []
+    call = play_call(
+        [Speak(say("weather", "paris")), HangUp()],
+        replies=[
+            [tool_call("get_weather", '{"city": Paris')],
+            [tool_call("get_weather", '{"city": "Paris"}')],
+            "Sunny.",
+        ],
+        tools=[_weather_tool(runs)],
+    )
+    assert runs == ["Paris"]
+    repair_prompt = call.fakes.llm.seen[1]
+    assert repair_prompt[-1].role == "tool"
+    assert "not valid JSON" in repair_prompt[-1].content
+    assert call.events(TurnCompleted)[0].reply == "Sunny."
+
+
+def test_malformed_tool_json_twice_gets_a_spoken_apology() -> None:
+    runs: list[str] = []
+    call = play_call(
+        [Speak(say("weather", "paris")), HangUp()],
+        replies=[
+            [tool_call("get_weather", '{"town": "Paris"}')],
+            [tool_call("get_weather", "not json")],
+        ],
+        tools=[_weather_tool(runs)],
+    )
+    assert runs == []
+    assert call.events(TurnCompleted)[0].reply == "Sorry, I could not do that."
+    assert [e.ok for e in call.events(ToolFinished)] == []
+    assert len(call.events(ToolCalled)) == 2  # both attempts were reported
+
+
+def test_no_tool_runs_for_a_turn_the_caller_had_not_finished() -> None:
+    runs: list[str] = []
+    words = say("weather") + quiet(300) + say("paris")
+    call = play_call(
+        [Speak(words), HangUp()],
+        replies=[[tool_call("get_weather", '{"city": "London"}')]],
+        tools=[_weather_tool(runs)],
+        tune=lambda f: setattr(
+            f.llm,
+            "respond",
+            lambda messages: (
+                (
+                    [tool_call("get_weather", '{"city": "Paris"}')]
+                    if messages[-1].content == "weather paris"
+                    else [tool_call("get_weather", '{"city": "London"}')]
+                )
+                if messages[-1].role == "user"
+                else "Done."
+            ),
+        ),
+    )
+    assert runs == ["Paris"]
+    assert call.events(TranscriptFinal)[0].text == "weather paris"
+
+
+def test_the_end_call_tool_hangs_up_after_the_goodbye_is_heard() -> None:
+    from appliance.tools.call import end_call
+
+    call = play_call(
+        [Speak(say("goodbye"))],
+        replies=[[TextDelta("Goodbye!"), tool_call("end_call")], "Take care."],
+        tools=[end_call],
+    )
+    assert call.report.ended == "agent ended the call"
+    assert call.played_sentences(["Hello there.", "Goodbye!", "Take care."])[-1] == "Take care."
+
+
+def test_an_engine_failure_is_apologised_for_and_the_call_goes_on() -> None:
+    call = play_call(
+        [Speak(say("hello")), Speak(say("weather")), HangUp()],
+        replies=["Fine again."],
+        tune=lambda f: setattr(f.llm, "fail", True),
+    )
+    turns = call.events(TurnCompleted)
+    assert turns and all(t.reply == "Sorry, trouble." for t in turns)
+    assert call.report.ended == "caller hung up"
+
+
+def test_a_voice_that_fails_mid_call_is_apologised_for() -> None:
+    phrases = {"Hello there.", "Sorry, trouble."}
+    call = play_call(
+        [Speak(say("hello")), HangUp()],
+        replies=["Anything at all."],
+        tune=lambda f: setattr(f.tts, "fail_unless", phrases.__contains__),
+    )
+    assert [t.reply for t in call.events(TurnCompleted)] == ["Sorry, trouble."]
+    assert call.report.ended == "caller hung up"
+
+
+def test_a_voice_that_never_works_still_ends_the_call_cleanly() -> None:
+    config = SessionConfig(persona=PERSONA, no_input_timeout_s=2.0)
+    call = play_call(
+        [Speak(say("hello"))], config=config, tune=lambda f: setattr(f.tts, "fail", True)
+    )
+    assert call.report.ended == "no input"
+
+
+def test_history_stays_bounded() -> None:
+    config = SessionConfig(persona=PERSONA, max_history_turns=2)
+    steps = [Speak(say(w)) for w in ("hello", "weather", "paris", "time")] + [HangUp()]
+    call = play_call(steps, replies=["A.", "B.", "C.", "D."], config=config)
+    users = [text for role, text in call.history if role == "user"]
+    assert users == ["paris", "time"]
+    assert call.history[0][0] == "system"
+
+
+def test_a_phrase_cache_store_is_used_across_restarts() -> None:
+    stored: dict[str, bytes] = {}
+
+    class Store:
+        def load(self, key: str) -> bytes | None:
+            return stored.get(key)
+
+        def save(self, key: str, pcm: bytes) -> None:
+            stored[key] = pcm
+
+    async def main() -> tuple[int, int]:
+        from appliance.clock import LoopClock
+
+        clock = LoopClock()
+        first, second = ToneTextToSpeech(clock), ToneTextToSpeech(clock)
+        await PhraseCache(first, Store()).get("Hello there.")
+        pcm = await PhraseCache(second, Store()).get("Hello there.")
+        return len(first.spoken) + len(second.spoken), len(pcm)
+
+    synthesized, size = run_virtual(main())
+    assert synthesized == 1 and size > 0
+
+
+def test_config_replace_keeps_persona() -> None:
+    config = replace(SessionConfig(persona=PERSONA), speculate=False)
+    call = play_call([Speak(say("hello")), HangUp()], replies=["Hi."], config=config)
+    assert [t.heard for t in call.events(TurnCompleted)] == ["hello"]
+    assert call.events(TurnDiscarded) == []
