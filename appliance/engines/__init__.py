@@ -1,0 +1,1 @@
+"""Engines behind the conversation's ports: one engine per file, blocking work offloaded."""

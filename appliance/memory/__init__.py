@@ -1,0 +1,1 @@
+"""What the box keeps: call records, caller memory, session state, caches."""

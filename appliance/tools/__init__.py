@@ -1,0 +1,1 @@
+"""Tools the language model may call, one capability per module."""
