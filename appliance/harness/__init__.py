@@ -1,0 +1,1 @@
+"""The offline harness: recorded callers played through the whole system, and a report."""

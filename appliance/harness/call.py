@@ -1,0 +1,68 @@
+"""One simulated call over the WAV line, and what happened in it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from appliance.clock import Clock
+from appliance.conversation.events import Event, EventSink, TurnCompleted
+from appliance.conversation.ports import CallInfo, CallLine
+from appliance.conversation.session import CallSession
+from appliance.telephony.wavfile import LineEvent, Step, WavLine
+
+__all__ = ["CallReport", "SessionFactory", "run_wav_call"]
+
+SessionFactory = Callable[[CallLine, EventSink], CallSession]
+
+
+@dataclass(slots=True)
+class CallReport:
+    line: WavLine
+    ended: str = ""
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def turns(self) -> list[TurnCompleted]:
+        return [e for e in self.events if isinstance(e, TurnCompleted)]
+
+    @property
+    def timeline(self) -> list[LineEvent]:
+        return self.line.timeline
+
+    def to_json(self, reply_wav: str | None = None) -> dict[str, object]:
+        return {
+            "turns": [
+                {
+                    "heard": t.heard,
+                    "reply": t.reply,
+                    "interrupted": t.interrupted,
+                    "timings_ms": dict(t.timings_ms),
+                }
+                for t in self.turns
+            ],
+            "reply_wav": reply_wav,
+            "ended": self.ended,
+        }
+
+
+async def run_wav_call(
+    new_session: SessionFactory,
+    steps: Sequence[Step],
+    *,
+    clock: Clock,
+    info: CallInfo | None = None,
+    max_call_s: float = 300.0,
+    on_event: EventSink | None = None,
+) -> CallReport:
+    """Play the caller's script against a fresh session, in real time, and report."""
+    line = WavLine(steps, clock=clock, info=info, max_call_s=max_call_s)
+    report = CallReport(line=line)
+
+    def sink(event: Event) -> None:
+        report.events.append(event)
+        if on_event is not None:
+            on_event(event)
+
+    report.ended = await new_session(line, sink).run()
+    return report

@@ -1,0 +1,162 @@
+"""Run scenarios through the whole system and check what happened against what was expected."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from appliance.clock import Clock
+from appliance.conversation.events import TurnCompleted
+from appliance.conversation.ports import CallInfo
+from appliance.harness.call import CallReport, SessionFactory, run_wav_call
+from appliance.harness.scenario import CallerTurn, Scenario, TurnExpectation
+from appliance.harness.voices import caller_voice
+from appliance.harness.wer import wer
+from appliance.telephony.wavfile import HangUp, LineEvent, Speak, Step, load_wav
+
+__all__ = ["ScenarioResult", "check", "run_scenarios"]
+
+
+@dataclass(slots=True)
+class ScenarioResult:
+    name: str
+    report: CallReport | None
+    failures: list[str] = field(default_factory=list)
+    wers: list[float] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "passed": self.passed,
+            "failures": self.failures,
+            "wer": self.wers,
+            "call": self.report.to_json() if self.report else None,
+        }
+
+
+def _audio(turn: CallerTurn, scenario: Scenario) -> bytes:
+    if turn.say is not None:
+        return load_wav(scenario.source.parent / turn.say).pcm
+    assert turn.text is not None
+    return caller_voice(turn.text)
+
+
+def steps_for(scenario: Scenario) -> list[Step]:
+    steps: list[Step] = []
+    for i, turn in enumerate(scenario.caller):
+        label = str(turn.say or f"text {i + 1}")
+        if turn.barge_in_ms is not None:
+            steps.append(
+                Speak(_audio(turn, scenario), label, "agent-start", offset_ms=turn.barge_in_ms)
+            )
+        else:
+            steps.append(Speak(_audio(turn, scenario), label, "agent", gap_ms=turn.gap_ms))
+    if scenario.hang_up == "after-reply":
+        steps.append(HangUp())
+    return steps
+
+
+def _stop_after_voice(timeline: Sequence[LineEvent], step: int) -> float | None:
+    voice = next((e for e in timeline if e.what == "caller-voice" and e.step == step), None)
+    if voice is None:
+        return None
+    stop = next((e for e in timeline if e.what == "agent-stop" and e.at_ms >= voice.at_ms), None)
+    return None if stop is None else stop.at_ms - voice.at_ms
+
+
+def _check_turn(
+    index: int,
+    expected: TurnExpectation,
+    turn: TurnCompleted | None,
+    report: CallReport,
+    result: ScenarioResult,
+) -> None:
+    where = f"turn {index + 1}"
+    if expected.agent_stops_within_ms is not None:
+        took = _stop_after_voice(report.timeline, index)
+        if took is None:
+            result.failures.append(f"{where}: the agent never stopped for the barge-in")
+        elif took > expected.agent_stops_within_ms:
+            result.failures.append(
+                f"{where}: the agent stopped {took:.0f} ms after the caller cut in "
+                f"(limit {expected.agent_stops_within_ms:.0f})"
+            )
+    if turn is None:
+        if expected.heard or expected.reply_contains or expected.max_turn_ms:
+            result.failures.append(f"{where}: no such turn (the agent heard {len(report.turns)})")
+        return
+    if expected.heard is not None:
+        error = wer(expected.heard, turn.heard)
+        result.wers.append(round(error, 3))
+        if error > expected.max_wer:
+            result.failures.append(
+                f"{where}: heard {turn.heard!r}, WER {error:.0%} > {expected.max_wer:.0%}"
+            )
+    reply = turn.reply.lower()
+    result.failures.extend(
+        f"{where}: reply lacks {w!r}" for w in expected.reply_contains if w.lower() not in reply
+    )
+    result.failures.extend(
+        f"{where}: reply contains {w!r}" for w in expected.reply_not_contains if w.lower() in reply
+    )
+    latency = turn.timings_ms.get("turn")
+    if expected.max_turn_ms is not None and (latency is None or latency > expected.max_turn_ms):
+        shown = "no reply audio" if latency is None else f"{latency:.0f} ms"
+        result.failures.append(f"{where}: turn latency {shown} > {expected.max_turn_ms:.0f} ms")
+
+
+def check(scenario: Scenario, report: CallReport) -> ScenarioResult:
+    """Compare one call's report with the scenario's expectations."""
+    result = ScenarioResult(name=scenario.name, report=report)
+    turns = report.turns
+    for i, caller_turn in enumerate(scenario.caller):
+        _check_turn(i, caller_turn.expect, turns[i] if i < len(turns) else None, report, result)
+    expected = scenario.expect
+    if expected.ended is not None and report.ended != expected.ended:
+        result.failures.append(f"call ended with {report.ended!r}, expected {expected.ended!r}")
+    if expected.turns is not None and len(turns) != expected.turns:
+        result.failures.append(f"{len(turns)} turns, expected {expected.turns}")
+    if expected.max_turn_ms is not None:
+        for turn in turns:
+            latency = turn.timings_ms.get("turn")
+            if latency is not None and latency > expected.max_turn_ms:
+                result.failures.append(
+                    f"turn {turn.turn}: latency {latency:.0f} ms > {expected.max_turn_ms:.0f} ms"
+                )
+    return result
+
+
+def _save_agent_audio(report: CallReport, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    report.line.write_agent_wav(path)
+
+
+async def run_scenarios(
+    scenarios: Sequence[Scenario],
+    new_session: SessionFactory,
+    *,
+    clock: Clock,
+    out_dir: Path | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> list[ScenarioResult]:
+    """Play each scenario as a call, in real time, one after another."""
+    results: list[ScenarioResult] = []
+    for n, scenario in enumerate(scenarios, 1):
+        progress(f"[{n}/{len(scenarios)}] {scenario.name}")
+        try:
+            steps = steps_for(scenario)
+        except (OSError, ValueError, RuntimeError) as exc:
+            results.append(ScenarioResult(scenario.name, None, [f"cannot build the caller: {exc}"]))
+            continue
+        info = CallInfo(call_id=f"harness-{n}", line="wav", caller=scenario.name)
+        report = await run_wav_call(new_session, steps, clock=clock, info=info)
+        if out_dir is not None:
+            await asyncio.to_thread(_save_agent_audio, report, out_dir / f"{scenario.name}.wav")
+        results.append(check(scenario, report))
+    return results

@@ -1,0 +1,1 @@
+"""Phone lines: where calls arrive and leave (SIP, Twilio, a USB speakerphone, WAV files)."""
