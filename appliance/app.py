@@ -8,6 +8,7 @@ a CallSession for a call on any line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from appliance.engines.vad.silero import SileroVoiceActivity
 from appliance.memory.phrases import FilePhraseStore
 from appliance.observability.metrics import Metrics
 from appliance.settings import Settings
+from appliance.telephony.calls import Admission, CallRouter
 from appliance.tools.call import end_call
 from appliance.tools.clock import current_time
 
@@ -80,6 +82,11 @@ class Appliance:
         self.phrases = phrases
         self.session_config = session_config
         self._local = local
+        self.router = CallRouter(
+            Admission(clock=clock, max_calls=settings.calls.max_concurrent_calls),
+            lambda line, sink: self.session(line, sink=sink),
+            metrics,
+        )
         self.ready = False
 
     @classmethod
@@ -199,6 +206,19 @@ class Appliance:
         await timed("phrases", self.phrases.warm(persona.greeting, persona.reprompt))
         self.ready = True
         return took
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Answer calls on every configured line until `stop` is set, then hang them all up."""
+        async with contextlib.AsyncExitStack() as lines:
+            # Each line is an async context manager: it listens on entry and, on exit, hangs up
+            # its calls and releases what it holds. Lines are added here as they are configured.
+            del lines
+            _log.info(
+                "ready for calls (at most %d at once); no line is configured yet",
+                self.router.admission.max_calls,
+            )
+            await stop.wait()
+            _log.info("stopping")
 
     def session(self, line: CallLine, *, sink: EventSink | None = None) -> CallSession:
         """A conversation for one call on `line`."""

@@ -11,8 +11,13 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from appliance import __version__
+
+if TYPE_CHECKING:
+    from appliance.app import Appliance
+    from appliance.settings import Settings
 
 __all__ = ["main"]
 
@@ -105,12 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
     raise AssertionError(args.command)
 
 
-def _models(settings: object, args: argparse.Namespace) -> int:
+def _models(settings: Settings, args: argparse.Namespace) -> int:
     from appliance.engines.models import Manifest, ModelStore  # noqa: PLC0415
     from appliance.engines.models.cli import install_models, list_models, verify_models  # noqa: PLC0415
-    from appliance.settings import Settings  # noqa: PLC0415
 
-    assert isinstance(settings, Settings)
     store = ModelStore(settings.paths.models, Manifest.load())
     match args.models_command:
         case "list":
@@ -122,12 +125,10 @@ def _models(settings: object, args: argparse.Namespace) -> int:
     raise AssertionError(args.models_command)
 
 
-async def _start(settings: object) -> object:
+async def _start(settings: Settings) -> Appliance:
     """Build and start the appliance, saying what it is doing (loading takes seconds)."""
     from appliance.app import Appliance  # noqa: PLC0415
-    from appliance.settings import Settings  # noqa: PLC0415
 
-    assert isinstance(settings, Settings)
     app = Appliance.build(settings)
     print("Loading models ...", file=sys.stderr, flush=True)
     took = await app.start()
@@ -136,26 +137,20 @@ async def _start(settings: object) -> object:
     return app
 
 
-async def _serve(settings: object) -> int:
-    from appliance.app import Appliance  # noqa: PLC0415
-
+async def _serve(settings: Settings) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     app = await _start(settings)
-    assert isinstance(app, Appliance)
     try:
-        _log.info("serving; no phone line is configured yet, so no calls arrive (stop with Ctrl-C)")
-        await stop.wait()
-        _log.info("stopping")
+        await app.serve(stop)
     finally:
         app.close()
     return EXIT_OK
 
 
-async def _call(settings: object, wav: Path, out: Path | None, *, as_json: bool) -> int:
-    from appliance.app import Appliance  # noqa: PLC0415
+async def _call(settings: Settings, wav: Path, out: Path | None, *, as_json: bool) -> int:
     from appliance.audio.frame import frames_of, rms_dbfs  # noqa: PLC0415
     from appliance.audio.wav import WavFormatError  # noqa: PLC0415
     from appliance.harness.call import run_wav_call  # noqa: PLC0415
@@ -181,13 +176,12 @@ async def _call(settings: object, wav: Path, out: Path | None, *, as_json: bool)
         # Nobody speaks: the caller stays on the line and the agent ends the call itself.
         print(f"{wav}: no speech in this recording", file=sys.stderr)
     app = await _start(settings)
-    assert isinstance(app, Appliance)
     try:
         report = await run_wav_call(
             lambda line, sink: app.session(line, sink=sink),
             steps,
             clock=app.clock,
-            max_call_s=settings.conversation.max_call_minutes * 60,  # type: ignore[attr-defined]
+            max_call_s=settings.conversation.max_call_minutes * 60,
         )
     finally:
         app.close()
@@ -202,8 +196,9 @@ async def _call(settings: object, wav: Path, out: Path | None, *, as_json: bool)
     return EXIT_OK
 
 
-async def _harness(settings: object, paths: list[Path], out: Path | None, *, as_json: bool) -> int:
-    from appliance.app import Appliance  # noqa: PLC0415
+async def _harness(
+    settings: Settings, paths: list[Path], out: Path | None, *, as_json: bool
+) -> int:
     from appliance.harness.report import print_results  # noqa: PLC0415
     from appliance.harness.runner import run_scenarios  # noqa: PLC0415
     from appliance.harness.scenario import ScenarioError, load_scenarios  # noqa: PLC0415
@@ -214,7 +209,6 @@ async def _harness(settings: object, paths: list[Path], out: Path | None, *, as_
         print(f"appliance harness: {exc}", file=sys.stderr)
         return EXIT_USAGE
     app = await _start(settings)
-    assert isinstance(app, Appliance)
     try:
         results = await run_scenarios(
             scenarios,

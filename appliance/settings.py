@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
     "SECTIONS",
+    "CallSettings",
     "ConversationSettings",
     "EngineSettings",
     "IntegrationSettings",
@@ -154,6 +155,15 @@ class ConversationSettings(_Section):
     max_call_minutes: float = Field(default=30.0, gt=0, validation_alias=_env("MAX_CALL_MINUTES"))
 
 
+class CallSettings(_Section):
+    """How many calls at once, shared by every line."""
+
+    max_concurrent_calls: int | None = Field(
+        default=None, ge=1, validation_alias=_env("MAX_CONCURRENT_CALLS")
+    )
+    """Calls beyond this get a busy signal; defaults to the CPU count less one (at least one)."""
+
+
 class TwilioSettings(_Section):
     """The Twilio account that routes calls to this box."""
 
@@ -208,6 +218,7 @@ SECTIONS: tuple[type[_Section], ...] = (
     PathSettings,
     EngineSettings,
     ConversationSettings,
+    CallSettings,
     TwilioSettings,
     IntegrationSettings,
     WebSettings,
@@ -223,6 +234,7 @@ class Settings:
     paths: PathSettings
     engines: EngineSettings
     conversation: ConversationSettings
+    calls: CallSettings
     twilio: TwilioSettings
     integrations: IntegrationSettings
     web: WebSettings
