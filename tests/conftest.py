@@ -1,0 +1,62 @@
+"""Shared fixtures: the installed models, settings in a scratch data dir, a started appliance.
+
+Tests that need a model use the real one; when the models are not installed they fail and say
+how to install them (they are never skipped).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from appliance.app import Appliance
+from appliance.engines.models import Manifest, ModelStore
+from appliance.settings import PathSettings, Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+AUDIO = ROOT / "tests" / "fixtures" / "audio"
+
+
+@pytest.fixture(scope="session")
+def models_dir() -> Path:
+    """MODELS_DIR (as the settings resolve it), with every default model verified."""
+    store = ModelStore(Settings.load(None).paths.models, Manifest.load())
+    problems = [p for model in store.manifest.defaults() for p in store.verify(model.name)]
+    if problems:
+        pytest.fail(
+            f"the default models are not installed in {store.models_dir}: {problems[0]}; "
+            "run `.venv/bin/appliance models install` (or ./install.sh)",
+            pytrace=False,
+        )
+    return store.models_dir
+
+
+def settings_in(data_dir: Path, models_dir: Path, **sections: object) -> Settings:
+    """Settings from the environment, with a scratch data dir and the installed models."""
+    base = Settings.load(None)
+    paths = PathSettings(data_dir=data_dir, models_dir=models_dir)
+    return dataclasses.replace(base, paths=paths, **sections)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def app_settings(tmp_path: Path, models_dir: Path) -> Settings:
+    return settings_in(tmp_path / "data", models_dir)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def appliance(
+    models_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Appliance]:
+    """One appliance with every local model loaded, shared by the session's real-model tests.
+
+    Tests using it must run on the session's event loop:
+    `pytestmark = pytest.mark.asyncio(loop_scope="session")`.
+    """
+    app = Appliance.build(settings_in(tmp_path_factory.mktemp("appliance"), models_dir))
+    await app.start()
+    yield app
+    app.close()

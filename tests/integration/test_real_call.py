@@ -1,0 +1,28 @@
+"""A whole call through the real local engines, in process."""
+
+from __future__ import annotations
+
+import pytest
+
+from appliance.app import Appliance
+from appliance.conversation.events import TurnCompleted
+from appliance.harness.call import run_wav_call
+from appliance.harness.wer import wer
+from appliance.telephony.wavfile import HangUp, Speak, load_wav
+from tests.conftest import AUDIO
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+async def test_a_recorded_caller_is_heard_and_answered(appliance: Appliance) -> None:
+    audio = load_wav(AUDIO / "goforward.wav").pcm
+    report = await run_wav_call(
+        lambda line, sink: appliance.session(line, sink=sink),
+        [Speak(audio), HangUp()],
+        clock=appliance.clock,
+    )
+    (turn,) = [e for e in report.events if isinstance(e, TurnCompleted)]
+    assert wer("go forward ten meters", turn.heard) <= 0.15
+    assert turn.reply.strip()
+    assert turn.timings_ms["turn"] > 0
+    assert report.ended == "caller hung up"
