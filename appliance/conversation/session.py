@@ -54,7 +54,15 @@ from appliance.conversation.ports import (
     ToolCall,
     VoiceActivity,
 )
-from appliance.conversation.reply import SpeechChunk, Stamps, Thought, prefetched, think, voice
+from appliance.conversation.reply import (
+    Priority,
+    SpeechChunk,
+    Stamps,
+    Thought,
+    prefetched,
+    think,
+    voice,
+)
 from appliance.conversation.sentences import sentences
 from appliance.conversation.tools import ToolContext, ToolRegistry
 from appliance.conversation.turns import (
@@ -302,6 +310,7 @@ class CallSession:
             return
         user = Message(role="user", content=said)
         persona = self._config.persona
+        priority = Priority()
         thinking = think(
             self._engines.llm,
             self._tools,
@@ -312,6 +321,7 @@ class CallSession:
             stamps=reply.stamps,
             thought=reply.thought,
             before_tool=reply.confirmed.wait,
+            priority=priority,
             on_tool=lambda call, ok, result: self._on_tool(reply, call, ok, result),
         )
         try:
@@ -323,6 +333,7 @@ class CallSession:
                         _noting(sentences(text), reply.written),
                         clock=self._clock,
                         stamps=stamps,
+                        priority=priority,
                     ),
                     2,
                 ) as speech,

@@ -80,6 +80,18 @@ def test_sentences_are_spoken_in_order_while_the_model_is_still_writing() -> Non
     assert turn.reply == text
 
 
+def test_the_model_waits_while_the_first_sentence_is_synthesized() -> None:
+    call = play_call(
+        [Speak(say("hello")), HangUp()],
+        replies=["Yes, of course I can. Here is more text for later on."],
+        tune=lambda f: (setattr(f.tts, "delay_s", 0.5), setattr(f.llm, "token_s", 0.01)),
+    )
+    first_sentence = call.fakes.tts.busy[1]  # [0] is the greeting
+    during = [t for t in call.fakes.llm.produced_at if first_sentence[0] < t < first_sentence[1]]
+    assert len(during) <= 1  # the one already produced when the hold began
+    assert call.events(TurnCompleted)[0].reply.startswith("Yes, of course I can.")
+
+
 def test_barge_in_stops_the_reply_and_history_keeps_only_what_was_heard() -> None:
     long_reply = (
         "The first sentence is fairly long indeed. "
