@@ -113,7 +113,7 @@ class EngineSettings(_Section):
     llm_budget_ms: int = Field(default=4000, ge=100, validation_alias=_env("LLM_BUDGET_MS"))
     """Time to the first token after which the next engine is tried."""
     tts_voice: str = Field(default="piper-en_US-joe-medium", validation_alias=_env("TTS_VOICE"))
-    tts_threads: int = Field(default=1, ge=1, validation_alias=_env("TTS_THREADS"))
+    tts_threads: int = Field(default=2, ge=1, validation_alias=_env("TTS_THREADS"))
     tts_length_scale: float = Field(
         default=1.0, gt=0.3, lt=3.0, validation_alias=_env("TTS_LENGTH_SCALE")
     )
