@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import signal
@@ -18,6 +17,7 @@ from appliance import __version__
 if TYPE_CHECKING:
     from appliance.app import Appliance
     from appliance.settings import Settings
+    from appliance.telephony.wavfile import Step, WavLine
 
 __all__ = ["main"]
 
@@ -96,7 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
             case "serve":
                 return asyncio.run(_serve(settings))
             case "call":
-                return asyncio.run(_call(settings, args.wav, args.out, as_json=args.json))
+                steps = _caller(args.wav)
+                if steps is None:
+                    return EXIT_USAGE
+                return asyncio.run(_call(settings, steps, args.out, as_json=args.json))
             case "harness":
                 return asyncio.run(_harness(settings, args.paths, args.out, as_json=args.json))
             case "models":
@@ -105,6 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
                 from appliance.doctor import run_doctor  # noqa: PLC0415
 
                 return run_doctor(settings)
+    except _NotReady as exc:
+        print(f"appliance {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
     raise AssertionError(args.command)
@@ -125,10 +131,40 @@ def _models(settings: Settings, args: argparse.Namespace) -> int:
     raise AssertionError(args.models_command)
 
 
+class _NotReady(Exception):
+    """The appliance cannot start; the message says what to fix."""
+
+
+def _models_in_use(settings: Settings) -> list[str]:
+    eng = settings.engines
+    names = [eng.stt_model, eng.llm_model, eng.tts_voice]
+    return names if eng.vad_model == "energy" else [*names, eng.vad_model]
+
+
+def _check_models(settings: Settings) -> None:
+    """Refuse to start, naming the fix, when a model the settings ask for is missing or damaged."""
+    from appliance.engines.models import Manifest, ModelStore  # noqa: PLC0415
+
+    store = ModelStore(settings.paths.models, Manifest.load())
+    problems = []
+    for name in _models_in_use(settings):
+        try:
+            problems += store.verify(name)
+        except LookupError as exc:
+            raise _NotReady(f"{exc}; see `appliance models list`") from exc
+    if problems:
+        lines = "\n".join(f"  {p}" for p in problems)
+        names = " ".join(dict.fromkeys(p.model for p in problems))
+        raise _NotReady(
+            f"models are missing or damaged:\n{lines}\nfix: appliance models install {names}"
+        )
+
+
 async def _start(settings: Settings) -> Appliance:
     """Build and start the appliance, saying what it is doing (loading takes seconds)."""
     from appliance.app import Appliance  # noqa: PLC0415
 
+    _check_models(settings)
     app = Appliance.build(settings)
     print("Loading models ...", file=sys.stderr, flush=True)
     took = await app.start()
@@ -150,31 +186,37 @@ async def _serve(settings: Settings) -> int:
     return EXIT_OK
 
 
-async def _call(settings: Settings, wav: Path, out: Path | None, *, as_json: bool) -> int:
+def _caller(wav: Path) -> list[Step] | None:
+    """The caller's script for `appliance call`: say the recording, then hang up when answered."""
     from appliance.audio.frame import frames_of, rms_dbfs  # noqa: PLC0415
     from appliance.audio.wav import WavFormatError  # noqa: PLC0415
-    from appliance.harness.call import run_wav_call  # noqa: PLC0415
-    from appliance.harness.report import print_call  # noqa: PLC0415
-    from appliance.telephony.wavfile import HangUp, Speak, Step, load_wav  # noqa: PLC0415
+    from appliance.telephony.wavfile import HangUp, Speak, load_wav  # noqa: PLC0415
 
     try:
-        audio = load_wav(wav)
+        # An empty file is a caller who says nothing, like a silent one: the agent copes.
+        audio = None if wav.stat().st_size == 0 else load_wav(wav)
     except (OSError, WavFormatError) as exc:
         print(f"appliance call: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    for note in audio.conversions:
-        print(f"{wav}: converted {note}", file=sys.stderr)
-    if audio.truncated:
-        print(
-            f"{wav}: the file is shorter than its header says; using what is there", file=sys.stderr
-        )
-    audible = any(rms_dbfs(frame) > -50.0 for frame in frames_of(audio.pcm))
-    steps: list[Step] = [Speak(audio.pcm, label=wav.name)]
-    if audible:
+        return None
+    if audio is not None:
+        for note in audio.conversions:
+            print(f"{wav}: converted {note}", file=sys.stderr)
+        if audio.truncated:
+            print(f"{wav}: shorter than its header says; using what is there", file=sys.stderr)
+    pcm = audio.pcm if audio is not None else b""
+    steps: list[Step] = [Speak(pcm, label=wav.name)]
+    if any(rms_dbfs(frame) > -50.0 for frame in frames_of(pcm)):
         steps.append(HangUp())
     else:
         # Nobody speaks: the caller stays on the line and the agent ends the call itself.
         print(f"{wav}: no speech in this recording", file=sys.stderr)
+    return steps
+
+
+async def _call(settings: Settings, steps: list[Step], out: Path | None, *, as_json: bool) -> int:
+    from appliance.harness.call import run_wav_call  # noqa: PLC0415
+    from appliance.harness.report import print_call  # noqa: PLC0415
+
     app = await _start(settings)
     try:
         report = await run_wav_call(
@@ -186,14 +228,21 @@ async def _call(settings: Settings, wav: Path, out: Path | None, *, as_json: boo
     finally:
         app.close()
     if out is not None:
-        with contextlib.suppress(FileExistsError):
-            out.parent.mkdir(parents=True, exist_ok=True)
-        report.line.write_agent_wav(out)
+        try:
+            await asyncio.to_thread(_save_agent_audio, report.line, out)
+        except OSError as exc:
+            print(f"appliance call: cannot write {out}: {exc}", file=sys.stderr)
+            out = None
     if as_json:
         print(json.dumps(report.to_json(str(out) if out else None), indent=2))
     else:
         print_call(report, reply_wav=out)
     return EXIT_OK
+
+
+def _save_agent_audio(line: WavLine, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    line.write_agent_wav(out)
 
 
 async def _harness(
