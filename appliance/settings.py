@@ -132,7 +132,8 @@ class ConversationSettings(_Section):
     """How the agent talks: persona, turn-taking and patience."""
 
     agent_name: str = Field(default="Tess", validation_alias=_env("AGENT_NAME"))
-    business_name: str = Field(default="TEL3SIS", validation_alias=_env("BUSINESS_NAME"))
+    business_name: str = Field(default="the front desk", validation_alias=_env("BUSINESS_NAME"))
+    """Who the agent answers for, as it will be said aloud ("Hello, this is Tess at ...")."""
     persona_file: Path | None = Field(default=None, validation_alias=_env("PERSONA_FILE"))
     """A persona/system prompt to use instead of the built-in one."""
     greeting: str | None = Field(default=None, validation_alias=_env("GREETING"))

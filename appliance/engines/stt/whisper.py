@@ -166,7 +166,7 @@ def _plausible(text: str, seconds: float) -> bool:
         return True
     if seconds > 0.5 and len(words) / seconds > _MAX_WORDS_PER_S:
         return False
-    for n in range(2, 7):
+    for n in range(2, len(words) // 2 + 1):
         for i in range(len(words) - 2 * n + 1):
             if words[i : i + n] == words[i + n : i + 2 * n]:
                 return False
