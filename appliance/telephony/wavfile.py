@@ -95,7 +95,7 @@ class WavLine:
         clock: Clock,
         info: CallInfo | None = None,
         queue_frames: int = 5,
-        max_wait_s: float = 20.0,
+        max_wait_s: float = 60.0,
         max_call_s: float = 300.0,
     ) -> None:
         self._clock = clock

@@ -169,7 +169,7 @@ async def test_a_caller_who_says_nothing_is_ended_politely(
     result = json.loads(done.stdout)
     assert result["turns"] == [] and result["ended"] == "no input"
     said = (await whisper.transcribe(_after_first_pause(load_wav(reply_wav).pcm, 800))).text.lower()
-    assert "still there" in said and "goodbye" in said
+    assert "still there" in said and "bye" in said  # whisper hears "goodbye" as "bye bye" too
 
 
 async def test_missing_models_are_named_with_the_fix(tmp_path: Path) -> None:
