@@ -88,6 +88,8 @@ class TwilioTrace:
     """Marks echoed because a `clear` dropped the audio before them."""
     agent_ulaw: bytearray = field(default_factory=bytearray)
     """Every media payload received, as sent (mu-law, 8 kHz)."""
+    marked: list[tuple[str, bytes]] = field(default_factory=list)
+    """Each mark received, with the mu-law audio sent between it and the mark before."""
     close_code: int | None = None
 
 
@@ -103,6 +105,7 @@ class _Stream:
     pending: list[tuple[str, int]] = field(default_factory=list)
     """Marks not yet echoed, with the position they wait for."""
     partial: bytearray = field(default_factory=bytearray)
+    unmarked: bytearray = field(default_factory=bytearray)
     upsample: HalfBandResampler = field(
         default_factory=lambda: HalfBandResampler(_TWILIO_RATE, SAMPLE_RATE)
     )
@@ -273,6 +276,7 @@ async def _hear(stream: _Stream) -> None:
             match message:
                 case Media(payload=payload):
                     stream.trace.agent_ulaw += payload
+                    stream.unmarked += payload
                     stream.partial += stream.upsample.convert(ulaw_decode(payload))
                     while len(stream.partial) >= FRAME_BYTES:
                         frame = bytes(stream.partial[:FRAME_BYTES])
@@ -280,10 +284,13 @@ async def _hear(stream: _Stream) -> None:
                         stream.queued = await stream.line.play(frame) + 1
                 case Mark(name=name):
                     stream.pending.append((name, stream.queued))
+                    stream.trace.marked.append((name, bytes(stream.unmarked)))
+                    stream.unmarked.clear()
                 case Clear():
                     stream.trace.clears.append(stream.clock.now())
                     stream.queued = await stream.line.clear()
                     stream.partial.clear()
+                    stream.unmarked.clear()
                     stream.upsample = HalfBandResampler(_TWILIO_RATE, SAMPLE_RATE)
                     flushed, stream.pending = stream.pending, []
                     for name, _ in flushed:

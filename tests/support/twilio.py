@@ -8,10 +8,11 @@ harness's `TwilioCaller` or with a raw websocket client.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
@@ -64,6 +65,12 @@ class Box:
             observers=self.observers,
             account_sid=ACCOUNT_SID,
         )
+
+    async def until(self, condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+        """Wait until `condition()` holds (it reads state the server under test owns)."""
+        async with asyncio.timeout(timeout_s):
+            while not condition():  # noqa: ASYNC110 - nothing to wait on but the state itself
+                await asyncio.sleep(0.02)
 
     def ws_url(self) -> str:
         return self.url.replace("http://", "ws://") + "/twilio/media"

@@ -1,16 +1,19 @@
 """Twilio's REST API, for what the appliance asks of a live call: hand it to a person.
 
-The twilio SDK makes the request (with its asyncio HTTP client, so the event loop never waits on
-it). `api_base_url` points it at another server speaking the same API: the tests' fake Twilio.
+The twilio SDK builds and reads the requests; its pluggable asynchronous HTTP client is ours, on
+httpx, so the event loop never waits on the network (the SDK's own async client goes through an
+aiohttp API that aiohttp has deprecated). `api_base_url` points it at another server speaking the
+same API: the tests' fake Twilio.
 """
 
 from __future__ import annotations
 
 import logging
 
-from aiohttp import ClientError
+import httpx
 from twilio.base.exceptions import TwilioException
-from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.http import AsyncHttpClient
+from twilio.http.response import Response
 from twilio.rest import Client
 
 from appliance.conversation.ports import TransferError
@@ -19,6 +22,40 @@ from appliance.telephony.twilio.webhooks import dial_twiml
 __all__ = ["TwilioCalls"]
 
 _log = logging.getLogger(__name__)
+
+
+class _HttpxClient(AsyncHttpClient):  # type: ignore[misc]  # the SDK is untyped
+    """The SDK's HTTP client interface, on httpx."""
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(_log, is_async=True, timeout=timeout_s)
+        self._http = httpx.AsyncClient(timeout=timeout_s)
+
+    async def request(  # noqa: PLR0917 - the SDK's interface
+        self,
+        method: str,
+        uri: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the SDK's interface
+        allow_redirects: bool = False,
+    ) -> Response:
+        response = await self._http.request(
+            method,
+            uri,
+            params=params,  # type: ignore[arg-type]
+            data=data,
+            headers=headers,
+            auth=auth,
+            timeout=timeout or self.timeout,
+            follow_redirects=allow_redirects,
+        )
+        return Response(response.status_code, response.text, response.headers)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
 
 
 class TwilioCalls:
@@ -36,13 +73,13 @@ class TwilioCalls:
         self._auth_token = auth_token
         self._api_base_url = api_base_url
         self._timeout_s = timeout_s
-        self._http: AsyncTwilioHttpClient | None = None
+        self._http: _HttpxClient | None = None
         self._client: Client | None = None
 
     def _rest(self) -> Client:
-        # Made on first use: the SDK's HTTP session must be created inside the running loop.
+        # Made on first use, inside the running loop that its HTTP client will belong to.
         if self._client is None:
-            self._http = AsyncTwilioHttpClient(timeout=self._timeout_s)
+            self._http = _HttpxClient(self._timeout_s)
             self._client = Client(
                 self._account_sid,
                 self._auth_token,
@@ -59,13 +96,13 @@ class TwilioCalls:
         """Replace the call's instructions with a `<Dial>` to `number`; raises TransferError."""
         try:
             await self._rest().calls(call_sid).update_async(twiml=dial_twiml(number))
-        except (TwilioException, ClientError, OSError, TimeoutError) as exc:
+        except (TwilioException, httpx.HTTPError) as exc:
             raise TransferError(f"Twilio did not transfer call {call_sid}: {exc}") from exc
         _log.info("call %s handed to %s", call_sid, number)
 
     async def aclose(self) -> None:
-        """Close the HTTP session, if one was opened."""
+        """Close the HTTP connections, if any were opened."""
         if self._http is not None:
-            await self._http.close()
+            await self._http.aclose()
             self._http = None
             self._client = None

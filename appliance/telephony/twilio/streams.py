@@ -77,6 +77,10 @@ class MediaStreams:
         """Streams carrying a call right now."""
         return len(self._lines)
 
+    def line(self, call_sid: str) -> TwilioLine | None:
+        """The line carrying `call_sid`, while it is in progress."""
+        return next((line for line in self._lines if line.info.call_id == call_sid), None)
+
     async def serve(self, socket: MessageSocket) -> None:
         """Carry one accepted websocket until its call ends; never raises for the call's faults."""
         try:
