@@ -1,4 +1,4 @@
-"""`appliance serve` brings the web app up on WEB_BIND_ADDRESS:WEB_PORT and takes it down on stop."""
+"""`appliance serve` brings the web app up on WEB_BIND_ADDRESS:WEB_PORT and down on stop."""
 
 from __future__ import annotations
 
