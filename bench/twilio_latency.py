@@ -7,8 +7,8 @@ Each run places two calls per way in: one turn (goforward.wav, then hang up) and
 call does on this box: the signed webhook, uvicorn, the websocket, mu-law at 8 kHz both ways,
 real-time pacing and mark echoes. Printed: medians over the runs, in milliseconds.
 
-- session turn: end of the caller's speech to the first reply frame handed to the line
-  (the session's own figure, `turn` in its timings);
+- endpoint, stt, llm first, session turn: the session's own timings of the turn (session turn:
+  the VAD's end of speech to the first reply frame handed to the line);
 - caller turn: last voiced caller frame to the first agent frame at the caller's ear, on the
   caller's 20 ms clock. On the WAV line that clock waits for the session, so processing stalls
   do not show; over Twilio the caller's clock runs on its own, as a real caller's does;
@@ -39,6 +39,11 @@ AUDIO = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "audio"
 PUBLIC = "https://tel3sis.invalid"
 ACCOUNT = "AC" + "0" * 32
 TOKEN = secrets.token_hex(16)
+
+
+_STAGES = {"endpoint": "endpoint", "stt": "stt", "llm first": "llm_first_token",
+           "session turn": "turn"}  # fmt: skip
+"""Columns from the session's own timings of the turn."""
 
 
 def _caller_turn_ms(report: CallReport) -> float | None:
@@ -81,7 +86,7 @@ async def main(runs: int) -> None:
     turn: list[Step] = [Speak(first), HangUp()]
     barge: list[Step] = [Speak(first), Speak(second, after="agent-start", offset_ms=200), HangUp()]
     figures: dict[str, dict[str, list[float]]] = {
-        way: {"session turn": [], "caller turn": [], "barge-in stop": [], "clear": []}
+        way: {name: [] for name in (*_STAGES, "caller turn", "barge-in stop", "clear")}
         for way in ("wav", "twilio")
     }
     observers = CallObservers()
@@ -113,9 +118,9 @@ async def main(runs: int) -> None:
         app.close()
     print(f"\nmedians over {runs} runs, ms (2-core machine, shared)")
     names = list(figures["wav"])
-    print(f"{'way in':<8}" + "".join(f"{n:>16}" for n in names))
+    print(f"{'way in':<8}" + "".join(f"{n:>14}" for n in names))
     for way, values in figures.items():
-        print(f"{way:<8}" + "".join(f"{_median(values[n]):>16}" for n in names))
+        print(f"{way:<8}" + "".join(f"{_median(values[n]):>14}" for n in names))
 
 
 def record(
@@ -134,8 +139,9 @@ def record(
                 into["clear"].append(clears[0])
         return
     turns = report.turns
-    if turns and "turn" in turns[0].timings_ms:
-        into["session turn"].append(turns[0].timings_ms["turn"])
+    for stage, key in _STAGES.items():
+        if turns and key in turns[0].timings_ms:
+            into[stage].append(turns[0].timings_ms[key])
     caller = _caller_turn_ms(report)
     if caller is not None:
         into["caller turn"].append(caller)

@@ -219,8 +219,10 @@ class TwilioLine:
                     mark = Mark(f"{generation}.{position}")
                     await self._socket.send(encode_to_twilio(mark, self.stream_sid))
                 except ConnectionError:
+                    # The caller is gone; keep taking frames so `play` never waits on a dead line.
+                    self._closed = True
                     self._end_input()
-                    return
+                    continue
                 self._playout_end = max(self._clock.now(), self._playout_end) + _FRAME_S
             self._progress.set()
 
