@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from appliance.audio.frame import FRAME_BYTES, SAMPLE_RATE
 from appliance.audio.g711 import ulaw_decode, ulaw_encode
@@ -171,6 +171,8 @@ class TwilioCaller:
                     await ended.wait()
         except StreamRefused as refused:
             report.ended = f"refused: {refused}"
+        except (OSError, httpx.HTTPError, WebSocketException) as exc:
+            report.ended = f"failed: {exc}"
         finally:
             self._observers.remove(call_sid)
         return report

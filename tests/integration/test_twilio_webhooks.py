@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import xml.etree.ElementTree as ET
 
 import httpx
 import pytest
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from appliance.telephony.twilio.messages import Connected, Media, Start, encode_from_twilio
@@ -159,6 +160,12 @@ async def _open_stream(box: Box, call_sid: str, token: str) -> int | None:
         return ws.close_code
 
 
+async def _read_all(ws: ClientConnection) -> None:
+    with contextlib.suppress(ConnectionClosed):
+        async for _ in ws:
+            pass
+
+
 async def _token(box: Box, call_sid: str) -> str:
     response = await post_webhook(box, "/twilio/voice", call_params(call_sid))
     return _stream(response.text)[1]["token"]
@@ -171,9 +178,13 @@ async def test_a_reused_token_closes_the_stream_and_starts_no_session() -> None:
             await first.send(encode_from_twilio(Connected(), stream_sid="MZ1", sequence=0))
             start = Start("MZ1", "CA30", ACCOUNT_SID, {"token": token})
             await first.send(encode_from_twilio(start, stream_sid="MZ1", sequence=1))
+            # Like Twilio, keep reading what the box sends (the greeting), or the close stalls.
+            reading = asyncio.create_task(_read_all(first))
             await asyncio.sleep(0.2)
             assert len(box.sessions) == 1
             assert await _open_stream(box, "CA30", token) == 1008
+            await first.close()
+            await reading
         assert len(box.sessions) == 1
         assert box.metrics.twilio_refused.labels("token")._value.get() == 1
 

@@ -189,9 +189,9 @@ class TwilioLine:
 
     def _on_mark(self, name: str) -> None:
         generation, _, position = name.partition(".")
-        if generation != str(self._generation) or not position.isdigit():
+        if generation != str(self._generation) or not position.isdigit() or len(position) > 9:
             return  # from before a clear (or not ours): says nothing about what was heard
-        self._heard = max(self._heard, int(position) + 1)
+        self._heard = max(self._heard, min(int(position) + 1, self._assigned))
         self._progress.set()
 
     def _end_input(self) -> None:

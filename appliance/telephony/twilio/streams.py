@@ -110,6 +110,9 @@ class MediaStreams:
         self._lines.add(line)
         try:
             await line.run(lambda it: self._router.handle(it, self._observe(info)))
+        except Exception:
+            _log.exception("the media stream of %s failed", info.call_id)
+            self._metrics.errors.labels("twilio-stream").inc()
         finally:
             self._lines.discard(line)
 

@@ -9,7 +9,7 @@ the public address, joined with the path and query of the request.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from urllib.parse import parse_qs, parse_qsl, urlsplit, urlunsplit
 
 from twilio.request_validator import RequestValidator
@@ -40,7 +40,7 @@ class FormParams(Mapping[str, str]):
     def __getitem__(self, name: str) -> str:
         return self._values[name][0]
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[str]:
         return iter(self._values)
 
     def __len__(self) -> int:
