@@ -89,6 +89,8 @@ async def main(runs: int) -> None:
         way: {name: [] for name in (*_STAGES, "caller turn", "barge-in stop", "clear")}
         for way in ("wav", "twilio")
     }
+    failed = {"wav": 0, "twilio": 0}
+    """Turns answered with the trouble phrase: an engine failed (over budget, usually load)."""
     observers = CallObservers()
     account = TwilioSettings(account_sid=ACCOUNT, auth_token=SecretStr(TOKEN), base_url=PUBLIC)
     try:
@@ -113,6 +115,8 @@ async def main(runs: int) -> None:
                         else:
                             report = await twilio.call(steps)
                         record(figures[way], report, twilio, barged=steps is barge)
+                        trouble = app.session_config.persona.trouble
+                        failed[way] += sum(t.reply == trouble for t in report.turns)
                 print(f"run {run + 1}/{runs} done", flush=True)
     finally:
         app.close()
@@ -121,6 +125,7 @@ async def main(runs: int) -> None:
     print(f"{'way in':<8}" + "".join(f"{n:>14}" for n in names))
     for way, values in figures.items():
         print(f"{way:<8}" + "".join(f"{_median(values[n]):>14}" for n in names))
+    print("turns an engine failed (each skews the medians): " + str(failed))
 
 
 def record(
