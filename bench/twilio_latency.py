@@ -90,7 +90,8 @@ async def main(runs: int) -> None:
         for way in ("wav", "twilio")
     }
     failed = {"wav": 0, "twilio": 0}
-    """Turns answered with the trouble phrase: an engine failed (over budget, usually load)."""
+    """Turns lost or answered with the trouble phrase: an engine failed (over budget, usually
+    because the machine is loaded)."""
     observers = CallObservers()
     account = TwilioSettings(account_sid=ACCOUNT, auth_token=SecretStr(TOKEN), base_url=PUBLIC)
     try:
@@ -117,6 +118,7 @@ async def main(runs: int) -> None:
                         record(figures[way], report, twilio, barged=steps is barge)
                         trouble = app.session_config.persona.trouble
                         failed[way] += sum(t.reply == trouble for t in report.turns)
+                        failed[way] += max(0, (2 if steps is barge else 1) - len(report.turns))
                 print(f"run {run + 1}/{runs} done", flush=True)
     finally:
         app.close()
