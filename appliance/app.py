@@ -40,10 +40,17 @@ from appliance.engines.vad.energy import EnergyVoiceActivity
 from appliance.engines.vad.silero import SileroVoiceActivity
 from appliance.memory.phrases import FilePhraseStore
 from appliance.observability.metrics import Metrics
-from appliance.settings import Settings
+from appliance.settings import Settings, TwilioSettings
 from appliance.telephony.calls import Admission, CallRouter
+from appliance.telephony.twilio.progress import CallProgress
+from appliance.telephony.twilio.rest import TwilioCalls
+from appliance.telephony.twilio.streams import MediaStreams, Observe, StreamOptions
+from appliance.telephony.twilio.tokens import StreamTokens
+from appliance.telephony.twilio.webhooks import SignatureCheck
 from appliance.tools.call import end_call
 from appliance.tools.clock import current_time
+from appliance.web.server import WebServer, create_app
+from appliance.web.twilio import TwilioEndpoints, twilio_router
 
 __all__ = ["Appliance"]
 
@@ -212,13 +219,62 @@ class Appliance:
         async with contextlib.AsyncExitStack() as lines:
             # Each line is an async context manager: it listens on entry and, on exit, hangs up
             # its calls and releases what it holds. Lines are added here as they are configured.
-            del lines
-            _log.info(
-                "ready for calls (at most %d at once); no line is configured yet",
-                self.router.admission.max_calls,
-            )
+            web = self.settings.web
+            await lines.enter_async_context(self.web_server(web.bind_address, web.port))
+            _log.info("ready for calls (at most %d at once)", self.router.admission.max_calls)
             await stop.wait()
             _log.info("stopping")
+
+    def web_server(
+        self,
+        host: str,
+        port: int,
+        *,
+        twilio: TwilioSettings | None = None,
+        twilio_api_url: str | None = None,
+        observe: Observe | None = None,
+    ) -> WebServer:
+        """The web app (Twilio's webhooks and media streams) on `host:port`, not yet started.
+
+        `twilio` replaces the configured account, `twilio_api_url` points the REST client at
+        another server (a fake Twilio), and `observe` watches each Twilio call's events."""
+        account = twilio or self.settings.twilio
+        token = account.auth_token.get_secret_value() if account.auth_token else None
+        rest = (
+            TwilioCalls(account.account_sid, token, api_base_url=twilio_api_url)
+            if account.account_sid and token
+            else None
+        )
+        tokens = StreamTokens(self.clock)
+        streams = MediaStreams(
+            self.router,
+            tokens,
+            clock=self.clock,
+            metrics=self.metrics,
+            options=StreamOptions(
+                escalation_number=self.settings.integrations.escalation_phone_number
+            ),
+            dial=rest.dial if rest is not None else None,
+            observe=observe,
+        )
+        endpoints = TwilioEndpoints(
+            signatures=SignatureCheck(token, account.base_url),
+            admission=self.router.admission,
+            tokens=tokens,
+            streams=streams,
+            progress=CallProgress(self.clock),
+            metrics=self.metrics,
+            account_sid=account.account_sid,
+        )
+
+        async def on_stop() -> None:
+            await streams.hang_up_all()
+            if rest is not None:
+                await rest.aclose()
+
+        return WebServer(
+            create_app(twilio_router(endpoints)), host=host, port=port, on_stop=on_stop
+        )
 
     def session(self, line: CallLine, *, sink: EventSink | None = None) -> CallSession:
         """A conversation for one call on `line`."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import signal
@@ -16,6 +17,7 @@ from appliance import __version__
 
 if TYPE_CHECKING:
     from appliance.app import Appliance
+    from appliance.harness.runner import PlaceCall
     from appliance.settings import Settings
     from appliance.telephony.wavfile import Step, WavLine
 
@@ -54,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     harness.add_argument("paths", nargs="+", type=Path, help="scenario files or folders of them")
     harness.add_argument("--json", action="store_true", help="print the results as JSON")
     harness.add_argument("--out", type=Path, help="folder for each scenario's agent audio")
+    harness.add_argument(
+        "--via",
+        choices=["wav", "twilio"],
+        default="wav",
+        help="how calls reach the agent: wav (in process, the default) or twilio "
+        "(a fake Twilio: signed webhook and Media Streams on a loopback port)",
+    )
 
     models = commands.add_parser("models", help="the local models: list, install, verify")
     model_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
@@ -101,7 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
                     return EXIT_USAGE
                 return asyncio.run(_call(settings, steps, args.out, as_json=args.json))
             case "harness":
-                return asyncio.run(_harness(settings, args.paths, args.out, as_json=args.json))
+                return asyncio.run(
+                    _harness(settings, args.paths, args.out, as_json=args.json, via=args.via)
+                )
             case "models":
                 return _models(settings, args)
             case "doctor":
@@ -246,7 +257,7 @@ def _save_agent_audio(line: WavLine, out: Path) -> None:
 
 
 async def _harness(
-    settings: Settings, paths: list[Path], out: Path | None, *, as_json: bool
+    settings: Settings, paths: list[Path], out: Path | None, *, as_json: bool, via: str = "wav"
 ) -> int:
     from appliance.harness.report import print_results  # noqa: PLC0415
     from appliance.harness.runner import run_scenarios  # noqa: PLC0415
@@ -259,13 +270,16 @@ async def _harness(
         return EXIT_USAGE
     app = await _start(settings)
     try:
-        results = await run_scenarios(
-            scenarios,
-            lambda line, sink: app.session(line, sink=sink),
-            clock=app.clock,
-            out_dir=out,
-            progress=lambda text: print(text, file=sys.stderr, flush=True),
-        )
+        async with contextlib.AsyncExitStack() as stack:
+            place_call = await _via_twilio(app, stack) if via == "twilio" else None
+            results = await run_scenarios(
+                scenarios,
+                lambda line, sink: app.session(line, sink=sink),
+                clock=app.clock,
+                out_dir=out,
+                progress=lambda text: print(text, file=sys.stderr, flush=True),
+                place_call=place_call,
+            )
     finally:
         app.close()
     if as_json:
@@ -273,3 +287,31 @@ async def _harness(
     else:
         print_results(results)
     return EXIT_OK if all(r.passed for r in results) else EXIT_FAILED
+
+
+async def _via_twilio(app: Appliance, stack: contextlib.AsyncExitStack) -> PlaceCall:
+    """`--via twilio`: the web app on a loopback port, and a client that plays Twilio."""
+    import secrets  # noqa: PLC0415
+
+    from pydantic import SecretStr  # noqa: PLC0415
+
+    from appliance.harness.twilio import CallObservers, TwilioCaller  # noqa: PLC0415
+    from appliance.settings import TwilioSettings  # noqa: PLC0415
+
+    # A made-up account and public address: the caller signs for it, as Twilio would, and
+    # delivers to 127.0.0.1, as a proxy would.
+    account_sid, token, public = "AC" + "0" * 32, secrets.token_hex(16), "https://tel3sis.invalid"
+    observers = CallObservers()
+    account = TwilioSettings(account_sid=account_sid, auth_token=SecretStr(token), base_url=public)
+    web = await stack.enter_async_context(
+        app.web_server("127.0.0.1", 0, twilio=account, observe=observers)
+    )
+    caller = TwilioCaller(
+        server_url=web.url,
+        public_url=public,
+        auth_token=token,
+        clock=app.clock,
+        observers=observers,
+        account_sid=account_sid,
+    )
+    return caller.call

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 __all__ = [
     "AgentAudio",
@@ -26,6 +26,8 @@ __all__ = [
     "ToolCall",
     "ToolSpec",
     "Transcript",
+    "TransferError",
+    "Transferable",
     "VoiceActivity",
 ]
 
@@ -174,4 +176,19 @@ class CallLine(CallerAudio, AgentAudio, Protocol):
 
     async def hang_up(self) -> None:
         """End the call from our side."""
+        ...
+
+
+class TransferError(RuntimeError):
+    """The line could not hand the call to a person; the message says why."""
+
+
+@runtime_checkable
+class Transferable(Protocol):
+    """A line that can hand its live call to a person (the hand-off tool asks for it)."""
+
+    async def transfer(self) -> None:
+        """Connect the caller to the escalation number; the line ends for us once it has.
+
+        Raises TransferError when it cannot."""
         ...

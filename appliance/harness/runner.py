@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +16,10 @@ from appliance.harness.voices import caller_voice
 from appliance.harness.wer import wer
 from appliance.telephony.wavfile import HangUp, LineEvent, Speak, Step, load_wav
 
-__all__ = ["ScenarioResult", "check", "run_scenarios"]
+__all__ = ["PlaceCall", "ScenarioResult", "check", "run_scenarios"]
+
+PlaceCall = Callable[[Sequence[Step], CallInfo], Awaitable[CallReport]]
+"""Places one scripted call through some way in (a `--via`) and reports it."""
 
 
 @dataclass(slots=True)
@@ -144,8 +147,11 @@ async def run_scenarios(
     clock: Clock,
     out_dir: Path | None = None,
     progress: Callable[[str], None] = lambda _: None,
+    place_call: PlaceCall | None = None,
 ) -> list[ScenarioResult]:
-    """Play each scenario as a call, in real time, one after another."""
+    """Play each scenario as a call, in real time, one after another.
+
+    `place_call` is the way in (`--via`); by default, a WAV line straight into a session."""
     results: list[ScenarioResult] = []
     for n, scenario in enumerate(scenarios, 1):
         progress(f"[{n}/{len(scenarios)}] {scenario.name}")
@@ -155,7 +161,10 @@ async def run_scenarios(
             results.append(ScenarioResult(scenario.name, None, [f"cannot build the caller: {exc}"]))
             continue
         info = CallInfo(call_id=f"harness-{n}", line="wav", caller=scenario.name)
-        report = await run_wav_call(new_session, steps, clock=clock, info=info)
+        if place_call is not None:
+            report = await place_call(steps, info)
+        else:
+            report = await run_wav_call(new_session, steps, clock=clock, info=info)
         if out_dir is not None:
             await asyncio.to_thread(_save_agent_audio, report, out_dir / f"{scenario.name}.wav")
         results.append(check(scenario, report))

@@ -69,3 +69,15 @@ class Metrics:
             registry=r,
         )
         self.errors = Counter("tel3sis_errors", "Errors, by kind", ["kind"], registry=r)
+        self.twilio_refused = Counter(
+            "tel3sis_twilio_refused",
+            "Twilio webhooks and media streams refused, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.twilio_call_status = Counter(
+            "tel3sis_twilio_call_status",
+            "Call status callbacks from Twilio, by status",
+            ["status"],
+            registry=r,
+        )

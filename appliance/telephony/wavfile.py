@@ -117,6 +117,11 @@ class WavLine:
     def info(self) -> CallInfo:
         return self._info
 
+    @property
+    def heard(self) -> int:
+        """Agent frames played to the caller so far: positions below this were heard."""
+        return self._heard
+
     # --- CallLine -----------------------------------------------------------------------------
 
     async def listen(self) -> AsyncIterator[bytes]:
