@@ -9,6 +9,7 @@ import json
 import logging
 import signal
 import sys
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,6 +48,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     call.add_argument("--out", type=Path, help="write the agent's side of the call to this WAV")
     call.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    call.add_argument(
+        "--from",
+        dest="caller",
+        default="wav",
+        metavar="NUMBER",
+        help="the caller's number: the agent remembers a number from call to call",
+    )
 
     harness = commands.add_parser(
         "harness", help="run scenario files and report (exit 1 on any failure)"
@@ -75,6 +83,22 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--deep", action="store_true", help="re-hash every file")
 
     commands.add_parser("doctor", help="check the box and say what to fix")
+
+    records = commands.add_parser("calls", help="the recorded calls: list, show, export")
+    record_commands = records.add_subparsers(dest="calls_command", required=True, metavar="ACTION")
+    listed = record_commands.add_parser("list", help="the latest calls, newest first")
+    listed.add_argument("--json", action="store_true")
+    listed.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    show = record_commands.add_parser(
+        "show", help="one call: its turns, timings, recording, summary and post-call jobs"
+    )
+    show.add_argument("id", help="the call's id (or the start of it)")
+    show.add_argument("--json", action="store_true")
+    export = record_commands.add_parser(
+        "export", help="one call's recording, transcript and JSON record, in one folder"
+    )
+    export.add_argument("id", help="the call's id (or the start of it)")
+    export.add_argument("--out", type=Path, help="the folder (default: ./<call id>)")
     return parser
 
 
@@ -96,7 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
             case "serve":
                 return asyncio.run(_serve(settings))
             case "call":
-                return asyncio.run(_call(settings, args.wav, args.out, as_json=args.json))
+                return asyncio.run(
+                    _call(settings, args.wav, args.out, as_json=args.json, caller=args.caller)
+                )
             case "harness":
                 return asyncio.run(_harness(settings, args.paths, args.out, as_json=args.json))
             case "models":
@@ -105,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
                 from appliance.doctor import run_doctor  # noqa: PLC0415
 
                 return run_doctor(settings)
+            case "calls":
+                return _calls(settings, args)
     except KeyboardInterrupt:
         return 130
     raise AssertionError(args.command)
@@ -123,6 +151,23 @@ def _models(settings: Settings, args: argparse.Namespace) -> int:
         case "verify":
             return verify_models(store, args.names, deep=args.deep)
     raise AssertionError(args.models_command)
+
+
+def _calls(settings: Settings, args: argparse.Namespace) -> int:
+    from appliance.memory.cli import export_call, list_recorded_calls, show_call  # noqa: PLC0415
+    from appliance.memory.db import database_path  # noqa: PLC0415
+
+    assert settings.paths.database_url is not None
+    database = database_path(settings.paths.database_url)
+    recordings = settings.paths.recordings
+    match args.calls_command:
+        case "list":
+            return list_recorded_calls(database, as_json=args.json, limit=args.limit)
+        case "show":
+            return show_call(database, recordings, args.id, as_json=args.json)
+        case "export":
+            return export_call(database, recordings, args.id, args.out)
+    raise AssertionError(args.calls_command)
 
 
 async def _start(settings: Settings) -> Appliance:
@@ -150,9 +195,12 @@ async def _serve(settings: Settings) -> int:
     return EXIT_OK
 
 
-async def _call(settings: Settings, wav: Path, out: Path | None, *, as_json: bool) -> int:
+async def _call(
+    settings: Settings, wav: Path, out: Path | None, *, as_json: bool, caller: str
+) -> int:
     from appliance.audio.frame import frames_of, rms_dbfs  # noqa: PLC0415
     from appliance.audio.wav import WavFormatError  # noqa: PLC0415
+    from appliance.conversation.ports import CallInfo  # noqa: PLC0415
     from appliance.harness.call import run_wav_call  # noqa: PLC0415
     from appliance.harness.report import print_call  # noqa: PLC0415
     from appliance.telephony.wavfile import HangUp, Speak, Step, load_wav  # noqa: PLC0415
@@ -176,11 +224,15 @@ async def _call(settings: Settings, wav: Path, out: Path | None, *, as_json: boo
         # Nobody speaks: the caller stays on the line and the agent ends the call itself.
         print(f"{wav}: no speech in this recording", file=sys.stderr)
     app = await _start(settings)
+    # Through the router, as a phone line's call would go: recorded, remembered, post-call jobs
+    # queued (`appliance serve` runs them).
+    info = CallInfo(call_id=f"cli-{uuid.uuid4().hex[:10]}", line="wav", caller=caller)
     try:
         report = await run_wav_call(
-            lambda line, sink: app.session(line, sink=sink),
+            app.routed,
             steps,
             clock=app.clock,
+            info=info,
             max_call_s=settings.conversation.max_call_minutes * 60,
         )
     finally:
@@ -190,9 +242,14 @@ async def _call(settings: Settings, wav: Path, out: Path | None, *, as_json: boo
             out.parent.mkdir(parents=True, exist_ok=True)
         report.line.write_agent_wav(out)
     if as_json:
-        print(json.dumps(report.to_json(str(out) if out else None), indent=2))
+        print(
+            json.dumps(
+                report.to_json(str(out) if out else None) | {"call_id": info.call_id}, indent=2
+            )
+        )
     else:
         print_call(report, reply_wav=out)
+        print(f"recorded as call {info.call_id}: `appliance calls show {info.call_id}`")
     return EXIT_OK
 
 

@@ -8,6 +8,10 @@ the reply is cancelled, the line cleared, and the history keeps only what the ca
 they cut in before hearing anything, what they said is carried into their next turn.
 
 The call ends when the line's audio ends (the caller hung up) or the agent hangs up.
+
+A session may be given a call's own `context` (what the agent knows about this caller, kept
+after the opening words: see `History`) and a `recall` step, asked with each turn's words for
+what earlier calls hold near them; what it finds joins that turn's prompt (not the history).
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 from appliance.audio.frame import frames_of
 from appliance.clock import Clock
@@ -32,6 +36,8 @@ from appliance.conversation.events import (
     Event,
     EventSink,
     Hangup,
+    MemoryRecalled,
+    PhraseSpoken,
     ReplyFinished,
     ReplyInterrupted,
     ReplyStarted,
@@ -49,6 +55,8 @@ from appliance.conversation.ports import (
     CallLine,
     LanguageModel,
     Message,
+    Recall,
+    Recollection,
     SpeechToText,
     TextToSpeech,
     ToolCall,
@@ -68,7 +76,7 @@ from appliance.conversation.turns import (
 )
 from appliance.observability.metrics import Metrics
 
-__all__ = ["CallSession", "Engines", "SessionConfig"]
+__all__ = ["CallSession", "Conversation", "Engines", "SessionConfig"]
 
 _log = logging.getLogger(__name__)
 _WORD = re.compile(r"\w")
@@ -92,6 +100,16 @@ class SessionConfig:
     max_call_s: float = 1800.0
     speculate: bool = True
     """Start STT and the reply at the first pause instead of waiting for the endpoint."""
+    recall_budget_s: float = 0.5
+    """A recall slower than this is skipped for the turn: the caller is waiting."""
+
+
+class Conversation(Protocol):
+    """What holds a call until it ends: a CallSession, or one wrapped with its records."""
+
+    async def run(self) -> str:
+        """Hold the call; returns why it ended."""
+        ...
 
 
 class _CallOver(Exception):
@@ -118,6 +136,7 @@ class _Reply:
     """Sentences that reached the line, by index, with their frame positions."""
     hang_up_after: str | None = None
     """Set to a reason when the call should end once this reply has been heard."""
+    recalled: tuple[Recollection, ...] = ()
 
     @property
     def done(self) -> bool:
@@ -140,6 +159,8 @@ class CallSession:
         clock: Clock,
         sink: EventSink | None = None,
         metrics: Metrics | None = None,
+        context: Sequence[Message] = (),
+        recall: Recall | None = None,
     ) -> None:
         self._line = line
         self._engines = engines
@@ -149,10 +170,13 @@ class CallSession:
         self._clock = clock
         self._sink = sink
         self._metrics = metrics
+        self._recall = recall
+        self._known = " ".join(m.content for m in context)
         persona = config.persona
         self._history = History(
             [Message(role="system", content=persona.system_prompt)],
             max_turns=config.max_history_turns,
+            context=context,
         )
         self._endpointer = Endpointer(config.turn, SilencePolicy(config.turn.endpoint_ms))
         self._tool_context = ToolContext(call=line.info)
@@ -301,12 +325,13 @@ class CallSession:
             await self._finish(reply)
             return
         user = Message(role="user", content=said)
+        notes = await self._recall_for(reply, said)
         persona = self._config.persona
         thinking = think(
             self._engines.llm,
             self._tools,
             self._tool_context,
-            self._history.messages(user),
+            self._history.messages(*notes, user),
             apology=persona.apology,
             clock=self._clock,
             stamps=reply.stamps,
@@ -338,6 +363,8 @@ class CallSession:
                         engine=transcript.engine,
                     )
                 )
+                if reply.recalled:
+                    self._emit(MemoryRecalled(turn=reply.turn, found=reply.recalled))
                 self._emit(ReplyStarted(turn=reply.turn, at=self._clock.now()))
                 await self._play(reply, speech)
         except Exception:
@@ -352,6 +379,26 @@ class CallSession:
         if self._tool_context.hang_up_after_reply:
             reply.hang_up_after = "agent ended the call"
         await self._finish(reply)
+
+    async def _recall_for(self, reply: _Reply, said: str) -> list[Message]:
+        """What earlier calls hold near `said` that this call's context does not already say."""
+        if self._recall is None:
+            return []
+        stamps = reply.stamps
+        stamps.recall_start = self._clock.now()
+        try:
+            async with asyncio.timeout(self._config.recall_budget_s):
+                reply.recalled = tuple(await self._recall.recall(said))
+        except (Exception, TimeoutError) as exc:
+            # Memory is a help, not a dependency: the turn goes on without it.
+            _log.warning("recall failed for this turn: %r", exc)
+            self._count_error("recall")
+        stamps.recall_end = self._clock.now()
+        new = [r.text for r in reply.recalled if r.text not in self._known]
+        if not new:
+            return []
+        lines = "\n".join(f"- {text}" for text in new)
+        return [Message(role="system", content=f"From earlier calls with this caller:\n{lines}")]
 
     async def _play_phrase_in(self, reply: _Reply, text: str) -> None:
         """Say a fixed phrase as this turn's reply (after a failure)."""
@@ -383,6 +430,10 @@ class CallSession:
         self._last_activity = now
         if reply.playing:
             self._emit(AgentStoppedSpeaking(turn=reply.turn, at=now))
+        if reply.kind == "phrase" and reply.spoken:
+            text = " ".join(s.text for s in reply.spoken.values())
+            said = heard if interrupted else text
+            self._emit(PhraseSpoken(text=text, heard=said, interrupted=interrupted))
         if reply.kind == "turn" and reply.user_text is not None and reply.turn > 0:
             said = heard if interrupted else " ".join(s.text for s in reply.spoken.values())
             if not interrupted:
@@ -430,7 +481,7 @@ class CallSession:
         if reply.kind == "phrase":
             if heard:
                 self._history.add(Message(role="assistant", content=heard))
-            await self._finish(reply, interrupted=True)
+            await self._finish(reply, interrupted=True, heard=heard)
             return
         if reply.turn == 0:
             return
