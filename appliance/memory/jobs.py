@@ -246,7 +246,12 @@ class JobRunner:
         except Exception as exc:
             await self._failed(job, exc)
         else:
-            await self.db.run(_complete, job, done, self.clock.wall())
+            try:
+                await self.db.run(_complete, job, done, self.clock.wall())
+            except Exception as exc:
+                # Nothing of it was committed (a full disk, say): it is retried like a failure.
+                await self._failed(job, exc)
+                return
             self._count(job, "done")
             _log.info("job %s %s (%s) done: %s", job.id, job.kind, job.call_id, done.note)
 

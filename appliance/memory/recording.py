@@ -209,6 +209,9 @@ class Recorder:
         while True:
             if self._queue.empty():
                 if self._closed:
+                    if self._gap:  # the last frames were dropped: they still took time
+                        await asyncio.to_thread(wav.append, bytes(_STEREO_FRAME * self._gap))
+                        self._gap = 0
                     return
                 self._wake.clear()
                 await self._wake.wait()

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import wave
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -36,6 +37,9 @@ from appliance.settings import Settings
 from appliance.telephony.wavfile import Step
 from tests.support.calls import PERSONA
 from tests.support.fakes import ScriptedLanguageModel, ToneSpeechToText, ToneTextToSpeech
+from tests.support.virtual_time import run_virtual
+
+T = TypeVar("T")
 
 NO_NOTIFY = NotifySettings(
     email_to=None,
@@ -43,6 +47,11 @@ NO_NOTIFY = NotifySettings(
     email_missing="email is not configured here",
     sms_missing="text messages are not configured here",
 )
+
+
+def run_records(main: Coroutine[Any, Any, T]) -> T:
+    """Virtual time that waits a moment for the database's and the embedder's threads."""
+    return run_virtual(main, thread_grace_s=0.002)
 
 
 def embedder_model() -> Path:
@@ -77,7 +86,7 @@ class RecordsKit:
     retention_days: int = 90
     open_recording: Callable[[Path], WavFile] = WavFile
     recording_queue_s: float = 600.0
-    """Virtual time runs far ahead of the writer thread: a big queue keeps it exact."""
+    """Virtual time can run ahead of the writer thread: a big queue keeps the recording exact."""
     metrics: Metrics = field(default_factory=Metrics)
     sessions: list[CallSession] = field(default_factory=list)
     records: Records = field(init=False)
