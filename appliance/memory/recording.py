@@ -11,8 +11,10 @@ Frames reach the writer through a bounded queue (5 s of audio). Overflow policy:
 dropped, counted, and written as silence, so the channels and the timeline stay aligned; the
 call never waits for the disk. The writer appends on a worker thread every 100 ms and then
 rewrites the header's two sizes, so a crash leaves a valid WAV of everything up to the last
-append. A write that fails (a full disk) stops the recording with an alert (an error in the log,
-`tel3sis_recording_failures`, and the call's recording state); the call goes on.
+append. When the disk is nearly full (less than `min_free_bytes` left) the recording stops, to
+keep room for the transcript and the rest of the call records; a write that fails outright (a
+disk filled by something else) stops it too. Either way with an alert (an error in the log,
+`tel3sis_recording_failures`, the call's recording state), and the call goes on.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from appliance.clock import Clock
 from appliance.conversation.ports import CallInfo, CallLine
 from appliance.observability.metrics import Metrics
 
-__all__ = ["Recorder", "RecordingLine", "WavFile", "repair_wav"]
+__all__ = ["DiskNearlyFull", "Recorder", "RecordingLine", "WavFile", "repair_wav"]
 
 _log = logging.getLogger(__name__)
 
@@ -45,6 +47,11 @@ _BLOCK: Final = 4
 """Bytes per stereo sample frame."""
 _STEREO_FRAME: Final = FRAME_BYTES * 2
 _FRAMES_PER_S: Final = 50
+_MIN_FREE: Final = 64 * 1024 * 1024
+
+
+class DiskNearlyFull(OSError):
+    """Less room is left on the recordings' disk than the rest of the records need."""
 
 
 class WavFile:
@@ -112,6 +119,11 @@ class WavFile:
     def seconds(self) -> float:
         return self.data_bytes / (SAMPLE_RATE * _BLOCK)
 
+    def free_bytes(self) -> int:
+        """Room left on the disk the recording is on."""
+        stat = os.statvfs(self.path.parent)
+        return stat.f_bavail * stat.f_frsize
+
 
 def repair_wav(path: Path) -> float:
     """Make the header of a recording cut short match the audio in it; returns its seconds."""
@@ -147,6 +159,7 @@ class Recorder:
         on_stop: StopHook | None = None,
         queue_s: float = 5.0,
         flush_s: float = 0.1,
+        min_free_bytes: int = _MIN_FREE,
         open_file: Callable[[Path], WavFile] = WavFile,
     ) -> None:
         self.path = path
@@ -158,6 +171,7 @@ class Recorder:
         self._metrics = metrics
         self._on_stop = on_stop
         self._flush_s = flush_s
+        self._min_free = min_free_bytes
         self._open_file = open_file
         self._queue: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue(
             maxsize=int(queue_s * _FRAMES_PER_S)
@@ -220,14 +234,28 @@ class Recorder:
             while not self._queue.empty():
                 gap, stereo = self._queue.get_nowait()
                 chunks.append(bytes(_STEREO_FRAME * gap) + stereo)
-            await asyncio.to_thread(wav.append, b"".join(chunks))
+            await asyncio.to_thread(self._append, wav, b"".join(chunks))
             self.seconds = wav.seconds
             if not self._closed:
                 await self._clock.sleep(self._flush_s)
 
+    def _append(self, wav: WavFile, pcm: bytes) -> None:
+        """On the worker thread: write, then make sure the rest of the records keep room."""
+        wav.append(pcm)
+        free = wav.free_bytes()
+        if free < self._min_free:
+            raise DiskNearlyFull(
+                f"the disk is nearly full ({free // 1024} KiB left); recording stopped to keep "
+                "room for the call's records"
+            )
+
     async def _stop(self, exc: OSError) -> None:
         reason = exc.strerror or str(exc)
-        code = errno.errorcode.get(exc.errno or 0, "error")
+        code = (
+            "low-space"
+            if isinstance(exc, DiskNearlyFull)
+            else errno.errorcode.get(exc.errno or 0, "error")
+        )
         self.state, self.note = "stopped", reason
         while not self._queue.empty():
             self._queue.get_nowait()

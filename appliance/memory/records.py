@@ -137,6 +137,7 @@ class Records:
         metrics: Metrics | None = None,
         open_recording: Callable[[Path], WavFile] = WavFile,
         recording_queue_s: float = 5.0,
+        recording_min_free_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.db = db
         self.post_call = post_call
@@ -149,6 +150,7 @@ class Records:
         self._metrics = metrics
         self._open_recording = open_recording
         self._recording_queue_s = recording_queue_s
+        self._recording_min_free = recording_min_free_bytes
         self._owners_dir = db.path.parent / "owners"
         self._owner: owners.Owner | None = None
         self.runner: jobs.JobRunner | None = None
@@ -234,10 +236,14 @@ class Records:
 
     async def _daily_retention(self) -> None:
         while True:
-            await self.db.run(_schedule_retention, self._clock.wall())
-            if self.runner is not None:
-                self.runner.wake()
+            await self.schedule_retention()
             await self._clock.sleep(_DAY_S)
+
+    async def schedule_retention(self) -> None:
+        """Queue the retention job now, unless one is waiting already."""
+        await self.db.run(_schedule_retention, self._clock.wall())
+        if self.runner is not None:
+            self.runner.wake()
 
     def call(self, line: CallLine, sink: EventSink | None, new_session: NewSession) -> Conversation:
         """The call on `line`, recorded (see the module docstring)."""
@@ -258,6 +264,7 @@ class Records:
             metrics=self._metrics,
             on_stop=stopped,
             queue_s=self._recording_queue_s,
+            min_free_bytes=self._recording_min_free,
             open_file=self._open_recording,
         )
         return recorder, relative
@@ -355,7 +362,14 @@ class _RecordedCall:
         try:
             reason = await self._hold(session, transcript, recorder)
         finally:
-            await records._finish(call_id, info.caller, reason, recorder, transcript.caller_turns)
+            try:
+                await records._finish(
+                    call_id, info.caller, reason, recorder, transcript.caller_turns
+                )
+            except Exception:
+                # A full or failing disk: the call itself went fine. Its row stays open and the
+                # next start ends it and queues its jobs (see `_recover`).
+                _log.exception("could not close the call's records; the next start will")
         return reason
 
     async def _hold(

@@ -7,6 +7,7 @@ through them, the way the CallRouter does for a line.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import wave
 from collections.abc import Callable, Coroutine, Sequence
@@ -49,6 +50,25 @@ NO_NOTIFY = NotifySettings(
 )
 
 
+@dataclass
+class ManualClock:
+    """Wall time that moves only when the test says; monotonic time is the loop's."""
+
+    wall_s: float = 1_800_000_000.0
+
+    def now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def wall(self) -> float:
+        return self.wall_s
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    async def sleep_until(self, deadline: float) -> None:
+        await asyncio.sleep(max(0.0, deadline - self.now()))
+
+
 def run_records(main: Coroutine[Any, Any, T]) -> T:
     """Virtual time that waits a moment for the database's and the embedder's threads."""
     return run_virtual(main, thread_grace_s=0.002)
@@ -85,6 +105,7 @@ class RecordsKit:
     remember: bool = True
     retention_days: int = 90
     open_recording: Callable[[Path], WavFile] = WavFile
+    recording_min_free_bytes: int = 1024 * 1024
     recording_queue_s: float = 600.0
     """Virtual time can run ahead of the writer thread: a big queue keeps the recording exact."""
     metrics: Metrics = field(default_factory=Metrics)
@@ -127,6 +148,7 @@ class RecordsKit:
             metrics=self.metrics,
             open_recording=self.open_recording,
             recording_queue_s=self.recording_queue_s,
+            recording_min_free_bytes=self.recording_min_free_bytes,
         )
         self.stt = ToneSpeechToText(self.clock)
         self.tts = ToneTextToSpeech(self.clock)
@@ -161,7 +183,12 @@ class RecordsKit:
         return session
 
     async def call(
-        self, steps: Sequence[Step], *, caller: str = "+15550100", call_id: str = "call-1"
+        self,
+        steps: Sequence[Step],
+        *,
+        caller: str = "+15550100",
+        call_id: str = "call-1",
+        on_event: EventSink | None = None,
     ) -> CallReport:
         """One call through the records, as the router runs a line's call."""
         info = CallInfo(call_id=call_id, line="wav", caller=caller, callee="+15550199")
@@ -171,6 +198,7 @@ class RecordsKit:
             clock=self.clock,
             info=info,
             max_call_s=120,
+            on_event=on_event,
         )
 
     def replace(self, **changes: object) -> RecordsKit:

@@ -14,25 +14,7 @@ from appliance.memory import callers, calls, jobs, owners
 from appliance.memory.db import Database
 from appliance.memory.jobs import Done, Job, JobRunner, Skipped
 from appliance.observability.metrics import Metrics
-
-
-@dataclass
-class ManualClock:
-    """Wall time that moves only when the test says; monotonic time is the loop's."""
-
-    wall_s: float = 1_800_000_000.0
-
-    def now(self) -> float:
-        return asyncio.get_running_loop().time()
-
-    def wall(self) -> float:
-        return self.wall_s
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-
-    async def sleep_until(self, deadline: float) -> None:
-        await asyncio.sleep(max(0.0, deadline - self.now()))
+from tests.support.records import ManualClock
 
 
 @dataclass
