@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from pathlib import Path
 import apsw
 
 from appliance.conversation.ports import Embedder, LanguageModel, Mailer, Message, TextDelta, Texter
-from appliance.memory import callers, calls, vectors
+from appliance.memory import callers, calls, notes, vectors
 from appliance.memory.db import Database
 from appliance.memory.jobs import Done, Handler, Job, Skipped
 
@@ -32,24 +31,7 @@ __all__ = ["NotifySettings", "PostCall", "transcript_text"]
 
 _log = logging.getLogger(__name__)
 
-_MAX_TRANSCRIPT_CHARS = 3000
-"""The end of a long call is what the prompt keeps (about 750 tokens)."""
-_MAX_FACTS = 8
 _SMS_CHARS = 600
-_NAME = re.compile(r"\b(?:my name is|this is|name's)\s+([A-Z][a-z]+(?:\s[A-Z][a-z]+)?)")
-_BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+(.+?)\s*$")
-
-_SUMMARY_PROMPT = (
-    "You write notes about phone calls that {agent} answered for {business}. Summarize the "
-    "call below in one to three sentences: who called, what they wanted, and what was agreed "
-    "or is still to do. Write only the summary."
-)
-_FACTS_PROMPT = (
-    "You keep notes about callers so that {agent} can help them next time. From the call "
-    "below, list the facts about the caller worth remembering: their name, their needs and "
-    "preferences, bookings or orders, and anything promised to them. Write one short fact per "
-    "line, each line starting with '- '. If there is nothing worth keeping, write: none"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,15 +55,6 @@ def transcript_text(turns: Sequence[calls.TurnRecord], *, stamps: bool = False) 
         else:
             lines.append(f"{who}: {text}")
     return "\n".join(lines)
-
-
-def _bullets(text: str) -> list[str]:
-    facts = []
-    for line in text.splitlines():
-        match = _BULLET.match(line)
-        if match and match.group(1).strip().lower().rstrip(".") != "none":
-            facts.append(match.group(1).strip())
-    return list(dict.fromkeys(facts))[:_MAX_FACTS]
 
 
 class PostCall:
@@ -150,36 +123,32 @@ class PostCall:
             raise Skipped(f"call {job.call_id} is gone")
         return call, await self._db.run(calls.turns_of, call.id)
 
-    async def _ask(self, system: str, transcript: str) -> str:
-        messages = [
-            Message(role="system", content=system.format(**self._names)),
-            Message(role="user", content=f"The call:\n{transcript[-_MAX_TRANSCRIPT_CHARS:]}"),
-        ]
+    async def _ask(self, messages: list[Message]) -> str:
         parts = [out.text async for out in self._llm.stream(messages) if isinstance(out, TextDelta)]
         return "".join(parts).strip()
 
     async def summary(self, job: Job) -> Done:
         call, turns = await self._call(job)
-        if not any(t.speaker == "caller" for t in turns):
+        said = [t.text for t in turns if t.speaker == "caller"]
+        if not said:
             raise Skipped("the caller said nothing")
-        text = await self._ask(_SUMMARY_PROMPT, transcript_text(turns))
-        if not text:
-            raise RuntimeError("the language model wrote no summary")
+        asked = notes.summary_messages(transcript_text(turns), **self._names)
+        text, usable = notes.usable_summary(await self._ask(asked), " ".join(said))
         at = self._wall()
         return Done(
-            note=f"{len(text)} characters",
+            note=f"{len(text)} characters" + ("" if usable else " (the model echoed the call)"),
             write=lambda conn: callers.set_summary(conn, call.id, text, at),
         )
 
     async def memory(self, job: Job) -> Done:
         call, turns = await self._call(job)
-        said = " ".join(t.text for t in turns if t.speaker == "caller")
-        facts = _bullets(await self._ask(_FACTS_PROMPT, transcript_text(turns)))
+        said = [t.text for t in turns if t.speaker == "caller"]
+        asked = notes.facts_messages(transcript_text(turns), agent=self._names["agent"])
+        facts = notes.grounded_facts(await self._ask(asked), " ".join(said))
         summary = await self._db.run(callers.summary_of, call.id)
         texts = ([summary] if summary is not None else []) + facts
         embedded = await self._embedder.embed(texts) if texts else []
-        name_match = _NAME.search(said)
-        name = name_match.group(1) if name_match else None
+        name = notes.caller_name(said)
         at = self._wall()
 
         def write(conn: apsw.Connection) -> None:

@@ -61,7 +61,8 @@ def _small_disk(where: Path) -> Iterator[bool]:
         yield mounted
     finally:
         if mounted:
-            subprocess.run(["umount", str(where)], check=False)
+            # Lazily: a file that a failed assertion left open must not keep the mount.
+            subprocess.run(["umount", "--lazy", str(where)], check=False)
 
 
 def _fill(disk: Path, leave: int) -> Path:

@@ -127,7 +127,8 @@ def test_the_jobs_remember_the_caller_and_their_next_call_knows_and_recalls_it(
             await kit.call([Speak(say("weather", "paris")), HangUp()])
             kit.job_llm.replies = [
                 "The caller asked about the weather in Paris.",
-                "- Lives in Paris\n- Likes to know the weather\n- none",
+                # The last is made up (the caller never said it): it is not kept.
+                "- Asks about the weather in Paris\n- Wants the weather\n- Likes pizza\n- none",
             ]
             ran = await kit.records.runner.run_until_idle()  # type: ignore[union-attr]
             done = await kit.records.db.run(jobs.jobs_of, "call-1")
@@ -147,14 +148,14 @@ def test_the_jobs_remember_the_caller_and_their_next_call_knows_and_recalls_it(
     ]
     conn = connect(tmp_path / "data" / "tel3sis.db")
     memory = callers.memory_of(conn, "+15550100")
-    assert set(memory.facts) == {"Lives in Paris", "Likes to know the weather"}
+    assert set(memory.facts) == {"Asks about the weather in Paris", "Wants the weather"}
     assert memory.summaries[0][1] == "The caller asked about the weather in Paris."
     assert memory.calls == 2
     assert vectors.count_vectors(conn, "+15550100") == 3  # the summary and two facts
 
     # The second call's prompt: system prompt, greeting, then what the agent knows, then the turn.
     call, _ = _read(tmp_path, "call-2")
-    assert "- Lives in Paris" in call.memory
+    assert "- Asks about the weather in Paris" in call.memory
     kit_llm_prompt = second.events  # type: ignore[attr-defined]
     recalled = [e for e in kit_llm_prompt if isinstance(e, MemoryRecalled)]
     assert recalled and {r.call_id for r in recalled[0].found} == {"call-1"}
@@ -168,7 +169,7 @@ def test_the_prompt_has_the_callers_memory_after_the_greeting(
         kit = await RecordsKit(tmp_path, LoopClock(), replies=["Sunny."]).open()
         try:
             await kit.call([Speak(say("weather")), HangUp()])
-            kit.job_llm.replies = ["Weather question.", "- Prefers mornings"]
+            kit.job_llm.replies = ["Weather question.", "- Wants the weather"]
             await kit.records.runner.run_until_idle()  # type: ignore[union-attr]
             kit.llm.replies = ["Sure."]
             await kit.call([Speak(say("book")), HangUp()], call_id="call-2")
@@ -179,7 +180,7 @@ def test_the_prompt_has_the_callers_memory_after_the_greeting(
     prompt = run_records(main())
     assert [role for role, _ in prompt] == ["system", "assistant", "system", "user"]
     assert prompt[1][1] == "Hello there."
-    assert "- Prefers mornings" in prompt[2][1] and "Weather question." in prompt[2][1]
+    assert "- Wants the weather" in prompt[2][1] and "Weather question." in prompt[2][1]
     assert prompt[3] == ("user", "book")
 
 
