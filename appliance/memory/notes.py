@@ -31,9 +31,9 @@ _ECHO = re.compile(r"^\s*(?:caller|agent)\s*:", re.IGNORECASE | re.MULTILINE)
 # Words that say nothing about the caller: a fact is judged by the rest.
 _FILLER = frozenset(
     (  # noqa: SIM905 - a list of words reads best as words
-        "a about an and any are as at be booked by called caller callers did do does for from had has "
-        "have he her his i if in is it its me my name named no none not of on or she so that "
-        "the their them they this to wants want was were will with would you your"
+        "a about an and any are as at be booked by called caller callers did do does for from "
+        "had has have he her his i if in is it its me my name named no none not of on or she "
+        "so that the their them they this to wants want was were will with would you your"
     ).split()
 )
 
