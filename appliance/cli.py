@@ -191,7 +191,9 @@ async def _serve(settings: Settings) -> int:
     try:
         await app.serve(stop)
     finally:
-        app.close()
+        # Patiently: a post-call job may have the model mid-prompt (on a Pi, many seconds), and
+        # leaving while C code runs on a worker thread can crash the interpreter on its way out.
+        app.close(timeout=60.0)
     return EXIT_OK
 
 

@@ -137,6 +137,8 @@ class _Reply:
     hang_up_after: str | None = None
     """Set to a reason when the call should end once this reply has been heard."""
     recalled: tuple[Recollection, ...] = ()
+    finished: bool = False
+    """Its end was told (TurnCompleted or PhraseSpoken)."""
 
     @property
     def done(self) -> bool:
@@ -206,8 +208,23 @@ class CallSession:
                 self._say(self._config.persona.greeting)
         except* _CallOver as over:
             reason = next(e.reason for e in over.exceptions if isinstance(e, _CallOver))
+        await self._cut_off_by_hang_up()
         self._emit(CallEnded(reason=reason, at=self._clock.now()))
         return reason
+
+    async def _cut_off_by_hang_up(self) -> None:
+        """The call ended during a reply: it was cut off, and the caller heard only part of it."""
+        reply = self._reply
+        if reply is None or reply.finished or not reply.playing:
+            return
+        try:
+            heard_until = await self._line.clear()
+        except Exception:
+            heard_until = 0  # the line is gone: count nothing as heard
+        heard, unsaid = _heard_of(reply, heard_until)
+        if reply.kind == "turn" and reply.turn > 0:
+            self._emit(ReplyInterrupted(turn=reply.turn, heard=heard, unsaid=unsaid))
+        await self._finish(reply, interrupted=True, heard=heard)
 
     # --- listening ------------------------------------------------------------------------------
 
@@ -426,6 +443,7 @@ class CallSession:
             self._history.add(Message(role="assistant", content=said))
 
     async def _finish(self, reply: _Reply, *, interrupted: bool = False, heard: str = "") -> None:
+        reply.finished = True
         now = self._clock.now()
         self._last_activity = now
         if reply.playing:
@@ -472,10 +490,7 @@ class CallSession:
         reply = self._reply
         assert reply is not None
         await self._cancel(reply)
-        heard_until = await self._line.clear()
-        heard, unsaid = split_heard(list(reply.spoken.values()), heard_until)
-        never_started = reply.written[len(reply.spoken) :]
-        unsaid = " ".join([unsaid, *never_started]).strip()
+        heard, unsaid = _heard_of(reply, await self._line.clear())
         if self._metrics is not None:
             self._metrics.barge_ins.inc()
         if reply.kind == "phrase":
@@ -527,6 +542,13 @@ class CallSession:
     def _count_error(self, kind: str) -> None:
         if self._metrics is not None:
             self._metrics.errors.labels(kind).inc()
+
+
+def _heard_of(reply: _Reply, heard_until: int) -> tuple[str, str]:
+    """(what the caller heard of `reply`, what they did not) once the line has heard up to here."""
+    heard, unsaid = split_heard(list(reply.spoken.values()), heard_until)
+    never_started = reply.written[len(reply.spoken) :]
+    return heard, " ".join([unsaid, *never_started]).strip()
 
 
 async def _noting(items: AsyncIterator[str], seen: list[str]) -> AsyncIterator[str]:

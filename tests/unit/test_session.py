@@ -393,3 +393,17 @@ def test_a_slow_recall_is_skipped_and_the_turn_goes_on() -> None:
     assert [m.role for m in call.fakes.llm.seen[0]] == ["system", "assistant", "user"]
     assert call.events(MemoryRecalled) == []
     assert [t.reply for t in call.events(TurnCompleted)] == ["Of course."]
+
+
+def test_a_hang_up_during_a_reply_ends_the_turn_with_what_was_heard() -> None:
+    # A slow voice leaves a long silence between the sentences, and the caller hangs up in it.
+    call = play_call(
+        [Speak(say("hello")), HangUp(gap_ms=1000)],
+        replies=["First part. Second part."],
+        tune=lambda f: setattr(f.tts, "delay_s", 2.0),
+    )
+    assert call.report.ended == "caller hung up"
+    (cut,) = call.events(ReplyInterrupted)
+    assert (cut.heard, cut.unsaid) == ("First part.", "Second part.")
+    (turn,) = call.events(TurnCompleted)
+    assert (turn.heard, turn.reply, turn.interrupted) == ("hello", "First part.", True)
