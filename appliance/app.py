@@ -257,6 +257,7 @@ class Appliance:
             await stop.wait()
             _log.info("stopping")
             jobs.cancel()
+        await self.records.state.close()
 
     def session(
         self,

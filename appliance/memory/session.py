@@ -43,6 +43,10 @@ class SessionState(Protocol):
         """Forget the call's slots: it has ended."""
         ...
 
+    async def close(self) -> None:
+        """Let go of any connection."""
+        ...
+
 
 class InProcessState:
     """Slots in this process's memory."""
@@ -60,6 +64,9 @@ class InProcessState:
 
     async def clear(self, call_id: str) -> None:
         self._calls.pop(call_id, None)
+
+    async def close(self) -> None:
+        pass
 
     def live(self) -> dict[str, dict[str, str]]:
         """Every call's slots (a copy)."""
