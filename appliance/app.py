@@ -404,7 +404,9 @@ def _notifiers(settings: Settings) -> tuple[Mailer | None, Texter | None, Notify
             else None
         ),
         sms_missing=(
-            f"call summaries are not texted: {', '.join(sms_unset)} not set" if sms_unset else None
+            f"call transcripts are not texted: {', '.join(sms_unset)} not set"
+            if sms_unset
+            else None
         ),
     )
     return mailer, texter, notify

@@ -207,7 +207,7 @@ class IntegrationSettings(_Section):
     notify_email: str | None = Field(default=None, validation_alias=_env("NOTIFY_EMAIL"))
     """Each call's summary and transcript are emailed here (needs the SendGrid settings)."""
     notify_sms: str | None = Field(default=None, validation_alias=_env("NOTIFY_SMS"))
-    """Each call's summary is texted to this number (needs the Twilio account settings)."""
+    """Each call's summary and transcript are texted here (needs the Twilio account settings)."""
     redis_url: str | None = Field(default=None, validation_alias=_env("REDIS_URL"))
     """Live session state goes to Redis when set, in-process otherwise."""
 

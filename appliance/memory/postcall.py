@@ -4,7 +4,8 @@ Jobs per ended call (see `plan`), each after `summary` so it can use it:
 - `summary`: the language model writes two or three sentences about the call.
 - `memory`: the language model lists facts worth keeping about the caller; the facts and the
   summary are embedded and stored for recall. Only for callers with a number.
-- `email` / `sms`: the summary and transcript go to NOTIFY_EMAIL (SendGrid) / NOTIFY_SMS (Twilio).
+- `email` / `sms`: the summary and transcript go to NOTIFY_EMAIL (SendGrid) / NOTIFY_SMS (Twilio;
+  as much of the transcript as one message holds, 1600 characters).
   Recorded as skipped, with a warning at start-up, when they are not configured.
 And `retention`, once a day: recordings and transcripts older than RETENTION_DAYS are removed.
 
@@ -31,7 +32,8 @@ __all__ = ["NotifySettings", "PostCall", "transcript_text"]
 
 _log = logging.getLogger(__name__)
 
-_SMS_CHARS = 600
+_SMS_CHARS = 1600
+"""Twilio's limit for one message (it is sent as up to ten segments)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,11 +198,13 @@ class PostCall:
             raise Skipped(self.notify.sms_missing or "text messages are not configured")
         call, turns = await self._call(job)
         summary = await self._db.run(callers.summary_of, call.id)
-        said = next((t.text for t in turns if t.speaker == "caller"), "")
-        gist = summary if summary is not None else (f'"{said}"' if said else "said nothing")
         minutes, seconds = divmod(int(call.duration_s or 0), 60)
-        body = f"Call from {call.caller or 'unknown'} ({minutes}:{seconds:02d}): {gist}"
-        sent = await self._texter.send_sms(self.notify.sms_to, body[:_SMS_CHARS])
+        head = f"Call from {call.caller or 'unknown'} ({minutes}:{seconds:02d})"
+        parts = [f"{head}: {summary}" if summary else head, transcript_text(turns)]
+        body = "\n".join(part for part in parts if part)
+        if len(body) > _SMS_CHARS:
+            body = body[: _SMS_CHARS - 1] + "…"  # the email has the whole transcript
+        sent = await self._texter.send_sms(self.notify.sms_to, body)
         return Done(note=f"texted to {self.notify.sms_to} ({sent})")
 
     async def retention(self, job: Job) -> Done:

@@ -94,6 +94,7 @@ def test_a_500_is_retried_and_the_message_goes_out_in_the_services_format(
     text = sms.requests[-1].form()
     assert (text["To"], text["From"]) == ("+15550123", "+15550100")
     assert "The caller asked about the weather in Paris." in text["Body"]
+    assert "Caller: weather paris" in text["Body"] and len(text["Body"]) <= 1600
     assert done["email"].result.startswith("emailed to owner@example.com")
     assert done["sms"].result.startswith("texted to +15550123 (SM")
 
