@@ -235,15 +235,15 @@ class Appliance:
         self.records.use_runner(
             busy=lambda: self.router.admission.active > 0, after_idle_work=warm_again
         )
-        notify = self.records.post_call.notify
-        for missing in (notify.email_missing, notify.sms_missing):
-            if missing is not None:
-                _log.warning("%s", missing)
         self.ready = True
         return took
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Answer calls on every configured line until `stop` is set, then hang them all up."""
+        notify = self.records.post_call.notify
+        for missing in (notify.email_missing, notify.sms_missing):
+            if missing is not None:
+                _log.warning("%s", missing)
         async with contextlib.AsyncExitStack() as lines, asyncio.TaskGroup() as tasks:
             # Post-call jobs (and the daily retention job) run beside the calls.
             jobs = tasks.create_task(self.records.work(), name="post-call jobs")

@@ -303,6 +303,10 @@ def _schedule_retention(conn: apsw.Connection, now: float) -> None:
             jobs.enqueue(conn, "retention", call_id=None, now=now)
 
 
+def _ignore(event: object) -> None:
+    del event
+
+
 class _RecordedCall:
     """One call and its records; `run` holds it until it ends."""
 
@@ -322,13 +326,20 @@ class _RecordedCall:
         records = self._records
         info = self._line.info
         started = records._clock.wall()
-        opened = await records.db.run(
-            _open,
-            info,
-            started=started,
-            owner=records.owner,
-            remember=records._remember,
-        )
+        try:
+            opened = await records.db.run(
+                _open,
+                info,
+                started=started,
+                owner=records.owner,
+                remember=records._remember,
+            )
+        except Exception:
+            # A broken database must not stop the box answering: the call goes on unrecorded.
+            _log.exception("could not open the call's records; it goes on without them")
+            if records._metrics is not None:
+                records._metrics.errors.labels("records").inc()
+            return await self._new_session(self._line, self._sink or _ignore, [], None).run()
         call_id = opened.call_id
         context = [] if opened.memory is None else [context_message(opened.memory)]
         recall = (

@@ -67,6 +67,8 @@ class TranscriptSink:
         self._agent_started: dict[int, float] = {}
         self._agent_stopped: dict[int, float] = {}
         self._unsaid: dict[int, str] = {}
+        self._caller_started: dict[int, float | None] = {}
+        """A turn the caller went on with keeps the start of its first words."""
         self.caller_turns = 0
 
     def __call__(self, event: Event) -> None:
@@ -93,7 +95,8 @@ class TranscriptSink:
                 self._speech_end = at
             case TranscriptFinal(turn=turn, text=text):
                 self.caller_turns = max(self.caller_turns, turn)
-                started, ended = self._offset(self._onset), self._offset(self._speech_end)
+                started = self._caller_started.setdefault(turn, self._offset(self._onset))
+                ended = self._offset(self._speech_end)
                 self._onset = None
                 self._write(
                     calls.save_caller_words, turn=turn, text=text, started=started, ended=ended
@@ -106,6 +109,7 @@ class TranscriptSink:
             case ReplyInterrupted(turn=turn, unsaid=unsaid):
                 self._unsaid[turn] = unsaid
             case TurnCompleted(turn=turn, reply=reply, interrupted=interrupted, timings_ms=ms):
+                self._caller_started.pop(turn, None)
                 self._agent_words(turn, reply, interrupted, self._unsaid.pop(turn, ""), ms)
             case PhraseSpoken(text=text, heard=heard, interrupted=interrupted):
                 unsaid = text.removeprefix(heard).strip() if interrupted else ""

@@ -10,13 +10,18 @@ import apsw
 import pytest
 
 from appliance.clock import LoopClock
-from appliance.conversation.events import MemoryRecalled, ReplyInterrupted, TranscriptFinal
+from appliance.conversation.events import (
+    MemoryRecalled,
+    ReplyInterrupted,
+    TranscriptFinal,
+    TurnCompleted,
+)
 from appliance.conversation.ports import CallInfo
 from appliance.harness.call import run_wav_call
 from appliance.memory import callers, calls, jobs, vectors
 from appliance.memory.db import connect
 from appliance.telephony.wavfile import HangUp, Speak
-from tests.support.fakes import say
+from tests.support.fakes import quiet, say
 from tests.support.records import RecordsKit, run_records, stereo_channels
 
 LONG_REPLY = "The first sentence is fairly long indeed. The second one is never heard at all."
@@ -255,3 +260,44 @@ def test_the_database_is_never_left_inconsistent_by_a_failed_write(tmp_path: Pat
     with pytest.raises(apsw.ConstraintError), conn:
         callers.set_summary(conn, "no-such-call", "text", 1.0)
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_a_broken_database_does_not_stop_the_box_answering(
+    tmp_path: Path, models_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def main() -> object:
+        kit = await RecordsKit(tmp_path, LoopClock(), replies=["Hi."]).open()
+        await kit.records.db.run(lambda conn: conn.execute("DROP TABLE turns; DROP TABLE calls"))
+        try:
+            return await kit.call([Speak(say("hello")), HangUp()])
+        finally:
+            kit.close()
+
+    with caplog.at_level(logging.ERROR):
+        report = run_records(main())
+    assert report.ended == "caller hung up"  # type: ignore[attr-defined]
+    turns = [e for e in report.events if isinstance(e, TurnCompleted)]  # type: ignore[attr-defined]
+    assert [t.reply for t in turns] == ["Hi."]
+    assert "goes on without them" in caplog.text
+
+
+def test_a_caller_who_goes_on_after_the_endpoint_has_one_row_from_their_first_word(
+    tmp_path: Path, models_dir: Path
+) -> None:
+    async def main() -> object:
+        kit = await RecordsKit(tmp_path, LoopClock(), replies=["Paris it is."]).open()
+        kit.llm.first_token_s = 1.5  # slow: nothing is heard before the caller goes on
+        try:
+            return await kit.call([Speak(say("hello") + quiet(600) + say("paris")), HangUp()])
+        finally:
+            kit.close()
+
+    report = run_records(main())
+    finals = [e for e in report.events if isinstance(e, TranscriptFinal)]  # type: ignore[attr-defined]
+    assert [e.text for e in finals] == ["hello", "hello paris"]  # written twice, one turn
+    _, turns = _read(tmp_path, "call-1")
+    caller = [t for t in turns if t.speaker == "caller"]
+    assert [(t.turn, t.text) for t in caller] == [(1, "hello paris")]
+    started, ended = caller[0].started, caller[0].ended
+    assert started is not None and ended is not None
+    assert ended - started > 1.3  # "hello", the pause and "paris": from the first word on
