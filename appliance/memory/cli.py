@@ -54,8 +54,11 @@ def list_recorded_calls(database: Path, *, as_json: bool, limit: int = 50) -> in
         if as_json:
             print("[]")
         return EXIT_OK
-    found = calls.list_calls(conn, limit=limit)
-    turns = _caller_turns(conn)
+    try:
+        found = calls.list_calls(conn, limit=limit)
+        turns = _caller_turns(conn)
+    finally:
+        conn.close()
     if as_json:
         print(json.dumps([_call_json(c) | {"caller_turns": turns.get(c.id, 0)} for c in found]))
         return EXIT_OK
@@ -121,11 +124,14 @@ def _find(database: Path, call_id: str, recordings: Path) -> dict[str, object] |
     conn = _open(database)
     if conn is None:
         return None
-    call = calls.find_call(conn, call_id)
-    if call is None:
-        print(f"no call {call_id!r} (try `appliance calls list`)", file=sys.stderr)
-        return None
-    return _details(conn, call, recordings)
+    try:
+        call = calls.find_call(conn, call_id)
+        if call is None:
+            print(f"no call {call_id!r} (try `appliance calls list`)", file=sys.stderr)
+            return None
+        return _details(conn, call, recordings)
+    finally:
+        conn.close()
 
 
 def _seconds(value: object) -> str:

@@ -281,8 +281,10 @@ class Records:
                     calls.set_recording(conn, call_id, "complete")
                 self._enqueue(conn, call_id, caller, caller_turns, now)
 
-        await self.db.run(end)
-        await self.state.clear(call_id)
+        try:
+            await self.db.run(end)
+        finally:
+            await self.state.clear(call_id)
         if self.runner is not None:
             self.runner.wake()
 
