@@ -29,17 +29,18 @@ import apsw
 
 from appliance.clock import Clock
 from appliance.conversation.events import EventSink
-from appliance.conversation.ports import CallInfo, CallLine, Embedder, Message, Recall, Recollection
+from appliance.conversation.ports import CallInfo, CallLine, Embedder, Message, Recall
 from appliance.conversation.session import Conversation
 from appliance.memory import callers, calls, jobs, owners, vectors
 from appliance.memory.db import Database
 from appliance.memory.postcall import PostCall
+from appliance.memory.recall import CallerRecall, context_message
 from appliance.memory.recording import Recorder, RecordingLine, WavFile, repair_wav
 from appliance.memory.session import SessionState
 from appliance.memory.transcript import TranscriptSink
 from appliance.observability.metrics import Metrics
 
-__all__ = ["CallerRecall", "NewSession", "Records", "context_message"]
+__all__ = ["NewSession", "Records"]
 
 _log = logging.getLogger(__name__)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._~-]")
@@ -48,45 +49,6 @@ _DAY_S = 86400.0
 
 NewSession = Callable[[CallLine, EventSink, Sequence[Message], Recall | None], Conversation]
 """Makes the session for a call: its (recording) line, sink, context and recall."""
-
-
-def context_message(memory: callers.CallerMemory) -> str:
-    """What the agent is told about a caller it has spoken to before ("" for a stranger)."""
-    if memory.empty:
-        return ""
-    lines = [
-        "What you know about this caller from earlier calls (use it to help them; do not "
-        "read it out):"
-    ]
-    if memory.name:
-        lines.append(f"Their name: {memory.name}.")
-    if memory.calls:
-        lines.append(
-            f"They have called {memory.calls} time{'s' if memory.calls > 1 else ''} before."
-        )
-    lines.extend(f"- {fact}" for fact in memory.facts)
-    for started, summary in memory.summaries:
-        day = time.strftime("%Y-%m-%d", time.localtime(started))
-        lines.append(f"Call on {day}: {summary[:400]}")
-    return "\n".join(lines)
-
-
-@dataclass(frozen=True, slots=True)
-class CallerRecall:
-    """The Recall port for one caller: their nearest stored summaries and facts."""
-
-    db: Database
-    embedder: Embedder
-    number: str
-    k: int = 3
-    max_distance: float = 0.35
-    """Cosine; e5-small puts unrelated English text at about 0.2-0.3, so this only cuts noise."""
-
-    async def recall(self, said: str) -> Sequence[Recollection]:
-        [vector] = await self.embedder.embed([said], query=True)
-        return await self.db.run(
-            vectors.nearest, self.number, vector, k=self.k, max_distance=self.max_distance
-        )
 
 
 @dataclass(frozen=True, slots=True)
