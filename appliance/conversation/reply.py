@@ -41,6 +41,8 @@ class Stamps:
     endpoint: float | None = None
     stt_start: float | None = None
     stt_end: float | None = None
+    recall_start: float | None = None
+    recall_end: float | None = None
     llm_start: float | None = None
     llm_first_token: float | None = None
     first_sentence: float | None = None
@@ -53,6 +55,7 @@ class Stamps:
         spans = {
             "endpoint": (self.speech_end, self.endpoint),
             "stt": (self.stt_start, self.stt_end),
+            "recall": (self.recall_start, self.recall_end),
             "llm_first_token": (self.llm_start, self.llm_first_token),
             "first_sentence": (self.llm_start, self.first_sentence),
             "tts_first_audio": (self.tts_start, self.tts_first_audio),

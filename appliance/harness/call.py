@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from appliance.clock import Clock
 from appliance.conversation.events import Event, EventSink, TurnCompleted
 from appliance.conversation.ports import CallInfo, CallLine
-from appliance.conversation.session import CallSession
+from appliance.conversation.session import Conversation
 from appliance.telephony.wavfile import LineEvent, Step, WavLine
 
 __all__ = ["CallReport", "SessionFactory", "run_wav_call"]
 
-SessionFactory = Callable[[CallLine, EventSink], CallSession]
+SessionFactory = Callable[[CallLine, EventSink], Conversation]
 
 
 @dataclass(slots=True)

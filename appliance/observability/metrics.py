@@ -81,3 +81,25 @@ class Metrics:
             ["status"],
             registry=r,
         )
+        self.recording_failures = Counter(
+            "tel3sis_recording_failures",
+            "Call recordings stopped early (the call went on), by errno (ENOSPC: disk full)",
+            ["reason"],
+            registry=r,
+        )
+        self.recording_dropped_frames = Counter(
+            "tel3sis_recording_dropped_frames",
+            "20 ms frames a recording wrote as silence because its writer was behind",
+            registry=r,
+        )
+        self.jobs = Counter(
+            "tel3sis_jobs",
+            "Post-call jobs run, by kind and result (done, retried, failed, skipped)",
+            ["kind", "result"],
+            registry=r,
+        )
+        self.session_state_fallbacks = Counter(
+            "tel3sis_session_state_fallbacks",
+            "Times Redis failed and the live session state carried on in process",
+            registry=r,
+        )

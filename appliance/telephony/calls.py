@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from appliance.clock import Clock
 from appliance.conversation.events import EventSink
 from appliance.conversation.ports import CallLine
-from appliance.conversation.session import CallSession
+from appliance.conversation.session import Conversation
 from appliance.observability.logs import call_context
 from appliance.observability.metrics import Metrics
 
@@ -125,7 +125,7 @@ class Admission:
             self.active -= 1
 
 
-SessionFactory = Callable[[CallLine, EventSink | None], CallSession]
+SessionFactory = Callable[[CallLine, EventSink | None], Conversation]
 
 
 class CallRouter:
