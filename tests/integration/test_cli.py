@@ -19,6 +19,7 @@ from appliance.engines.stt.whisper import WhisperSpeechToText
 from appliance.harness.wer import wer
 from appliance.telephony.wavfile import load_wav
 from tests.conftest import AUDIO, ROOT
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -246,7 +247,7 @@ async def test_serve_reports_ready_and_stops_cleanly_on_sigterm(
         "appliance",
         "serve",
         stderr=asyncio.subprocess.PIPE,
-        env=_env(tmp_path, models_dir),
+        env=_env(tmp_path, models_dir, WEB_BIND_ADDRESS="127.0.0.1", WEB_PORT=str(free_port())),
         cwd=ROOT,
     )
     assert process.stderr is not None
