@@ -252,8 +252,13 @@ class Appliance:
             if missing is not None:
                 _log.warning("%s", missing)
         async with contextlib.AsyncExitStack() as lines, asyncio.TaskGroup() as tasks:
-            # Post-call jobs (and the daily retention job) run beside the calls.
-            jobs = tasks.create_task(self.records.work(), name="post-call jobs")
+            # Post-call jobs (and the daily retention job) run beside the calls, once `start()`
+            # has opened the records (an app serving unstarted answers webhooks only).
+            jobs = (
+                tasks.create_task(self.records.work(), name="post-call jobs")
+                if self.records.runner is not None
+                else None
+            )
             # Each line is an async context manager: it listens on entry and, on exit, hangs up
             # its calls and releases what it holds. Lines are added here as they are configured.
             web = self.settings.web
@@ -261,7 +266,8 @@ class Appliance:
             _log.info("ready for calls (at most %d at once)", self.router.admission.max_calls)
             await stop.wait()
             _log.info("stopping")
-            jobs.cancel()
+            if jobs is not None:
+                jobs.cancel()
         await self.records.state.close()
 
     def web_server(

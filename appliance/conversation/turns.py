@@ -31,8 +31,10 @@ class TurnConfig:
     """Silence after which a transcription starts speculatively."""
     endpoint_ms: int = 500
     """Silence that ends a turn when the transcript gives no hint."""
-    preroll_ms: int = 300
-    """Audio kept from before the onset, so the first syllable is not clipped."""
+    preroll_ms: int = 500
+    """Audio kept from before the onset, so the first syllable is not clipped. Silero's onset
+    runs up to 400 ms behind a soft first word ("four" in tests/fixtures/audio/cards/002.wav,
+    depending on how the 20 ms frames fall on its 32 ms windows); STT costs nothing extra."""
     tail_ms: int = 160
     """Silence kept after the last voiced frame in the audio handed to STT (at most `pause_ms`,
     so a pause and the end of the same turn carry the same audio)."""
