@@ -3,7 +3,8 @@
 A call's story, in order: `CallStarted`, then per turn `CallerStartedSpeaking` ->
 `CallerStoppedSpeaking` -> `TranscriptFinal` -> `ReplyStarted` -> `AgentStartedSpeaking` ->
 (`ToolCalled` -> `ToolFinished`)* -> `ReplyFinished` or `ReplyInterrupted` -> `TurnCompleted`,
-and finally `CallEnded`. Observers (the CLI, the recorder, the status page, metrics) receive them
+and finally `CallEnded`. `DtmfReceived` may come at any time (the caller pressed a key).
+Observers (the CLI, the recorder, the status page, metrics) receive them
 through a sink; `Hangup` and `Transfer` are what the conversation asks of the line.
 """
 
@@ -22,6 +23,7 @@ __all__ = [
     "CallerStartedSpeaking",
     "CallerStoppedSpeaking",
     "Command",
+    "DtmfReceived",
     "EngineFellBack",
     "Event",
     "EventSink",
@@ -134,6 +136,17 @@ class TurnCompleted:
 
 
 @dataclass(frozen=True, slots=True)
+class DtmfReceived:
+    """The caller pressed a key."""
+
+    digit: str
+    """`0`-`9`, `*`, `#` or `A`-`D`."""
+    method: str
+    """How it came: `rfc4733` (in the audio stream), `sip-info`, ..."""
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class EngineFellBack:
     port: str
     failed: str
@@ -172,6 +185,7 @@ Fact = (
     | ReplyFinished
     | ReplyInterrupted
     | TurnCompleted
+    | DtmfReceived
     | EngineFellBack
     | CallEnded
 )

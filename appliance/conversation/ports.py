@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 __all__ = [
     "AgentAudio",
@@ -26,6 +26,7 @@ __all__ = [
     "ToolCall",
     "ToolSpec",
     "Transcript",
+    "Transferable",
     "VoiceActivity",
 ]
 
@@ -174,4 +175,15 @@ class CallLine(CallerAudio, AgentAudio, Protocol):
 
     async def hang_up(self) -> None:
         """End the call from our side."""
+        ...
+
+
+@runtime_checkable
+class Transferable(Protocol):
+    """A line that can hand the caller to someone else (SIP: a blind transfer with REFER)."""
+
+    async def transfer(self, target: str) -> bool:
+        """Transfer the caller to `target` (a number or a SIP URI); True when it went through.
+
+        On success the caller is with `target` and this line's call has ended."""
         ...

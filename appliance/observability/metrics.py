@@ -69,3 +69,12 @@ class Metrics:
             registry=r,
         )
         self.errors = Counter("tel3sis_errors", "Errors, by kind", ["kind"], registry=r)
+        self.sip_invites = Counter(
+            "tel3sis_sip_invites",
+            "Incoming SIP INVITEs, by admission verdict",
+            ["verdict"],
+            registry=r,
+        )
+        self.sip_registered = Gauge(
+            "tel3sis_sip_registered", "1 while registered with the SIP registrar", registry=r
+        )
