@@ -2,7 +2,7 @@
 
 `Appliance.build(settings)` wires the local engines (each on its own worker thread) behind the
 conversation's ports, with fallback chains; `start()` loads and warms them; `session(line)` gives
-a CallSession for a call on any line.
+a CallSession for a call on any line; `serve(stop)` answers calls on every configured line.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -40,10 +41,15 @@ from appliance.engines.vad.energy import EnergyVoiceActivity
 from appliance.engines.vad.silero import SileroVoiceActivity
 from appliance.memory.phrases import FilePhraseStore
 from appliance.observability.metrics import Metrics
-from appliance.settings import Settings
-from appliance.telephony.calls import Admission, CallRouter
+from appliance.settings import Settings, SipSettings
+from appliance.telephony.calls import Admission, CallRouter, parse_networks
+from appliance.telephony.digest import DigestAuth
+from appliance.telephony.sip import Registration, SipConfig, SipStatus
 from appliance.tools.call import end_call
 from appliance.tools.clock import current_time
+
+if TYPE_CHECKING:
+    from appliance.telephony.sip.listener import SinkFactory, SipListener
 
 __all__ = ["Appliance"]
 
@@ -83,10 +89,12 @@ class Appliance:
         self.session_config = session_config
         self._local = local
         self.router = CallRouter(
-            Admission(clock=clock, max_calls=settings.calls.max_concurrent_calls),
+            _admission(settings, clock),
             lambda line, sink: self.session(line, sink=sink),
             metrics,
         )
+        self.sip_status = SipStatus()
+        """Where the SIP line listens, its registration and its calls (for the status page)."""
         self.ready = False
 
     @classmethod
@@ -211,14 +219,51 @@ class Appliance:
         """Answer calls on every configured line until `stop` is set, then hang them all up."""
         async with contextlib.AsyncExitStack() as lines:
             # Each line is an async context manager: it listens on entry and, on exit, hangs up
-            # its calls and releases what it holds. Lines are added here as they are configured.
-            del lines
+            # its calls and releases what it holds.
+            names = []
+            if self.settings.sip.sip_enabled:
+                await lines.enter_async_context(self.sip_listener())
+                names.append("sip")
             _log.info(
-                "ready for calls (at most %d at once); no line is configured yet",
+                "ready for calls on %s (at most %d at once)",
+                ", ".join(names) or "no line",
                 self.router.admission.max_calls,
             )
             await stop.wait()
             _log.info("stopping")
+
+    def sip_listener(
+        self,
+        *,
+        bind_address: str | None = None,
+        port: int | None = None,
+        rtp_port: int | None = None,
+        router: CallRouter | None = None,
+        sinks: SinkFactory | None = None,
+    ) -> SipListener:
+        """The SIP line from the settings (each argument overrides its setting)."""
+        try:
+            from appliance.telephony.sip.listener import SipListener  # noqa: PLC0415
+        except ImportError as exc:
+            raise RuntimeError(
+                f"the SIP line needs pjsua2 ({exc}): install pjsua2-python (x86_64) or run "
+                "firmware-scripts/build-pjproject.sh (boards), or set SIP_ENABLED=false"
+            ) from exc
+        config = _sip_config(self.settings.sip, self.router.admission.max_calls)
+        config = replace(
+            config,
+            bind_address=config.bind_address if bind_address is None else bind_address,
+            port=config.port if port is None else port,
+            rtp_port=config.rtp_port if rtp_port is None else rtp_port,
+        )
+        return SipListener(
+            config,
+            router or self.router,
+            clock=self.clock,
+            metrics=self.metrics,
+            status=self.sip_status,
+            sinks=sinks or (lambda _: None),
+        )
 
     def session(self, line: CallLine, *, sink: EventSink | None = None) -> CallSession:
         """A conversation for one call on `line`."""
@@ -238,6 +283,61 @@ class Appliance:
         for worker in self._local.workers:
             if not worker.close(timeout):
                 _log.warning("engine worker %s did not stop within %.0f s", worker.name, timeout)
+
+
+def _admission(settings: Settings, clock: Clock) -> Admission:
+    """Admission for every line; its sources, rate and digest come from the SIP settings."""
+    sip = settings.sip
+    auth = None
+    if sip.inbound_username and sip.inbound_password is not None:
+        auth = DigestAuth(
+            username=sip.inbound_username,
+            password=sip.inbound_password.get_secret_value(),
+            realm="tel3sis",
+            clock=clock,
+        )
+    return Admission(
+        clock=clock,
+        max_calls=settings.calls.max_concurrent_calls,
+        allowed=parse_networks(sip.allowed_sources),
+        rate_limit=sip.rate_limit,
+        rate_window_s=sip.rate_window_s,
+        refusal=sip.refusal,
+        auth=auth,
+    )
+
+
+def _sip_config(sip: SipSettings, max_calls: int) -> SipConfig:
+    registration = None
+    if sip.registrar and sip.registrar_username and sip.registrar_password is not None:
+        registration = Registration(
+            registrar=sip.registrar,
+            username=sip.registrar_username,
+            password=sip.registrar_password.get_secret_value(),
+            expires_s=sip.register_expires_s,
+        )
+    transports = tuple(t.strip().lower() for t in sip.transports.split(",") if t.strip())
+    if max_calls >= sip.pjsua_max_calls:
+        _log.warning(
+            "MAX_CONCURRENT_CALLS (%d) leaves no pjsua call for refusing INVITEs "
+            "(SIP_PJSUA_MAX_CALLS is %d): callers beyond it get 486 from pjsua itself",
+            max_calls,
+            sip.pjsua_max_calls,
+        )
+    return SipConfig(
+        bind_address=sip.bind_address,
+        port=sip.sip_port,
+        transports=transports,  # type: ignore[arg-type]
+        public_address=sip.public_address or "",
+        rtp_port=sip.rtp_port,
+        rtp_port_range=sip.rtp_port_range,
+        codecs=tuple(c.strip() for c in sip.codecs.split(",") if c.strip()),
+        registration=registration,
+        rtp_timeout_s=sip.rtp_timeout_s,
+        max_calls=max_calls,
+        pjsua_max_calls=sip.pjsua_max_calls,
+        log_level=sip.pj_log_level,
+    )
 
 
 def _warm_up_audio() -> bytes:

@@ -163,8 +163,9 @@ class Admission:
     def check(self, source: str | None, credentials: Credentials | None = None) -> Verdict:
         """Whether a call from `source` (an IP address; None when the line has none) may start.
 
-        `credentials` is what the call presented, for lines that can carry digest credentials;
-        with `auth` set, a call without valid ones is UNAUTHORIZED."""
+        `credentials` is what the call presented, from lines that carry digest credentials (SIP):
+        with `auth` set, such a call without valid ones is UNAUTHORIZED. Lines that carry none
+        pass None and `auth` does not apply to them (Twilio signs its requests instead)."""
         limits = self._limits
         if source is not None and limits.allowed:
             try:
@@ -190,7 +191,7 @@ class Admission:
     def _proven(self, credentials: Credentials | None) -> bool:
         assert self.auth is not None
         if credentials is None:
-            return False
+            return True  # the line carries no credentials: see `check`
         return self.auth.verify(credentials.method, credentials.authorization) is DigestOutcome.OK
 
     def reserve(self) -> Reservation:
