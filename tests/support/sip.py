@@ -23,7 +23,8 @@ from appliance.conversation.tools import Tool, ToolRegistry
 from appliance.engines.vad.energy import EnergyVoiceActivity
 from appliance.observability.metrics import Metrics
 from appliance.telephony.calls import Admission, CallRouter
-from appliance.telephony.sip import SipConfig, SipListener
+from appliance.telephony.sip import SipConfig
+from appliance.telephony.sip.listener import SipListener
 from tests.support.calls import PERSONA
 from tests.support.fakes import (
     ScriptedLanguageModel,
