@@ -297,8 +297,7 @@ class CallTable:
         while self._dead:
             entry = self._entries.pop(self._dead.pop(), None)
             if entry is not None:
-                entry.port = None
-                entry.call = None
+                self._drop(entry)
 
     def housekeeping(self, now: float) -> None:
         check_rtp = now >= self._next_rtp_check and self._config.rtp_timeout_s > 0
@@ -355,14 +354,20 @@ class CallTable:
     def release_all(self) -> None:
         """Drop every pj object (before libDestroy)."""
         for entry in self._entries.values():
-            entry.port = None
-            entry.call = None
+            self._drop(entry)
             if entry.transfer is not None and not entry.transfer.done():
                 entry.transfer.set_result(False)
         self._entries.clear()
         self._dead.clear()
 
     # --- helpers --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _drop(entry: _Entry) -> None:
+        if entry.port is not None:
+            entry.port.destroy()
+            entry.port = None
+        entry.call = None
 
     def _live(self, key: int) -> _Entry:
         entry = self._entries.get(key)

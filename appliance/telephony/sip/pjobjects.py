@@ -86,13 +86,25 @@ class PjCall(pj.Call):  # type: ignore[misc]
 
 
 class PjMediaPort(pj.AudioMediaPort):  # type: ignore[misc]
-    """A 16 kHz mono conference-bridge port whose frames go to and come from `CallMedia`."""
+    """A 16 kHz mono conference-bridge port whose frames go to and come from `CallMedia`.
+
+    Delete it with `destroy()`, never by dropping the last reference: Python would tear the
+    object down (its attributes first) while the clock thread may still be calling it, and
+    pjsua2 only detaches the port from its callbacks in the C++ destructor. `destroy()` runs
+    that destructor while the Python object is whole (waiting out a callback in progress), so
+    the clock thread never sees a half-freed object.
+    """
 
     def __init__(self, media: CallMedia, read: Callable[[Any], bytes]) -> None:
         super().__init__()
         self._media = media
         self._read = read
         self._silence = pj.ByteVector(bytes(FRAME_BYTES))
+
+    def destroy(self) -> None:
+        """Unregister from the bridge and free the C++ port now (owner thread; once)."""
+        if self.this.own():
+            pj.AudioMediaPort.__swig_destroy__(self)  # disowns: no second delete at GC
 
     def onFrameReceived(self, frame: Any) -> None:
         with _guard("onFrameReceived"):
