@@ -264,9 +264,11 @@ async def fake_listener(
     tools: Sequence[Tool] = (),
     session_config: SessionConfig | None = None,
     probe: Callable[[CallLine], Probe] | None = None,
+    record: bool = True,
 ) -> AsyncIterator[FakeCalls]:
     """A SipListener on an ephemeral loopback port, answering with scripted fake engines
-    (or with `probe(line)` for each call, when given)."""
+    (or with `probe(line)` for each call, when given). `record=False` keeps no sessions and
+    no events (for memory measurements)."""
     clock = LoopClock()
     metrics = Metrics()
     gate = admission(clock) if admission is not None else Admission(clock=clock, max_calls=4)
@@ -279,8 +281,10 @@ async def fake_listener(
 
     def new_session(line: CallLine, sink: EventSink | None) -> Any:
         if probe is not None:
-            sessions.append(probe(line))
-            return sessions[-1]
+            made = probe(line)
+            if record:
+                sessions.append(made)
+            return made
         session = CallSession(
             line,
             engines,
@@ -291,12 +295,12 @@ async def fake_listener(
             sink=sink,
             metrics=metrics,
         )
-        sessions.append(session)
+        if record:
+            sessions.append(session)
         return session
 
-    def sink_for(info: CallInfo) -> EventSink:
-        collected = events.setdefault(info.call_id, [])
-        return collected.append
+    def sink_for(info: CallInfo) -> EventSink | None:
+        return events.setdefault(info.call_id, []).append if record else None
 
     base = config or SipConfig()
     sip = replace(base, bind_address=LOOPBACK, port=0, rtp_port=0, max_calls=gate.max_calls)
