@@ -224,6 +224,8 @@ class Appliance:
             if self.settings.sip.sip_enabled:
                 await lines.enter_async_context(self.sip_listener())
                 names.append("sip")
+                if not self.router.admission.has_allowed_sources:
+                    _log.warning("SIP_ALLOWED_SOURCES is empty: any address may call this box")
             _log.info(
                 "ready for calls on %s (at most %d at once)",
                 ", ".join(names) or "no line",
@@ -240,6 +242,7 @@ class Appliance:
         rtp_port: int | None = None,
         router: CallRouter | None = None,
         sinks: SinkFactory | None = None,
+        register: bool = True,
     ) -> SipListener:
         """The SIP line from the settings (each argument overrides its setting)."""
         try:
@@ -255,6 +258,7 @@ class Appliance:
             bind_address=config.bind_address if bind_address is None else bind_address,
             port=config.port if port is None else port,
             rtp_port=config.rtp_port if rtp_port is None else rtp_port,
+            registration=config.registration if register else None,
         )
         return SipListener(
             config,
@@ -263,6 +267,18 @@ class Appliance:
             metrics=self.metrics,
             status=self.sip_status,
             sinks=sinks or (lambda _: None),
+        )
+
+    def loopback_sip(self, sinks: SinkFactory) -> SipListener:
+        """A SIP line on a free loopback port, not registered, open to any local caller: the
+        harness places its calls here."""
+        return self.sip_listener(
+            bind_address="127.0.0.1",
+            port=0,
+            rtp_port=0,
+            router=_loopback_router(self),
+            sinks=sinks,
+            register=False,
         )
 
     def session(self, line: CallLine, *, sink: EventSink | None = None) -> CallSession:
@@ -283,6 +299,12 @@ class Appliance:
         for worker in self._local.workers:
             if not worker.close(timeout):
                 _log.warning("engine worker %s did not stop within %.0f s", worker.name, timeout)
+
+
+def _loopback_router(app: Appliance) -> CallRouter:
+    """Admits any local caller at any rate, up to the usual number of calls (the harness)."""
+    admission = Admission(clock=app.clock, max_calls=app.router.admission.max_calls, rate_limit=0)
+    return CallRouter(admission, lambda line, sink: app.session(line, sink=sink), app.metrics)
 
 
 def _admission(settings: Settings, clock: Clock) -> Admission:

@@ -54,6 +54,19 @@ def _parser() -> argparse.ArgumentParser:
     harness.add_argument("paths", nargs="+", type=Path, help="scenario files or folders of them")
     harness.add_argument("--json", action="store_true", help="print the results as JSON")
     harness.add_argument("--out", type=Path, help="folder for each scenario's agent audio")
+    harness.add_argument(
+        "--via",
+        choices=("wav", "sip"),
+        default="wav",
+        help="the line: in process (wav), or real SIP calls over loopback from a second "
+        "pjsua2 endpoint (sip)",
+    )
+    harness.add_argument(
+        "--codec",
+        choices=("PCMU", "PCMA", "G722"),
+        default="PCMU",
+        help="with --via sip: the codec the caller offers (default PCMU, as from a trunk)",
+    )
 
     models = commands.add_parser("models", help="the local models: list, install, verify")
     model_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
@@ -98,7 +111,12 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
             case "call":
                 return asyncio.run(_call(settings, args.wav, args.out, as_json=args.json))
             case "harness":
-                return asyncio.run(_harness(settings, args.paths, args.out, as_json=args.json))
+                return asyncio.run(
+                    _harness(
+                        settings, args.paths, args.out, as_json=args.json, via=args.via,
+                        codec=args.codec,
+                    )
+                )  # fmt: skip
             case "models":
                 return _models(settings, args)
             case "doctor":
@@ -197,7 +215,13 @@ async def _call(settings: Settings, wav: Path, out: Path | None, *, as_json: boo
 
 
 async def _harness(
-    settings: Settings, paths: list[Path], out: Path | None, *, as_json: bool
+    settings: Settings,
+    paths: list[Path],
+    out: Path | None,
+    *,
+    as_json: bool,
+    via: str = "wav",
+    codec: str = "PCMU",
 ) -> int:
     from appliance.harness.report import print_results  # noqa: PLC0415
     from appliance.harness.runner import run_scenarios  # noqa: PLC0415
@@ -210,13 +234,20 @@ async def _harness(
         return EXIT_USAGE
     app = await _start(settings)
     try:
-        results = await run_scenarios(
-            scenarios,
-            lambda line, sink: app.session(line, sink=sink),
-            clock=app.clock,
-            out_dir=out,
-            progress=lambda text: print(text, file=sys.stderr, flush=True),
-        )
+        async with contextlib.AsyncExitStack() as stack:
+            line = None
+            if via == "sip":
+                from appliance.harness.sipvia import SipVia  # noqa: PLC0415
+
+                line = await stack.enter_async_context(SipVia(app.loopback_sip, codecs=[codec]))
+            results = await run_scenarios(
+                scenarios,
+                lambda line, sink: app.session(line, sink=sink),
+                clock=app.clock,
+                out_dir=out,
+                progress=lambda text: print(text, file=sys.stderr, flush=True),
+                via=line,
+            )
     finally:
         app.close()
     if as_json:

@@ -1,9 +1,15 @@
-"""One simulated call over the WAV line, and what happened in it."""
+"""One simulated call, and what happened in it; a `CallVia` says which line carries it.
+
+`WavVia` plays the caller over the in-process WAV line; `sipvia.SipVia` places a real SIP call
+over loopback. Both report the same `CallReport`, so the runner checks either the same way.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
 
 from appliance.clock import Clock
 from appliance.conversation.events import Event, EventSink, TurnCompleted
@@ -11,14 +17,29 @@ from appliance.conversation.ports import CallInfo, CallLine
 from appliance.conversation.session import CallSession
 from appliance.telephony.wavfile import LineEvent, Step, WavLine
 
-__all__ = ["CallReport", "SessionFactory", "run_wav_call"]
+__all__ = ["CallRecording", "CallReport", "CallVia", "SessionFactory", "WavVia", "run_wav_call"]
 
 SessionFactory = Callable[[CallLine, EventSink], CallSession]
 
 
+class CallRecording(Protocol):
+    """What the caller heard and said, tick by tick (`WavLine`, or a SIP caller's recording)."""
+
+    @property
+    def agent_audio(self) -> list[bytes]: ...
+
+    @property
+    def caller_audio(self) -> list[bytes]: ...
+
+    @property
+    def timeline(self) -> list[LineEvent]: ...
+
+    def write_agent_wav(self, path: Path) -> None: ...
+
+
 @dataclass(slots=True)
 class CallReport:
-    line: WavLine
+    line: CallRecording
     ended: str = ""
     events: list[Event] = field(default_factory=list)
 
@@ -66,3 +87,25 @@ async def run_wav_call(
 
     report.ended = await new_session(line, sink).run()
     return report
+
+
+class CallVia(Protocol):
+    """How the harness places a call: the line between the scripted caller and the appliance."""
+
+    async def place(self, steps: Sequence[Step], *, info: CallInfo) -> CallReport:
+        """Play the caller's script against the appliance, in real time, and report."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class WavVia:
+    """Calls over the in-process WAV line."""
+
+    new_session: SessionFactory
+    clock: Clock
+    max_call_s: float = 300.0
+
+    async def place(self, steps: Sequence[Step], *, info: CallInfo) -> CallReport:
+        return await run_wav_call(
+            self.new_session, steps, clock=self.clock, info=info, max_call_s=self.max_call_s
+        )

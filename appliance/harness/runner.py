@@ -10,7 +10,7 @@ from pathlib import Path
 from appliance.clock import Clock
 from appliance.conversation.events import TurnCompleted
 from appliance.conversation.ports import CallInfo
-from appliance.harness.call import CallReport, SessionFactory, run_wav_call
+from appliance.harness.call import CallReport, CallVia, SessionFactory, WavVia
 from appliance.harness.scenario import CallerTurn, Scenario, TurnExpectation
 from appliance.harness.voices import caller_voice
 from appliance.harness.wer import wer
@@ -144,8 +144,11 @@ async def run_scenarios(
     clock: Clock,
     out_dir: Path | None = None,
     progress: Callable[[str], None] = lambda _: None,
+    via: CallVia | None = None,
 ) -> list[ScenarioResult]:
-    """Play each scenario as a call, in real time, one after another."""
+    """Play each scenario as a call, in real time, one after another (`via`: the line; the
+    in-process WAV line by default)."""
+    line = via if via is not None else WavVia(new_session, clock)
     results: list[ScenarioResult] = []
     for n, scenario in enumerate(scenarios, 1):
         progress(f"[{n}/{len(scenarios)}] {scenario.name}")
@@ -155,7 +158,11 @@ async def run_scenarios(
             results.append(ScenarioResult(scenario.name, None, [f"cannot build the caller: {exc}"]))
             continue
         info = CallInfo(call_id=f"harness-{n}", line="wav", caller=scenario.name)
-        report = await run_wav_call(new_session, steps, clock=clock, info=info)
+        try:
+            report = await line.place(steps, info=info)
+        except RuntimeError as exc:
+            results.append(ScenarioResult(scenario.name, None, [f"the call failed: {exc}"]))
+            continue
         if out_dir is not None:
             await asyncio.to_thread(_save_agent_audio, report, out_dir / f"{scenario.name}.wav")
         results.append(check(scenario, report))

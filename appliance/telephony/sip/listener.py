@@ -82,8 +82,6 @@ class SipListener:
         self._endpoint = endpoint
         self.status.listening = list(endpoint.listening)
         _log.info("SIP listening on %s", ", ".join(endpoint.listening))
-        if not self._router.admission.has_allowed_sources:
-            _log.warning("SIP_ALLOWED_SOURCES is empty: any address may call this box")
 
     async def close(self, wait_s: float = 5.0) -> None:
         """Hang up every call, wait for their sessions, then stop the endpoint."""

@@ -11,11 +11,13 @@ pjsua is a process-wide singleton: one library may exist at a time (`_ONE_LIBRAR
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import threading
 from typing import Any
 
 import pjsua2 as pj
+from pjsua2 import _pjsua2
 
 from appliance.telephony.sip.config import SipConfig
 from appliance.telephony.sip.message import split_address
@@ -48,6 +50,7 @@ def create_library(config: SipConfig, writer: PjLogWriter) -> tuple[Any, list[st
     created so far is destroyed before the exception propagates."""
     if not _ONE_LIBRARY.acquire(blocking=False):
         raise RuntimeError("a SIP endpoint is already running in this process")
+    _quiet_until_configured()
     lib = pj.Endpoint()
     try:
         lib.libCreate()
@@ -60,6 +63,17 @@ def create_library(config: SipConfig, writer: PjLogWriter) -> tuple[Any, list[st
         destroy_library(lib)
         raise
     return lib, listening, port
+
+
+def _quiet_until_configured() -> None:
+    """Silence pjlib's console log before `libCreate`, which logs to stdout at level 4 before
+    our log configuration (applied by `libInit`) exists; stdout may be a command's JSON."""
+    try:
+        core = ctypes.CDLL(_pjsua2.__file__)  # already loaded: this finds the same instance
+        core.pj_log_set_level.argtypes = [ctypes.c_int]
+        core.pj_log_set_level(0)
+    except (OSError, AttributeError):
+        _pj_log.debug("could not quiet pjlib before libCreate")
 
 
 def destroy_library(lib: Any) -> None:
