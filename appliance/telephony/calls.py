@@ -71,7 +71,7 @@ class Verdict(enum.Enum):
     FORBIDDEN = "forbidden"
     """The source is not one we take calls from (SIP: 403 or silence)."""
     RATE_LIMITED = "rate-limited"
-    """The source is calling too fast (SIP: 503 or silence)."""
+    """The source is calling too fast (SIP: 503 with Retry-After)."""
     UNAUTHORIZED = "unauthorized"
     """Credentials are required and were missing or wrong (SIP: 401 with `auth.challenge()`)."""
     BUSY = "busy"

@@ -115,6 +115,14 @@ class SipEndpoint:
         """Leave an incoming call unanswered (no final response) until its hold runs out."""
         await self._call(lambda: self._table_().hold_silently(key))
 
+    async def stop_accepting(self) -> None:
+        """Refuse new INVITEs from now on (503), without asking the loop."""
+
+        def stop() -> None:
+            self._table_().accepting = False
+
+        await self._call(stop)
+
     async def hang_up(self, key: int) -> None:
         """End a call from our side (BYE once answered); nothing when it has ended already."""
         await self._call(lambda: self._table_().hang_up(key))

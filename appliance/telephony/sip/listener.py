@@ -11,6 +11,7 @@ finish and stops the endpoint, which releases every pj object and destroys the l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -89,6 +90,8 @@ class SipListener:
         endpoint, self._endpoint = self._endpoint, None
         if endpoint is None:
             return
+        with contextlib.suppress(RuntimeError):
+            await endpoint.stop_accepting()
         for line in list(self._lines.values()):
             self._spawn(line.disconnect())
         if self._tasks:
@@ -97,7 +100,8 @@ class SipListener:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
-        await endpoint.stop()
+        if not await endpoint.stop():
+            _log.error("pjsua2's thread is still running; the process should be restarted")
         self.status.listening = []
         self.status.active_calls = 0
         self._metrics.sip_registered.set(0)
