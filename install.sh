@@ -28,7 +28,7 @@ runtime_packages=(
     python3 python3-venv python3-dev build-essential cmake pkg-config git
     libportaudio2 espeak-ng
 )
-test_packages=(redis-server sip-tester sox)
+test_packages=(redis-server sip-tester sox shellcheck)
 
 packages=("${runtime_packages[@]}")
 if [ "$dev" = 1 ]; then
@@ -68,6 +68,12 @@ if [ "$dev" = 1 ]; then
     extra="[dev]"
 fi
 CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" .venv/bin/python -m pip install --quiet --editable ".${extra}"
+
+if ! .venv/bin/python -c 'import pjsua2' 2>/dev/null; then
+    # pjsua2-python has wheels for x86_64 only: elsewhere (boards) pjproject is built here.
+    say "Building pjproject for the SIP line (no pjsua2 wheel for $(uname -m); about 10 minutes)"
+    firmware-scripts/build-pjproject.sh --venv .venv
+fi
 
 say "Installing the default models"
 .venv/bin/appliance models install
