@@ -7,6 +7,7 @@ a tone and records what it hears); `test_sip_real_call.py` runs the real applian
 from __future__ import annotations
 
 import struct
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,8 @@ pytestmark = pytest.mark.timeout(120)
 async def test_rtp_echo_carries_audio_both_ways(tmp_path: Path) -> None:
     async with fake_listener(probe=Probe) as calls:
         run = await run_sipp(calls.port, "-m", "1", "-d", "3000", "-rtp_echo", work_dir=tmp_path)
+    # Closing the listener stopped pjsua2's owner thread (its join did not time out).
+    assert not any(thread.name == "sip-endpoint" for thread in threading.enumerate())
     assert run.returncode == 0, run.screen
     assert run.responses()[-2:] == [200, 200]  # INVITE answered, BYE acknowledged
     (probe,) = calls.sessions
