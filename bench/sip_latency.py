@@ -11,9 +11,9 @@ Mouth-to-ear, per turn, at the caller's media edge: from the caller's last voice
 last RTP packet carrying its voice; louder than -45 dBFS) to the first voiced frame it hears
 back. Over SIP that includes RTP over loopback and both jitter buffers; in process the caller
 hands frames to the session directly. Accurate to a 20 ms tick. The appliance's own turn
-latency (end of speech to first reply audio, as the session measures it) is shown beside, and
-"line adds" is, per turn, mouth-to-ear less that (it starts negative: the session dates the end
-of speech by its VAD, a little before the last frame above -45 dBFS).
+latency (end of speech to first reply audio, as the session measures it) is shown beside. Both
+move with the machine's load far more than with the line: compare medians of calls made under
+the same load, and read the echo figure below for what SIP itself costs.
 
 What SIP itself adds is measured apart, without the engines and so without their load: an echo
 answers each call and plays back every frame at once, and the caller times its voice's round
@@ -132,19 +132,18 @@ def _steps() -> list[Step]:
     return [*(Speak(load_wav(path).pcm, label=path.name) for path in CARDS), HangUp()]
 
 
-_Found = tuple[list[float], list[float], list[float]]
-"""Mouth-to-ear, the appliance's turn latency, and their difference where both are known."""
+_Found = tuple[list[float], list[float]]
+"""Mouth-to-ear, and the appliance's own turn latency."""
 
 
 def _row(name: str, found: _Found) -> str:
-    values, turns, extra = found
+    values, turns = found
     if not values:
         return f"{name:<26} {'-':>5}"
     q = statistics.quantiles(values, n=10) if len(values) > 1 else values
-    added = f"{statistics.median(extra):>10.0f}" if extra else f"{'-':>10}"
     return (
         f"{name:<26} {len(values):>5} {statistics.median(values):>10.0f} {q[-1]:>7.0f} "
-        f"{min(values):>6.0f} {max(values):>6.0f} {statistics.median(turns):>14.0f} {added}"
+        f"{min(values):>6.0f} {max(values):>6.0f} {statistics.median(turns):>14.0f}"
     )
 
 
@@ -155,7 +154,7 @@ async def run(calls: int, codec: str) -> int:
     print("Measuring the SIP round trip with an echo ...", file=sys.stderr, flush=True)
     trips = await measure_echo(app, codec, calls)
     wav = WavVia(lambda line, sink: app.session(line, sink=sink), app.clock)
-    found: dict[str, _Found] = {"wav": ([], [], []), "sip": ([], [], [])}
+    found: dict[str, _Found] = {"wav": ([], []), "sip": ([], [])}
     try:
         async with SipVia(app.loopback_sip, codecs=[codec]) as sip:
             for n in range(calls):
@@ -165,17 +164,15 @@ async def run(calls: int, codec: str) -> int:
                     via: Any = wav if name == "wav" else sip
                     report = await via.place(_steps(), info=info)
                     lag = sip.results[-1]["send_lag"] if name == "sip" else ()
-                    ear = mouth_to_ear(report, lag)
-                    turns = [t.timings_ms["turn"] for t in report.turns if "turn" in t.timings_ms]
-                    found[name][0].extend(ear)
-                    found[name][1].extend(turns)
-                    if len(ear) == len(turns) == len(report.turns):
-                        found[name][2].extend(e - t for e, t in zip(ear, turns, strict=True))
+                    found[name][0].extend(mouth_to_ear(report, lag))
+                    found[name][1].extend(
+                        t.timings_ms["turn"] for t in report.turns if "turn" in t.timings_ms
+                    )
     finally:
         app.close()
     print(f"Mouth-to-ear latency of a turn, {calls} calls of {len(CARDS)} turns each, medians")
     print(f"{'line':<26} {'turns':>5} {'median ms':>10} {'p90':>7} {'min':>6} {'max':>6} "
-          f"{'appliance turn':>14} {'line adds':>10}")  # fmt: skip
+          f"{'appliance turn':>14}")  # fmt: skip
     print(_row("in process (WAV line)", found["wav"]))
     print(_row(f"SIP over loopback ({codec})", found["sip"]))
     if trips:

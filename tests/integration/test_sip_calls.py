@@ -16,12 +16,18 @@ import pytest
 from appliance.audio.frame import frames_of, rms_dbfs
 from appliance.audio.g711 import alaw_decode
 from appliance.audio.resample import Resampler
+from appliance.clock import LoopClock
 from appliance.conversation.events import CallEnded, DtmfReceived
-from appliance.conversation.ports import CallLine, Transferable
+from appliance.conversation.ports import CallInfo, CallLine, Transferable
 from appliance.conversation.session import SessionConfig
-from appliance.telephony.calls import Admission
+from appliance.harness.sipvia import SipVia
+from appliance.observability.metrics import Metrics
+from appliance.telephony.calls import Admission, CallRouter
+from appliance.telephony.script import HangUp, Speak
+from appliance.telephony.sip import SipConfig
+from appliance.telephony.sip.listener import SinkFactory, SipListener
 from tests.support.calls import PERSONA
-from tests.support.fakes import dominant_hz
+from tests.support.fakes import dominant_hz, tone
 from tests.support.sip import SIP_FIXTURES, Probe, fake_listener, run_sipp
 
 pytestmark = pytest.mark.timeout(120)
@@ -154,3 +160,48 @@ async def test_blind_transfer_sends_refer_and_hangs_up(tmp_path: Path) -> None:
     assert run.received("BYE") == 1
     info = calls.sessions[0].line.info
     assert (info.line, info.caller) == ("sip", "caller")
+
+
+async def test_a_call_over_tcp(tmp_path: Path) -> None:
+    async with fake_listener(probe=Probe) as calls:
+        assert calls.listener.status.listening[1].startswith("tcp 127.0.0.1:")
+        run = await run_sipp(
+            calls.port, "-m", "1", "-d", "1000", "-rtp_echo", "-t", "t1", work_dir=tmp_path
+        )
+    assert run.returncode == 0, run.screen
+    assert "SIP/2.0/TCP" in run.messages
+    (probe,) = calls.sessions
+    assert probe.loud_frames() > 0
+
+
+@pytest.mark.parametrize(("codec", "wideband"), [("G722", True), ("PCMA", False)])
+async def test_the_codec_decides_the_bandwidth_the_appliance_hears(
+    codec: str, wideband: bool
+) -> None:
+    """A 6 kHz tone from the caller survives G.722 (7 kHz audio) and not G.711 (3.4 kHz)."""
+    clock = LoopClock()
+    probes: list[Probe] = []
+
+    def listener(sinks: SinkFactory) -> SipListener:
+        def probe(line: CallLine, _: object) -> Probe:
+            probes.append(Probe(line, tone_hz=440))
+            return probes[-1]
+
+        admission = Admission(clock=clock, max_calls=1, rate_limit=0)
+        router = CallRouter(admission, probe, Metrics())
+        config = SipConfig(bind_address="127.0.0.1", port=0, rtp_port=0)
+        return SipListener(config, router, clock=clock, metrics=Metrics(), sinks=sinks)
+
+    high = tone(6000, 1000, level=0.3)
+    async with SipVia(listener, codecs=[codec]) as via:
+        await via.place(
+            [Speak(high, after="agent-start"), HangUp(gap_ms=200)],
+            info=CallInfo(call_id="codec", line="sip", caller="test"),
+        )
+    heard = b"".join(probes[0].heard)
+    loudest = max(rms_dbfs(frame) for frame in frames_of(heard))
+    if wideband:
+        assert loudest > -20  # the tone is there, at about its level (-13 dBFS)
+        assert abs(dominant_hz(max(frames_of(heard), key=rms_dbfs)) - 6000) < 100
+    else:
+        assert loudest < -40  # filtered out by the 8 kHz path
