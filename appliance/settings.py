@@ -24,6 +24,7 @@ __all__ = [
     "IntegrationSettings",
     "LogSettings",
     "PathSettings",
+    "RecordSettings",
     "Settings",
     "SipSettings",
     "TwilioSettings",
@@ -115,7 +116,7 @@ class EngineSettings(_Section):
     llm_budget_ms: int = Field(default=4000, ge=100, validation_alias=_env("LLM_BUDGET_MS"))
     """Time to the first token after which the next engine is tried."""
     tts_voice: str = Field(default="piper-en_US-joe-medium", validation_alias=_env("TTS_VOICE"))
-    tts_threads: int = Field(default=1, ge=1, validation_alias=_env("TTS_THREADS"))
+    tts_threads: int = Field(default=2, ge=1, validation_alias=_env("TTS_THREADS"))
     tts_length_scale: float = Field(
         default=1.0, gt=0.3, lt=3.0, validation_alias=_env("TTS_LENGTH_SCALE")
     )
@@ -123,6 +124,10 @@ class EngineSettings(_Section):
     tts_budget_ms: int = Field(default=2000, ge=100, validation_alias=_env("TTS_BUDGET_MS"))
     vad_model: str = Field(default="silero-vad", validation_alias=_env("VAD_MODEL"))
     """`silero-vad`, or `energy` for the model-free detector."""
+    embed_model: str = Field(
+        default="multilingual-e5-small-q4", validation_alias=_env("EMBED_MODEL")
+    )
+    """Embeds call summaries and caller facts for recall."""
     openai_api_key: SecretStr | None = Field(default=None, validation_alias=_env("OPENAI_API_KEY"))
     openai_base_url: str | None = Field(default=None, validation_alias=_env("OPENAI_BASE_URL"))
     eleven_labs_api_key: SecretStr | None = Field(
@@ -134,7 +139,8 @@ class ConversationSettings(_Section):
     """How the agent talks: persona, turn-taking and patience."""
 
     agent_name: str = Field(default="Tess", validation_alias=_env("AGENT_NAME"))
-    business_name: str = Field(default="TEL3SIS", validation_alias=_env("BUSINESS_NAME"))
+    business_name: str = Field(default="the front desk", validation_alias=_env("BUSINESS_NAME"))
+    """Who the agent answers for, as it will be said aloud ("Hello, this is Tess at ...")."""
     persona_file: Path | None = Field(default=None, validation_alias=_env("PERSONA_FILE"))
     """A persona/system prompt to use instead of the built-in one."""
     greeting: str | None = Field(default=None, validation_alias=_env("GREETING"))
@@ -248,6 +254,8 @@ class TwilioSettings(_Section):
     phone_number: str | None = Field(default=None, validation_alias=_env("TWILIO_PHONE_NUMBER"))
     base_url: str | None = Field(default=None, validation_alias=_env("BASE_URL"))
     """The public URL Twilio reaches this box at (signatures are checked against it)."""
+    api_url: str = Field(default="https://api.twilio.com", validation_alias=_env("TWILIO_API_URL"))
+    """Twilio's REST API (text messages); changed only for a proxy or a test server."""
 
 
 class IntegrationSettings(_Section):
@@ -269,9 +277,27 @@ class IntegrationSettings(_Section):
     sendgrid_from_email: str | None = Field(
         default=None, validation_alias=_env("SENDGRID_FROM_EMAIL")
     )
+    sendgrid_api_url: str = Field(
+        default="https://api.sendgrid.com", validation_alias=_env("SENDGRID_API_URL")
+    )
+    """SendGrid's API; changed only for a proxy or a test server."""
     notify_email: str | None = Field(default=None, validation_alias=_env("NOTIFY_EMAIL"))
+    """Each call's summary and transcript are emailed here (needs the SendGrid settings)."""
+    notify_sms: str | None = Field(default=None, validation_alias=_env("NOTIFY_SMS"))
+    """Each call's summary and transcript are texted here (needs the Twilio account settings)."""
     redis_url: str | None = Field(default=None, validation_alias=_env("REDIS_URL"))
     """Live session state goes to Redis when set, in-process otherwise."""
+
+
+class RecordSettings(_Section):
+    """Call records: recordings, transcripts, caller memory and how long they are kept."""
+
+    record_calls: bool = Field(default=True, validation_alias=_env("RECORD_CALLS"))
+    """Record each call (caller left, agent right); where the law asks, tell callers."""
+    remember_callers: bool = Field(default=True, validation_alias=_env("REMEMBER_CALLERS"))
+    """Keep facts and summaries per caller number and give them to the agent on their next call."""
+    retention_days: int = Field(default=90, ge=0, validation_alias=_env("RETENTION_DAYS"))
+    """Recordings and transcripts older than this many days are removed; 0 keeps them for ever."""
 
 
 class WebSettings(_Section):
@@ -298,6 +324,7 @@ SECTIONS: tuple[type[_Section], ...] = (
     SipSettings,
     TwilioSettings,
     IntegrationSettings,
+    RecordSettings,
     WebSettings,
     LogSettings,
 )
@@ -315,6 +342,7 @@ class Settings:
     sip: SipSettings
     twilio: TwilioSettings
     integrations: IntegrationSettings
+    records: RecordSettings
     web: WebSettings
     logs: LogSettings
 

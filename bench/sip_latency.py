@@ -29,14 +29,13 @@ import sys
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from appliance.app import Appliance
 from appliance.audio.frame import frames_of, rms_dbfs
 from appliance.conversation.ports import CallInfo, CallLine
-from appliance.harness.call import CallReport, WavVia
+from appliance.harness.call import CallReport, run_wav_call
 from appliance.harness.sipvia import SipVia
 from appliance.settings import Settings
 from appliance.telephony.calls import Admission, CallRouter
@@ -153,7 +152,6 @@ async def run(calls: int, codec: str) -> int:
     await app.start()
     print("Measuring the SIP round trip with an echo ...", file=sys.stderr, flush=True)
     trips = await measure_echo(app, codec, calls)
-    wav = WavVia(lambda line, sink: app.session(line, sink=sink), app.clock)
     found: dict[str, _Found] = {"wav": ([], []), "sip": ([], [])}
     try:
         async with SipVia(app.loopback_sip, codecs=[codec]) as sip:
@@ -161,8 +159,13 @@ async def run(calls: int, codec: str) -> int:
                 for name in ("wav", "sip"):
                     print(f"call {n + 1}/{calls} over {name}", file=sys.stderr, flush=True)
                     info = CallInfo(call_id=f"bench-{name}-{n}", line=name, caller="bench")
-                    via: Any = wav if name == "wav" else sip
-                    report = await via.place(_steps(), info=info)
+                    if name == "wav":
+                        report = await run_wav_call(
+                            lambda line, sink: app.session(line, sink=sink),
+                            _steps(), clock=app.clock, info=info,
+                        )  # fmt: skip
+                    else:
+                        report = await sip.place(_steps(), info=info)
                     lag = sip.results[-1]["send_lag"] if name == "sip" else ()
                     found[name][0].extend(mouth_to_ear(report, lag))
                     found[name][1].extend(

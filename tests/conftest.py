@@ -14,7 +14,12 @@ import pytest
 import pytest_asyncio
 
 from appliance.app import Appliance
+from appliance.engines.llm.llama import LlamaLanguageModel
 from appliance.engines.models import Manifest, ModelStore
+from appliance.engines.offload import Offloader
+from appliance.engines.stt.whisper import WhisperSpeechToText
+from appliance.engines.tts.piper import PiperTextToSpeech
+from appliance.engines.vad.silero import SileroVoiceActivity
 from appliance.settings import PathSettings, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,3 +65,48 @@ async def appliance(
     await app.start()
     yield app
     app.close()
+
+
+# --- single engines, loaded once per session from the installed models ------------------------
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def whisper(models_dir: Path) -> AsyncIterator[WhisperSpeechToText]:
+    worker = Offloader("contract-stt")
+    engine = WhisperSpeechToText(
+        models_dir / "whisper-tiny.en", offloader=worker, name="whisper-tiny.en"
+    )
+    await engine.load()
+    yield engine
+    worker.close()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def llama(models_dir: Path) -> AsyncIterator[LlamaLanguageModel]:
+    worker = Offloader("contract-llm")
+    engine = LlamaLanguageModel(
+        models_dir / "qwen2.5-coder-0.5b-instruct" / "model.gguf", offloader=worker, temperature=0.0
+    )
+    await engine.load()
+    yield engine
+    worker.close()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def piper(models_dir: Path) -> AsyncIterator[PiperTextToSpeech]:
+    worker = Offloader("contract-tts")
+    engine = PiperTextToSpeech(
+        models_dir / "piper-en_US-joe-medium" / "en_US-joe-medium.onnx", offloader=worker
+    )
+    await engine.load()
+    yield engine
+    worker.close()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def silero(models_dir: Path) -> AsyncIterator[SileroVoiceActivity]:
+    worker = Offloader("contract-vad")
+    engine = SileroVoiceActivity(models_dir / "silero-vad" / "silero_vad_v6.onnx", offloader=worker)
+    await engine.load()
+    yield engine
+    worker.close()

@@ -1,11 +1,13 @@
 """What happens on a call: facts in the past tense, commands in the imperative.
 
 A call's story, in order: `CallStarted`, then per turn `CallerStartedSpeaking` ->
-`CallerStoppedSpeaking` -> `TranscriptFinal` -> `ReplyStarted` -> `AgentStartedSpeaking` ->
-(`ToolCalled` -> `ToolFinished`)* -> `ReplyFinished` or `ReplyInterrupted` -> `TurnCompleted`,
-and finally `CallEnded`. `DtmfReceived` may come at any time (the caller pressed a key).
-Observers (the CLI, the recorder, the status page, metrics) receive them
-through a sink; `Hangup` and `Transfer` are what the conversation asks of the line.
+`CallerStoppedSpeaking` -> `TranscriptFinal` -> (`MemoryRecalled`) -> `ReplyStarted` ->
+`AgentStartedSpeaking` -> (`ToolCalled` -> `ToolFinished`)* -> `ReplyFinished` or
+`ReplyInterrupted` -> `TurnCompleted`, and finally `CallEnded`. A fixed phrase the agent says
+outside a turn (the greeting, "are you still there?") ends in `PhraseSpoken`. `DtmfReceived` may
+come at any time (the caller pressed a key). Observers (the CLI, the records, the status page,
+metrics) receive them through a sink; `Hangup` and `Transfer` are what the conversation asks of
+the line.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from appliance.conversation.ports import CallInfo
+from appliance.conversation.ports import CallInfo, Recollection
 
 __all__ = [
     "AgentStartedSpeaking",
@@ -29,6 +31,8 @@ __all__ = [
     "EventSink",
     "Fact",
     "Hangup",
+    "MemoryRecalled",
+    "PhraseSpoken",
     "ReplyFinished",
     "ReplyInterrupted",
     "ReplyStarted",
@@ -136,6 +140,24 @@ class TurnCompleted:
 
 
 @dataclass(frozen=True, slots=True)
+class PhraseSpoken:
+    """A fixed phrase (greeting, reprompt, goodbye) reached the caller, whole or in part."""
+
+    text: str
+    heard: str
+    """What the caller heard of it."""
+    interrupted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryRecalled:
+    """Earlier calls held something near what the caller said in this turn."""
+
+    turn: int
+    found: tuple[Recollection, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class DtmfReceived:
     """The caller pressed a key."""
 
@@ -185,6 +207,8 @@ Fact = (
     | ReplyFinished
     | ReplyInterrupted
     | TurnCompleted
+    | PhraseSpoken
+    | MemoryRecalled
     | DtmfReceived
     | EngineFellBack
     | CallEnded

@@ -16,17 +16,24 @@ __all__ = [
     "CallInfo",
     "CallLine",
     "CallerAudio",
+    "Embedder",
     "LanguageModel",
     "LlmOutput",
+    "Mailer",
     "Message",
+    "Recall",
+    "Recollection",
     "SpeechDetector",
     "SpeechToText",
     "TextDelta",
     "TextToSpeech",
+    "Texter",
     "ToolCall",
     "ToolSpec",
     "Transcript",
+    "TransferError",
     "Transferable",
+    "Undeliverable",
     "VoiceActivity",
 ]
 
@@ -134,6 +141,54 @@ class VoiceActivity(Protocol):
         ...
 
 
+# --- embeddings and memory ------------------------------------------------------------------
+
+
+class Embedder(Protocol):
+    name: str
+    dimensions: int
+
+    async def embed(self, texts: Sequence[str], *, query: bool = False) -> list[list[float]]:
+        """One unit-length vector per text; `query` for a search, otherwise a stored passage."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Recollection:
+    """Something an earlier call with this caller left behind (a summary or a fact)."""
+
+    text: str
+    call_id: str
+    """The earlier call it comes from."""
+    distance: float
+    """Cosine distance to what the caller just said: 0 is the same meaning, 2 the opposite."""
+
+
+class Recall(Protocol):
+    async def recall(self, said: str) -> Sequence[Recollection]:
+        """What earlier calls with this caller hold that is nearest to `said`, nearest first."""
+        ...
+
+
+# --- messages to people ---------------------------------------------------------------------
+
+
+class Undeliverable(Exception):
+    """The service refused the message for good (a bad address, bad credentials): do not retry."""
+
+
+class Mailer(Protocol):
+    async def send_email(self, to: str, subject: str, body: str) -> str:
+        """Send a plain-text email; returns the service's id for it (may be empty)."""
+        ...
+
+
+class Texter(Protocol):
+    async def send_sms(self, to: str, body: str) -> str:
+        """Send a text message; returns the service's id for it."""
+        ...
+
+
 # --- the phone line -------------------------------------------------------------------------
 
 
@@ -178,12 +233,16 @@ class CallLine(CallerAudio, AgentAudio, Protocol):
         ...
 
 
+class TransferError(RuntimeError):
+    """The line could not hand the call to a person; the message says why."""
+
+
 @runtime_checkable
 class Transferable(Protocol):
-    """A line that can hand the caller to someone else (SIP: a blind transfer with REFER)."""
+    """A line that can hand its live call to a person (the hand-off tool asks for it)."""
 
-    async def transfer(self, target: str) -> bool:
-        """Transfer the caller to `target` (a number or a SIP URI); True when it went through.
+    async def transfer(self) -> None:
+        """Connect the caller to the escalation number; the line ends for us once it has.
 
-        On success the caller is with `target` and this line's call has ended."""
+        Raises TransferError when it cannot."""
         ...

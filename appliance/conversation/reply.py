@@ -25,7 +25,7 @@ from appliance.conversation.ports import (
 )
 from appliance.conversation.tools import ToolArgumentsError, ToolContext, ToolRegistry
 
-__all__ = ["SpeechChunk", "Stamps", "prefetched", "think", "voice"]
+__all__ = ["Priority", "SpeechChunk", "Stamps", "prefetched", "think", "voice"]
 
 T = TypeVar("T")
 
@@ -41,6 +41,8 @@ class Stamps:
     endpoint: float | None = None
     stt_start: float | None = None
     stt_end: float | None = None
+    recall_start: float | None = None
+    recall_end: float | None = None
     llm_start: float | None = None
     llm_first_token: float | None = None
     first_sentence: float | None = None
@@ -53,6 +55,7 @@ class Stamps:
         spans = {
             "endpoint": (self.speech_end, self.endpoint),
             "stt": (self.stt_start, self.stt_end),
+            "recall": (self.recall_start, self.recall_end),
             "llm_first_token": (self.llm_start, self.llm_first_token),
             "first_sentence": (self.llm_start, self.first_sentence),
             "tts_first_audio": (self.tts_start, self.tts_first_audio),
@@ -63,6 +66,27 @@ class Stamps:
             for name, (start, end) in spans.items()
             if start is not None and end is not None
         }
+
+
+class Priority:
+    """Holds the model back while the first sentence is being synthesized.
+
+    On two cores the model and the voice would share both while the caller waits; the caller
+    waits for the first sentence's audio, not for the rest of the reply, so the voice goes first.
+    """
+
+    def __init__(self) -> None:
+        self._free = asyncio.Event()
+        self._free.set()
+
+    def hold(self) -> None:
+        self._free.clear()
+
+    def release(self) -> None:
+        self._free.set()
+
+    async def wait(self) -> None:
+        await self._free.wait()
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +120,7 @@ async def think(
     stamps: Stamps,
     thought: Thought,
     before_tool: Callable[[], Awaitable[object]],
+    priority: Priority | None = None,
     on_tool: Callable[[ToolCall, bool | None, str], None] = lambda call, ok, result: None,
 ) -> AsyncIterator[str]:
     """The model's reply text; tool calls are run and their results fed back, up to 3 rounds.
@@ -115,6 +140,8 @@ async def think(
             yield "\n"  # what the model says after a tool result starts a new sentence
         async with closing(llm.stream(conversation, tools.specs())) as outputs:
             async for output in outputs:
+                if priority is not None:
+                    await priority.wait()
                 if stamps.llm_first_token is None:
                     stamps.llm_first_token = clock.now()
                 if isinstance(output, TextDelta):
@@ -159,7 +186,12 @@ async def think(
 
 
 async def voice(
-    tts: TextToSpeech, sentences: AsyncIterator[str], *, clock: Clock, stamps: Stamps
+    tts: TextToSpeech,
+    sentences: AsyncIterator[str],
+    *,
+    clock: Clock,
+    stamps: Stamps,
+    priority: Priority | None = None,
 ) -> AsyncIterator[SpeechChunk]:
     """Synthesize each sentence as it arrives, in order."""
     index = 0
@@ -168,11 +200,19 @@ async def voice(
             stamps.first_sentence = clock.now()
         if stamps.tts_start is None:
             stamps.tts_start = clock.now()
-        async with closing(tts.synthesize(text)) as chunks:
-            async for pcm in chunks:
-                if stamps.tts_first_audio is None:
-                    stamps.tts_first_audio = clock.now()
-                yield SpeechChunk(sentence=index, text=text, pcm=pcm)
+            if priority is not None:
+                priority.hold()
+        try:
+            async with closing(tts.synthesize(text)) as chunks:
+                async for pcm in chunks:
+                    if stamps.tts_first_audio is None:
+                        stamps.tts_first_audio = clock.now()
+                        if priority is not None:
+                            priority.release()
+                    yield SpeechChunk(sentence=index, text=text, pcm=pcm)
+        finally:
+            if priority is not None:
+                priority.release()
         index += 1
 
 

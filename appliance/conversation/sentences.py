@@ -1,8 +1,9 @@
 """Streamed LLM text -> speakable sentences, each released the moment it is whole.
 
-The first piece of a reply is released early, at a clause boundary, once it is long enough to
-sound natural on its own: the caller hears the agent start sooner, and piper pays its fixed cost
-on a short input. Markdown, list markers and emoji are dropped: a phone has no screen.
+The first piece of a reply is released early, at its first clause boundary ("Sure," "I'm
+sorry,"): the caller hears the agent start a whole sentence sooner, and the rest of the sentence
+is synthesized while the first clause plays. A comma is a natural place to breathe, so the seam
+is not heard. Markdown, list markers and emoji are dropped: a phone has no screen.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def _is_abbreviation(text: str, dot_at: int) -> bool:
 class SentenceSplitter:
     """Accumulates text pieces; `push` returns the sentences completed so far."""
 
-    def __init__(self, *, first_clause_words: int = 3, max_chars: int = 220) -> None:
+    def __init__(self, *, first_clause_words: int = 1, max_chars: int = 220) -> None:
         self._buffer = ""
         self._emitted = 0
         self._first_clause_words = first_clause_words

@@ -8,6 +8,10 @@ the reply is cancelled, the line cleared, and the history keeps only what the ca
 they cut in before hearing anything, what they said is carried into their next turn.
 
 The call ends when the line's audio ends (the caller hung up) or the agent hangs up.
+
+A session may be given a call's own `context` (what the agent knows about this caller, kept
+after the opening words: see `History`) and a `recall` step, asked with each turn's words for
+what earlier calls hold near them; what it finds joins that turn's prompt (not the history).
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 from appliance.audio.frame import frames_of
 from appliance.clock import Clock
@@ -32,6 +36,8 @@ from appliance.conversation.events import (
     Event,
     EventSink,
     Hangup,
+    MemoryRecalled,
+    PhraseSpoken,
     ReplyFinished,
     ReplyInterrupted,
     ReplyStarted,
@@ -49,12 +55,22 @@ from appliance.conversation.ports import (
     CallLine,
     LanguageModel,
     Message,
+    Recall,
+    Recollection,
     SpeechToText,
     TextToSpeech,
     ToolCall,
     VoiceActivity,
 )
-from appliance.conversation.reply import SpeechChunk, Stamps, Thought, prefetched, think, voice
+from appliance.conversation.reply import (
+    Priority,
+    SpeechChunk,
+    Stamps,
+    Thought,
+    prefetched,
+    think,
+    voice,
+)
 from appliance.conversation.sentences import sentences
 from appliance.conversation.tools import ToolContext, ToolRegistry
 from appliance.conversation.turns import (
@@ -68,7 +84,7 @@ from appliance.conversation.turns import (
 )
 from appliance.observability.metrics import Metrics
 
-__all__ = ["CallSession", "Engines", "SessionConfig"]
+__all__ = ["CallSession", "Conversation", "Engines", "SessionConfig"]
 
 _log = logging.getLogger(__name__)
 _WORD = re.compile(r"\w")
@@ -92,6 +108,16 @@ class SessionConfig:
     max_call_s: float = 1800.0
     speculate: bool = True
     """Start STT and the reply at the first pause instead of waiting for the endpoint."""
+    recall_budget_s: float = 0.5
+    """A recall slower than this is skipped for the turn: the caller is waiting."""
+
+
+class Conversation(Protocol):
+    """What holds a call until it ends: a CallSession, or one wrapped with its records."""
+
+    async def run(self) -> str:
+        """Hold the call; returns why it ended."""
+        ...
 
 
 class _CallOver(Exception):
@@ -118,6 +144,9 @@ class _Reply:
     """Sentences that reached the line, by index, with their frame positions."""
     hang_up_after: str | None = None
     """Set to a reason when the call should end once this reply has been heard."""
+    recalled: tuple[Recollection, ...] = ()
+    finished: bool = False
+    """Its end was told (TurnCompleted or PhraseSpoken)."""
 
     @property
     def done(self) -> bool:
@@ -140,6 +169,8 @@ class CallSession:
         clock: Clock,
         sink: EventSink | None = None,
         metrics: Metrics | None = None,
+        context: Sequence[Message] = (),
+        recall: Recall | None = None,
     ) -> None:
         self._line = line
         self._engines = engines
@@ -149,10 +180,13 @@ class CallSession:
         self._clock = clock
         self._sink = sink
         self._metrics = metrics
+        self._recall = recall
+        self._known = " ".join(m.content for m in context)
         persona = config.persona
         self._history = History(
             [Message(role="system", content=persona.system_prompt)],
             max_turns=config.max_history_turns,
+            context=context,
         )
         self._endpointer = Endpointer(config.turn, SilencePolicy(config.turn.endpoint_ms))
         self._tool_context = ToolContext(call=line.info)
@@ -182,8 +216,23 @@ class CallSession:
                 self._say(self._config.persona.greeting)
         except* _CallOver as over:
             reason = next(e.reason for e in over.exceptions if isinstance(e, _CallOver))
+        await self._cut_off_by_hang_up()
         self._emit(CallEnded(reason=reason, at=self._clock.now()))
         return reason
+
+    async def _cut_off_by_hang_up(self) -> None:
+        """The call ended during a reply: it was cut off, and the caller heard only part of it."""
+        reply = self._reply
+        if reply is None or reply.finished or not reply.playing:
+            return
+        try:
+            heard_until = await self._line.clear()
+        except Exception:
+            heard_until = 0  # the line is gone: count nothing as heard
+        heard, unsaid = _heard_of(reply, heard_until)
+        if reply.kind == "turn" and reply.turn > 0:
+            self._emit(ReplyInterrupted(turn=reply.turn, heard=heard, unsaid=unsaid))
+        await self._finish(reply, interrupted=True, heard=heard)
 
     # --- listening ------------------------------------------------------------------------------
 
@@ -301,17 +350,20 @@ class CallSession:
             await self._finish(reply)
             return
         user = Message(role="user", content=said)
+        notes = await self._recall_for(reply, said)
         persona = self._config.persona
+        priority = Priority()
         thinking = think(
             self._engines.llm,
             self._tools,
             self._tool_context,
-            self._history.messages(user),
+            self._history.messages(*notes, user),
             apology=persona.apology,
             clock=self._clock,
             stamps=reply.stamps,
             thought=reply.thought,
             before_tool=reply.confirmed.wait,
+            priority=priority,
             on_tool=lambda call, ok, result: self._on_tool(reply, call, ok, result),
         )
         try:
@@ -323,6 +375,7 @@ class CallSession:
                         _noting(sentences(text), reply.written),
                         clock=self._clock,
                         stamps=stamps,
+                        priority=priority,
                     ),
                     2,
                 ) as speech,
@@ -338,6 +391,8 @@ class CallSession:
                         engine=transcript.engine,
                     )
                 )
+                if reply.recalled:
+                    self._emit(MemoryRecalled(turn=reply.turn, found=reply.recalled))
                 self._emit(ReplyStarted(turn=reply.turn, at=self._clock.now()))
                 await self._play(reply, speech)
         except Exception:
@@ -352,6 +407,26 @@ class CallSession:
         if self._tool_context.hang_up_after_reply:
             reply.hang_up_after = "agent ended the call"
         await self._finish(reply)
+
+    async def _recall_for(self, reply: _Reply, said: str) -> list[Message]:
+        """What earlier calls hold near `said` that this call's context does not already say."""
+        if self._recall is None:
+            return []
+        stamps = reply.stamps
+        stamps.recall_start = self._clock.now()
+        try:
+            async with asyncio.timeout(self._config.recall_budget_s):
+                reply.recalled = tuple(await self._recall.recall(said))
+        except (Exception, TimeoutError) as exc:
+            # Memory is a help, not a dependency: the turn goes on without it.
+            _log.warning("recall failed for this turn: %r", exc)
+            self._count_error("recall")
+        stamps.recall_end = self._clock.now()
+        new = [r.text for r in reply.recalled if r.text not in self._known]
+        if not new:
+            return []
+        lines = "\n".join(f"- {text}" for text in new)
+        return [Message(role="system", content=f"From earlier calls with this caller:\n{lines}")]
 
     async def _play_phrase_in(self, reply: _Reply, text: str) -> None:
         """Say a fixed phrase as this turn's reply (after a failure)."""
@@ -379,10 +454,15 @@ class CallSession:
             self._history.add(Message(role="assistant", content=said))
 
     async def _finish(self, reply: _Reply, *, interrupted: bool = False, heard: str = "") -> None:
+        reply.finished = True
         now = self._clock.now()
         self._last_activity = now
         if reply.playing:
             self._emit(AgentStoppedSpeaking(turn=reply.turn, at=now))
+        if reply.kind == "phrase" and reply.spoken:
+            text = " ".join(s.text for s in reply.spoken.values())
+            said = heard if interrupted else text
+            self._emit(PhraseSpoken(text=text, heard=said, interrupted=interrupted))
         if reply.kind == "turn" and reply.user_text is not None and reply.turn > 0:
             said = heard if interrupted else " ".join(s.text for s in reply.spoken.values())
             if not interrupted:
@@ -421,16 +501,13 @@ class CallSession:
         reply = self._reply
         assert reply is not None
         await self._cancel(reply)
-        heard_until = await self._line.clear()
-        heard, unsaid = split_heard(list(reply.spoken.values()), heard_until)
-        never_started = reply.written[len(reply.spoken) :]
-        unsaid = " ".join([unsaid, *never_started]).strip()
+        heard, unsaid = _heard_of(reply, await self._line.clear())
         if self._metrics is not None:
             self._metrics.barge_ins.inc()
         if reply.kind == "phrase":
             if heard:
                 self._history.add(Message(role="assistant", content=heard))
-            await self._finish(reply, interrupted=True)
+            await self._finish(reply, interrupted=True, heard=heard)
             return
         if reply.turn == 0:
             return
@@ -476,6 +553,13 @@ class CallSession:
     def _count_error(self, kind: str) -> None:
         if self._metrics is not None:
             self._metrics.errors.labels(kind).inc()
+
+
+def _heard_of(reply: _Reply, heard_until: int) -> tuple[str, str]:
+    """(what the caller heard of `reply`, what they did not) once the line has heard up to here."""
+    heard, unsaid = split_heard(list(reply.spoken.values()), heard_until)
+    never_started = reply.written[len(reply.spoken) :]
+    return heard, " ".join([unsaid, *never_started]).strip()
 
 
 async def _noting(items: AsyncIterator[str], seen: list[str]) -> AsyncIterator[str]:

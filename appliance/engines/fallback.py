@@ -1,8 +1,9 @@
 """Fallback: one port, several engines, tried in order.
 
 Each engine has a circuit breaker and a latency budget. An engine that fails, or is slower than
-its budget (for a stream: to its first item), yields to the next, and after `threshold` failures
-in a row it is skipped for `cooldown_s`, then tried again. A stream that has started is never
+its budget (for a stream: to its first item), yields to the next (the last one left has no
+budget: there is nothing to yield to), and after `threshold` failures in a row it is skipped for
+`cooldown_s`, then tried again. A stream that has started is never
 switched mid-way: the caller has already heard it. The wrappers implement the same ports they
 wrap, so a CallSession cannot tell one engine from a chain of them.
 """
@@ -86,6 +87,11 @@ class Option(Generic[E]):
             self.breaker = Breaker()
 
 
+def _budget(option: Option[E], following: Option[E] | None) -> float | None:
+    """The last engine left gets all the time it needs: there is nothing faster to yield to."""
+    return option.budget_s if following is not None else None
+
+
 class _Chain(Generic[E]):
     port = "engine"
 
@@ -117,8 +123,8 @@ class _Chain(Generic[E]):
         option.breaker.succeeded()
         self.active = option.engine.name
 
-    async def _first_item(self, option: Option[E], stream: AsyncIterator[T]) -> T:
-        async with asyncio.timeout(option.budget_s):
+    async def _first_item(self, budget_s: float | None, stream: AsyncIterator[T]) -> T:
+        async with asyncio.timeout(budget_s):
             return await anext(stream)
 
     async def _stream(self, open_stream: Callable[[E], AsyncIterator[T]]) -> AsyncIterator[T]:
@@ -128,7 +134,7 @@ class _Chain(Generic[E]):
             following = candidates[i + 1] if i + 1 < len(candidates) else None
             stream = open_stream(option.engine)
             try:
-                first = await self._first_item(option, stream)
+                first = await self._first_item(_budget(option, following), stream)
             except StopAsyncIteration:
                 self._succeeded(option)
                 return
@@ -160,7 +166,7 @@ class FallbackSpeechToText(_Chain[SpeechToText]):
         for i, option in enumerate(candidates):
             following = candidates[i + 1] if i + 1 < len(candidates) else None
             try:
-                async with asyncio.timeout(option.budget_s):
+                async with asyncio.timeout(_budget(option, following)):
                     result = await option.engine.transcribe(pcm)
             except (Exception, TimeoutError) as exc:
                 reason = "over budget" if isinstance(exc, TimeoutError) else repr(exc)

@@ -1,7 +1,7 @@
-"""One simulated call, and what happened in it; a `CallVia` says which line carries it.
+"""One simulated call, and what happened in it.
 
-`WavVia` plays the caller over the in-process WAV line; `sipvia.SipVia` places a real SIP call
-over loopback. Both report the same `CallReport`, so the runner checks either the same way.
+`run_wav_call` plays the caller over the in-process WAV line; the other ways in (`--via`: a fake
+Twilio, real SIP over loopback) report the same `CallReport`, so the runner checks them alike.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from typing import Protocol
 from appliance.clock import Clock
 from appliance.conversation.events import Event, EventSink, TurnCompleted
 from appliance.conversation.ports import CallInfo, CallLine
-from appliance.conversation.session import CallSession
+from appliance.conversation.session import Conversation
 from appliance.telephony.wavfile import LineEvent, Step, WavLine
 
-__all__ = ["CallRecording", "CallReport", "CallVia", "SessionFactory", "WavVia", "run_wav_call"]
+__all__ = ["CallRecording", "CallReport", "SessionFactory", "run_wav_call"]
 
-SessionFactory = Callable[[CallLine, EventSink], CallSession]
+SessionFactory = Callable[[CallLine, EventSink], Conversation]
 
 
 class CallRecording(Protocol):
@@ -87,25 +87,3 @@ async def run_wav_call(
 
     report.ended = await new_session(line, sink).run()
     return report
-
-
-class CallVia(Protocol):
-    """How the harness places a call: the line between the scripted caller and the appliance."""
-
-    async def place(self, steps: Sequence[Step], *, info: CallInfo) -> CallReport:
-        """Play the caller's script against the appliance, in real time, and report."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class WavVia:
-    """Calls over the in-process WAV line."""
-
-    new_session: SessionFactory
-    clock: Clock
-    max_call_s: float = 300.0
-
-    async def place(self, steps: Sequence[Step], *, info: CallInfo) -> CallReport:
-        return await run_wav_call(
-            self.new_session, steps, clock=self.clock, info=info, max_call_s=self.max_call_s
-        )

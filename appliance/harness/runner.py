@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from appliance.clock import Clock
 from appliance.conversation.events import TurnCompleted
 from appliance.conversation.ports import CallInfo
-from appliance.harness.call import CallReport, CallVia, SessionFactory, WavVia
+from appliance.harness.call import CallReport, SessionFactory, run_wav_call
 from appliance.harness.scenario import CallerTurn, Scenario, TurnExpectation
 from appliance.harness.voices import caller_voice
 from appliance.harness.wer import wer
 from appliance.telephony.wavfile import HangUp, LineEvent, Speak, Step, load_wav
 
-__all__ = ["ScenarioResult", "check", "run_scenarios"]
+__all__ = ["PlaceCall", "ScenarioResult", "check", "run_scenarios"]
+
+PlaceCall = Callable[[Sequence[Step], CallInfo], Awaitable[CallReport]]
+"""Places one scripted call through some way in (a `--via`) and reports it."""
 
 
 @dataclass(slots=True)
@@ -144,11 +147,11 @@ async def run_scenarios(
     clock: Clock,
     out_dir: Path | None = None,
     progress: Callable[[str], None] = lambda _: None,
-    via: CallVia | None = None,
+    place_call: PlaceCall | None = None,
 ) -> list[ScenarioResult]:
-    """Play each scenario as a call, in real time, one after another (`via`: the line; the
-    in-process WAV line by default)."""
-    line = via if via is not None else WavVia(new_session, clock)
+    """Play each scenario as a call, in real time, one after another.
+
+    `place_call` is the way in (`--via`); by default, a WAV line straight into a session."""
     results: list[ScenarioResult] = []
     for n, scenario in enumerate(scenarios, 1):
         progress(f"[{n}/{len(scenarios)}] {scenario.name}")
@@ -159,8 +162,11 @@ async def run_scenarios(
             continue
         info = CallInfo(call_id=f"harness-{n}", line="wav", caller=scenario.name)
         try:
-            report = await line.place(steps, info=info)
-        except RuntimeError as exc:
+            if place_call is not None:
+                report = await place_call(steps, info)
+            else:
+                report = await run_wav_call(new_session, steps, clock=clock, info=info)
+        except RuntimeError as exc:  # the way in failed (a SIP caller that was not answered)
             results.append(ScenarioResult(scenario.name, None, [f"the call failed: {exc}"]))
             continue
         if out_dir is not None:

@@ -56,7 +56,7 @@ class CallerTurn(_Strict):
     say: Path | None = None
     text: str | None = None
     barge_in_ms: int | None = Field(default=None, ge=0)
-    gap_ms: int = Field(default=700, ge=0)
+    gap_ms: int = Field(default=1000, ge=0)
     """Silence the caller waits for after the agent stops (for turns that are not barge-ins)."""
     expect: TurnExpectation = Field(default_factory=TurnExpectation)
 

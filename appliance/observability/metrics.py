@@ -69,6 +69,40 @@ class Metrics:
             registry=r,
         )
         self.errors = Counter("tel3sis_errors", "Errors, by kind", ["kind"], registry=r)
+        self.twilio_refused = Counter(
+            "tel3sis_twilio_refused",
+            "Twilio webhooks and media streams refused, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.twilio_call_status = Counter(
+            "tel3sis_twilio_call_status",
+            "Call status callbacks from Twilio, by status",
+            ["status"],
+            registry=r,
+        )
+        self.recording_failures = Counter(
+            "tel3sis_recording_failures",
+            "Call recordings stopped early (the call went on), by errno (ENOSPC: disk full)",
+            ["reason"],
+            registry=r,
+        )
+        self.recording_dropped_frames = Counter(
+            "tel3sis_recording_dropped_frames",
+            "20 ms frames a recording wrote as silence because its writer was behind",
+            registry=r,
+        )
+        self.jobs = Counter(
+            "tel3sis_jobs",
+            "Post-call jobs run, by kind and result (done, retried, failed, skipped)",
+            ["kind", "result"],
+            registry=r,
+        )
+        self.session_state_fallbacks = Counter(
+            "tel3sis_session_state_fallbacks",
+            "Times Redis failed and the live session state carried on in process",
+            registry=r,
+        )
         self.sip_invites = Counter(
             "tel3sis_sip_invites",
             "Incoming SIP INVITEs, by admission verdict",

@@ -26,7 +26,7 @@ from typing import Literal
 from appliance.clock import Clock
 from appliance.conversation.events import EventSink
 from appliance.conversation.ports import CallLine
-from appliance.conversation.session import CallSession
+from appliance.conversation.session import Conversation
 from appliance.observability.logs import call_context
 from appliance.observability.metrics import Metrics
 from appliance.telephony.digest import DigestAuth, DigestOutcome
@@ -208,7 +208,7 @@ class Admission:
             self.active -= 1
 
 
-SessionFactory = Callable[[CallLine, EventSink | None], CallSession]
+SessionFactory = Callable[[CallLine, EventSink | None], Conversation]
 
 
 class CallRouter:

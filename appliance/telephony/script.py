@@ -33,12 +33,16 @@ VOICED_DBFS = -45.0
 @dataclass(frozen=True, slots=True)
 class Speak:
     """The caller says `pcm`, once the agent has been quiet for `gap_ms` (`after="agent"`), or
-    `offset_ms` into the agent's next reply (`after="agent-start"`: a barge-in)."""
+    `offset_ms` into the agent's next reply (`after="agent-start"`: a barge-in).
+
+    A second of quiet is longer than a person waits, but a loaded machine can leave a short gap
+    between the agent's sentences, and a scripted caller who takes that gap for the end of the
+    reply turns a test about one thing into a test about barge-in."""
 
     pcm: bytes
     label: str = ""
     after: Literal["agent", "agent-start"] = "agent"
-    gap_ms: int = 700
+    gap_ms: int = 1000
     offset_ms: int = 0
 
 
@@ -91,7 +95,7 @@ class CallerScript:
         self,
         steps: Sequence[Step],
         *,
-        max_wait_s: float = 20.0,
+        max_wait_s: float = 60.0,
         hangover_ticks: int = 0,
         recording: Recording | None = None,
     ) -> None:

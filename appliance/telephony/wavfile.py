@@ -41,7 +41,7 @@ class WavLine:
         clock: Clock,
         info: CallInfo | None = None,
         queue_frames: int = 5,
-        max_wait_s: float = 20.0,
+        max_wait_s: float = 60.0,
         max_call_s: float = 300.0,
     ) -> None:
         self._clock = clock
@@ -72,6 +72,11 @@ class WavLine:
     def write_agent_wav(self, path: Path) -> None:
         """The agent's side of the whole call, time-aligned, as a 16 kHz mono WAV."""
         self._script.recording.write_agent_wav(path)
+
+    @property
+    def heard(self) -> int:
+        """Agent frames played to the caller so far: positions below this were heard."""
+        return self._heard
 
     # --- CallLine -----------------------------------------------------------------------------
 

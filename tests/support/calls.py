@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from appliance.clock import LoopClock
 from appliance.conversation.persona import Persona
 from appliance.conversation.phrases import PhraseCache
+from appliance.conversation.ports import Message, Recall
 from appliance.conversation.session import CallSession, Engines, SessionConfig
 from appliance.conversation.tools import Tool, ToolRegistry
 from appliance.engines.vad.energy import EnergyVoiceActivity
@@ -73,6 +74,8 @@ def play_call(
     tools: Sequence[Tool] = (),
     tune: object = None,
     phrases: PhraseCache | None = None,
+    context: Sequence[Message] = (),
+    recall: Recall | None = None,
 ) -> Call:
     """One call, scripted caller against scripted engines, in virtual time."""
 
@@ -99,6 +102,8 @@ def play_call(
                 phrases=cache,
                 clock=clock,
                 sink=sink,
+                context=context,
+                recall=recall,
             )
             sessions.append(session)
             return session

@@ -125,6 +125,7 @@ class ScriptedLanguageModel:
     tools_seen: list[list[ToolSpec]] = field(default_factory=list)
     produced: int = 0
     """Outputs actually handed over (a cancelled reply stops early)."""
+    produced_at: list[float] = field(default_factory=list)
 
     def stream(
         self, messages: Sequence[Message], tools: Sequence[ToolSpec] = ()
@@ -150,6 +151,7 @@ class ScriptedLanguageModel:
             if i:
                 await self.clock.sleep(self.token_s)
             self.produced += 1
+            self.produced_at.append(self.clock.now())
             yield output
 
 
@@ -175,12 +177,16 @@ class ToneTextToSpeech:
     fail_unless: Callable[[str], bool] | None = None
     """When set, fail for every text it does not accept."""
     spoken: list[str] = field(default_factory=list)
+    busy: list[tuple[float, float]] = field(default_factory=list)
+    """(start, end) of each synthesis."""
 
     def synthesize(self, text: str) -> AsyncIterator[bytes]:
         return self._synthesize(text)
 
     async def _synthesize(self, text: str) -> AsyncIterator[bytes]:
+        started = self.clock.now()
         await self.clock.sleep(self.delay_s)
+        self.busy.append((started, self.clock.now()))
         if self.fail or (self.fail_unless is not None and not self.fail_unless(text)):
             raise EngineError("scripted TTS failure")
         self.spoken.append(text)

@@ -48,9 +48,15 @@ def test_abbreviations_decimals_and_initials_do_not_end_sentences() -> None:
     ]
 
 
-def test_the_first_clause_is_released_early_when_long_enough() -> None:
+def test_only_the_first_clause_is_released_early() -> None:
     text = "Sure, I can help with that, and I will check the calendar now. Then we book it."
-    assert _split(text.split(" ")[:1] + [" " + w for w in text.split(" ")[1:]]) == [
+    pieces = text.split(" ")[:1] + [" " + w for w in text.split(" ")[1:]]
+    assert _split(pieces) == [
+        "Sure,",
+        "I can help with that, and I will check the calendar now.",
+        "Then we book it.",
+    ]
+    assert _split(pieces, first_clause_words=3) == [
         "Sure, I can help with that,",
         "and I will check the calendar now.",
         "Then we book it.",

@@ -217,6 +217,12 @@ async def test_the_breaker_skips_a_failing_engine_then_tries_it_again() -> None:
     assert chain.active == "local"
 
 
+async def test_the_last_engine_left_is_given_the_time_it_needs() -> None:
+    slow = _STT("only", delay=0.2)
+    chain = FallbackSpeechToText([Option(slow, budget_s=0.05)])
+    assert (await chain.transcribe(b"")).engine == "only"
+
+
 async def test_every_engine_failing_is_one_clear_error() -> None:
     chain = FallbackSpeechToText([Option(_STT("a", fail=True)), Option(_STT("b", fail=True))])
     with pytest.raises(EngineError, match=r"every stt engine failed: a: .*b is broken"):

@@ -1,4 +1,4 @@
-"""The board scripts: ShellCheck-clean, and build-pjproject.sh's checks that need no network."""
+"""build-pjproject.sh's checks that need no network (ShellCheck: see test_codebase.py)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import ROOT
 
-SCRIPTS = sorted((ROOT / "firmware-scripts").glob("*.sh"))
 BUILD = ROOT / "firmware-scripts" / "build-pjproject.sh"
-
-
-@pytest.mark.parametrize("script", SCRIPTS, ids=lambda path: path.name)
-def test_scripts_are_shellcheck_clean(script: Path) -> None:
-    done = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stdout
+# ShellCheck runs over every script in tests/unit/test_codebase.py.
 
 
 def _fake_venv(tmp_path: Path) -> Path:

@@ -42,6 +42,7 @@ def test_packaged_manifest_loads_with_a_hash_and_size_for_every_file() -> None:
         "qwen2.5-coder-0.5b-instruct",
         "piper-en_US-joe-medium",
         "silero-vad",
+        "multilingual-e5-small-q4",
     }
     for model in manifest.models:
         assert model.files, model.name
@@ -59,6 +60,7 @@ def test_packaged_manifest_names_its_defaults_and_splits_packages() -> None:
         "qwen2.5-coder-0.5b-instruct",
         "piper-en_US-joe-medium",
         "silero-vad",
+        "multilingual-e5-small-q4",
     }
     qwen = manifest.get("qwen2.5-coder-0.5b-instruct")
     assert qwen.total_bytes == 491_400_064

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 from pydantic import BaseModel
 
 from appliance.conversation.events import (
     Hangup,
+    MemoryRecalled,
     ReplyInterrupted,
     ToolCalled,
     ToolFinished,
@@ -16,7 +18,7 @@ from appliance.conversation.events import (
     TurnDiscarded,
 )
 from appliance.conversation.phrases import PhraseCache
-from appliance.conversation.ports import TextDelta
+from appliance.conversation.ports import Message, Recollection, TextDelta
 from appliance.conversation.session import SessionConfig
 from appliance.conversation.tools import Tool, ToolContext
 from appliance.telephony.wavfile import HangUp, Speak
@@ -78,6 +80,18 @@ def test_sentences_are_spoken_in_order_while_the_model_is_still_writing() -> Non
     # The first sentence was heard long before the model finished (10 tokens x 300 ms).
     assert turn.timings_ms["first_sentence"] < 1200
     assert turn.reply == text
+
+
+def test_the_model_waits_while_the_first_sentence_is_synthesized() -> None:
+    call = play_call(
+        [Speak(say("hello")), HangUp()],
+        replies=["Yes, of course I can. Here is more text for later on."],
+        tune=lambda f: (setattr(f.tts, "delay_s", 0.5), setattr(f.llm, "token_s", 0.01)),
+    )
+    first_sentence = call.fakes.tts.busy[1]  # [0] is the greeting
+    during = [t for t in call.fakes.llm.produced_at if first_sentence[0] < t < first_sentence[1]]
+    assert len(during) <= 1  # the one already produced when the hold began
+    assert call.events(TurnCompleted)[0].reply.startswith("Yes, of course I can.")
 
 
 def test_barge_in_stops_the_reply_and_history_keeps_only_what_was_heard() -> None:
@@ -333,3 +347,75 @@ def test_config_replace_keeps_persona() -> None:
     call = play_call([Speak(say("hello")), HangUp()], replies=["Hi."], config=config)
     assert [t.heard for t in call.events(TurnCompleted)] == ["hello"]
     assert call.events(TurnDiscarded) == []
+
+
+class _Remembers:
+    """A Recall that knows two things about the caller, and how long it takes to say so."""
+
+    def __init__(self, delay_s: float = 0.02) -> None:
+        self.asked: list[str] = []
+        self.delay_s = delay_s
+
+    async def recall(self, said: str) -> list[Recollection]:
+        self.asked.append(said)
+        await asyncio.sleep(self.delay_s)
+        return [
+            Recollection(text="Booked a table for four.", call_id="c1", distance=0.1),
+            Recollection(text="Allergic to peanuts.", call_id="c1", distance=0.2),
+        ]
+
+
+def test_the_call_context_follows_the_greeting_and_recall_joins_only_that_turn() -> None:
+    remembers = _Remembers()
+    context = [Message(role="system", content="Known: Allergic to peanuts.")]
+    call = play_call(
+        [Speak(say("book")), Speak(say("time")), HangUp()],
+        replies=["Of course.", "Noon."],
+        context=context,
+        recall=remembers,
+    )
+
+    first = [(m.role, m.content) for m in call.fakes.llm.seen[0]]
+    assert [role for role, _ in first] == ["system", "assistant", "system", "system", "user"]
+    assert first[1] == ("assistant", "Hello there.")
+    assert first[2] == ("system", "Known: Allergic to peanuts.")
+    # Only what the context does not already say is added, just before the caller's words.
+    assert first[3] == (
+        "system",
+        "From earlier calls with this caller:\n- Booked a table for four.",
+    )
+    assert first[4] == ("user", "book")
+    # The recall note is not kept: the next turn's prompt has its own, after the history.
+    second = [(m.role, m.content) for m in call.fakes.llm.seen[1]]
+    assert second.count(first[3]) == 1 and second[-2] == first[3]
+    assert remembers.asked == ["book", "time"]
+    found = call.events(MemoryRecalled)
+    assert [e.turn for e in found] == [1, 2]
+    assert found[0].found[0].call_id == "c1"
+    (turn, _) = call.events(TurnCompleted)
+    assert "recall" in turn.timings_ms
+
+
+def test_a_slow_recall_is_skipped_and_the_turn_goes_on() -> None:
+    call = play_call(
+        [Speak(say("book")), HangUp()],
+        replies=["Of course."],
+        recall=_Remembers(delay_s=5.0),
+    )
+    assert [m.role for m in call.fakes.llm.seen[0]] == ["system", "assistant", "user"]
+    assert call.events(MemoryRecalled) == []
+    assert [t.reply for t in call.events(TurnCompleted)] == ["Of course."]
+
+
+def test_a_hang_up_during_a_reply_ends_the_turn_with_what_was_heard() -> None:
+    # A slow voice leaves a long silence between the sentences, and the caller hangs up in it.
+    call = play_call(
+        [Speak(say("hello")), HangUp(gap_ms=1000)],
+        replies=["First part. Second part."],
+        tune=lambda f: setattr(f.tts, "delay_s", 2.0),
+    )
+    assert call.report.ended == "caller hung up"
+    (cut,) = call.events(ReplyInterrupted)
+    assert (cut.heard, cut.unsaid) == ("First part.", "Second part.")
+    (turn,) = call.events(TurnCompleted)
+    assert (turn.heard, turn.reply, turn.interrupted) == ("hello", "First part.", True)

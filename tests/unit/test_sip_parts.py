@@ -9,7 +9,10 @@ import pjsua2 as pj
 import pytest
 
 from appliance.audio.frame import FRAME_BYTES
+from appliance.clock import LoopClock
+from appliance.conversation.ports import CallInfo, Transferable, TransferError
 from appliance.telephony.sip.config import SipConfig
+from appliance.telephony.sip.line import SipLine
 from appliance.telephony.sip.media import CallMedia, Outbound
 from appliance.telephony.sip.message import header, printable, split_address, uri_user
 from appliance.telephony.sip.vector import vector_reader
@@ -112,3 +115,23 @@ def test_silent_holds_leave_pjsua_calls_for_callers() -> None:
     assert SipConfig(max_calls=1, pjsua_max_calls=4).silent_hold_slots == 2
     assert SipConfig(max_calls=3, pjsua_max_calls=4).silent_hold_slots == 0
     assert SipConfig(max_calls=4, pjsua_max_calls=32, max_silent_holds=8).silent_hold_slots == 8
+
+
+async def test_a_line_with_nowhere_to_transfer_to_says_so() -> None:
+    class _Endpoint:  # the endpoint is never reached: the line refuses first
+        async def hang_up(self, key: int) -> None:
+            raise AssertionError("not called")
+
+        async def transfer(self, key: int, target: str) -> bool:
+            raise AssertionError("not called")
+
+    line = SipLine(
+        CallInfo(call_id="c", line="sip", caller="x"),
+        key=1,
+        media=CallMedia(asyncio.get_running_loop()),
+        control=_Endpoint(),
+        clock=LoopClock(),
+    )
+    assert isinstance(line, Transferable)
+    with pytest.raises(TransferError, match="ESCALATION_PHONE_NUMBER"):
+        await line.transfer()

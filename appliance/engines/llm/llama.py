@@ -69,7 +69,11 @@ def _tool_schema(tools: Sequence[ToolSpec]) -> dict[str, Any]:
                 "type": "object",
                 "properties": {
                     "name": {"const": tool.name},
-                    "arguments": dict(tool.parameters) or {"type": "object"},
+                    # Closed objects: an open one lets a small model ramble inside the arguments
+                    # until max_tokens (seconds, under a grammar).
+                    "arguments": {"additionalProperties": False, **tool.parameters}
+                    if tool.parameters
+                    else {"type": "object", "additionalProperties": False},
                 },
                 "required": ["name", "arguments"],
             }
@@ -162,9 +166,9 @@ class LlamaLanguageModel:
         self, messages: list[Message], tools: list[ToolSpec]
     ) -> AsyncIterator[LlmOutput]:
         await self.load()
-        async for output in self._offload.stream(
-            lambda: self._generate(messages, tools), buffer=64
-        ):
+        # A short buffer: when the reply holds the model back (while the first sentence is
+        # synthesized), generation pauses within a couple of tokens and frees the cores.
+        async for output in self._offload.stream(lambda: self._generate(messages, tools), buffer=2):
             yield output
 
     def _tokens(

@@ -51,6 +51,9 @@ class SipConfig:
     user_agent: str = "TEL3SIS"
     log_level: int = 2
     """pjsua2's own log verbosity, 0 (none) to 5, sent to the `appliance.telephony.sip.pj` log."""
+    transfer_to: str = ""
+    """Where a transfer to a person goes: a number (sent to the trunk, or back to the caller's
+    address) or a SIP URI; empty: calls cannot be transferred."""
     silent_hold_s: float = 32.0
     """How long a silently refused INVITE is left unanswered before it is ended (64 x T1)."""
     max_silent_holds: int = 8

@@ -23,7 +23,7 @@ from typing import Protocol
 from appliance.audio.frame import FRAME_BYTES
 from appliance.clock import Clock
 from appliance.conversation.events import DtmfReceived, EventSink
-from appliance.conversation.ports import CallInfo
+from appliance.conversation.ports import CallInfo, TransferError
 from appliance.observability.metrics import Metrics
 from appliance.telephony.sip.media import CallMedia
 
@@ -52,6 +52,7 @@ class SipLine:
         control: LineControl,
         clock: Clock,
         metrics: Metrics | None = None,
+        transfer_to: str = "",
         refer_domain: str = "",
         transfer_timeout_s: float = 20.0,
     ) -> None:
@@ -61,6 +62,7 @@ class SipLine:
         self._control = control
         self._clock = clock
         self._metrics = metrics
+        self._transfer_to = transfer_to
         self._refer_domain = refer_domain
         self._transfer_timeout = transfer_timeout_s
         self._hung_up = False
@@ -136,22 +138,25 @@ class SipLine:
 
     # --- Transferable ---------------------------------------------------------------------------
 
-    async def transfer(self, target: str) -> bool:
-        """Blind transfer with REFER; on success we hang up and the caller is with `target`."""
-        uri = self._refer_uri(target)
+    async def transfer(self) -> None:
+        """Blind transfer (REFER) to the escalation number; once the transferee reports the new
+        call answered we hang up. Raises TransferError when it cannot."""
+        if not self._transfer_to:
+            raise TransferError("SIP transfers need ESCALATION_PHONE_NUMBER")
+        uri = self._refer_uri(self._transfer_to)
         try:
             async with asyncio.timeout(self._transfer_timeout):
                 done = await self._control.transfer(self.key, uri)
         except TimeoutError:
-            _log.warning("transfer to %s: no outcome within %.0f s", uri, self._transfer_timeout)
-            done = False
+            raise TransferError(
+                f"no outcome of the transfer to {uri} within {self._transfer_timeout:.0f} s"
+            ) from None
         except (LookupError, RuntimeError) as exc:
-            _log.warning("transfer to %s failed: %s", uri, exc)
-            return False
-        _log.info("transfer to %s %s", uri, "succeeded" if done else "failed")
-        if done:
-            await self.disconnect()
-        return done
+            raise TransferError(f"the transfer to {uri} failed: {exc}") from exc
+        if not done:
+            raise TransferError(f"the transfer to {uri} was refused or not answered")
+        _log.info("transferred to %s", uri)
+        await self.disconnect()
 
     def _refer_uri(self, target: str) -> str:
         if target.startswith(("sip:", "sips:", "tel:")):

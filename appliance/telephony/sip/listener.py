@@ -180,6 +180,7 @@ class SipListener:
             control=self._endpoint,
             clock=self._clock,
             metrics=self._metrics,
+            transfer_to=self.config.transfer_to,
             refer_domain=self._refer_domain(invite),
         )
         self._lines[invite.key] = line

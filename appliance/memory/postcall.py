@@ -1,0 +1,240 @@
+"""After a call: a summary, the caller's memory, the transcript sent; old records removed.
+
+Jobs per ended call (see `plan`), each after `summary` so it can use it:
+- `summary`: the language model writes two or three sentences about the call.
+- `memory`: the language model lists facts worth keeping about the caller; the facts and the
+  summary are embedded and stored for recall. Only for callers with a number.
+- `email` / `sms`: the summary and transcript go to NOTIFY_EMAIL (SendGrid) / NOTIFY_SMS (Twilio;
+  as much of the transcript as one message holds, 1600 characters).
+  Recorded as skipped, with a warning at start-up, when they are not configured.
+And `retention`, once a day: recordings and transcripts older than RETENTION_DAYS are removed.
+
+Handlers compute; their database writes are returned in `Done` and committed with the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import apsw
+
+from appliance.conversation.ports import Embedder, LanguageModel, Mailer, Message, TextDelta, Texter
+from appliance.memory import callers, calls, notes, vectors
+from appliance.memory.db import Database
+from appliance.memory.jobs import Done, Handler, Job, Skipped
+
+__all__ = ["NotifySettings", "PostCall", "transcript_text"]
+
+_log = logging.getLogger(__name__)
+
+_SMS_CHARS = 1600
+"""Twilio's limit for one message (it is sent as up to ten segments)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NotifySettings:
+    email_to: str | None
+    sms_to: str | None
+    email_missing: str | None
+    """Why email cannot be sent (None when it can)."""
+    sms_missing: str | None
+
+
+def transcript_text(turns: Sequence[calls.TurnRecord], *, stamps: bool = False) -> str:
+    """The call as lines of `Caller: ...` and `Agent: ...`."""
+    lines = []
+    for turn in turns:
+        who = "Caller" if turn.speaker == "caller" else "Agent"
+        text = turn.text + (" [cut off]" if turn.interrupted else "")
+        if stamps and turn.started is not None:
+            minutes, seconds = divmod(int(turn.started), 60)
+            lines.append(f"[{minutes:02d}:{seconds:02d}] {who}: {text}")
+        else:
+            lines.append(f"{who}: {text}")
+    return "\n".join(lines)
+
+
+class PostCall:
+    """The post-call job handlers, over the database and the ports they use."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        llm: LanguageModel,
+        embedder: Embedder,
+        mailer: Mailer | None,
+        texter: Texter | None,
+        notify: NotifySettings,
+        recordings: Path,
+        retention_days: int,
+        remember: bool,
+        agent_name: str,
+        business_name: str,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self._db = db
+        self._llm = llm
+        self._embedder = embedder
+        self._mailer = mailer
+        self._texter = texter
+        self.notify = notify
+        self._recordings = recordings
+        self._retention_days = retention_days
+        self._remember = remember
+        self._names = {"agent": agent_name, "business": business_name}
+        self._wall = wall
+
+    @property
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            "summary": self.summary,
+            "memory": self.memory,
+            "email": self.email,
+            "sms": self.sms,
+            "retention": self.retention,
+        }
+
+    idle_kinds = ("summary", "memory")
+    """The jobs that use the language model."""
+
+    def plan(self, caller: str, caller_turns: int) -> list[tuple[str, str | None]]:
+        """The jobs an ended call gets: (kind, why it is skipped or None)."""
+        silent = "the caller said nothing" if caller_turns == 0 else None
+        memory = silent
+        if memory is None and not self._remember:
+            memory = "REMEMBER_CALLERS is off"
+        elif memory is None and not callers.is_known_number(caller):
+            memory = f"the caller's number ({caller or 'none'}) is unknown"
+        return [
+            ("summary", silent),
+            ("memory", memory),
+            ("email", self.notify.email_missing),
+            ("sms", self.notify.sms_missing),
+        ]
+
+    async def _call(self, job: Job) -> tuple[calls.CallRecord, list[calls.TurnRecord]]:
+        assert job.call_id is not None
+        call = await self._db.run(calls.find_call, job.call_id)
+        if call is None:
+            raise Skipped(f"call {job.call_id} is gone")
+        return call, await self._db.run(calls.turns_of, call.id)
+
+    async def _ask(self, messages: list[Message]) -> str:
+        parts = [out.text async for out in self._llm.stream(messages) if isinstance(out, TextDelta)]
+        return "".join(parts).strip()
+
+    async def summary(self, job: Job) -> Done:
+        call, turns = await self._call(job)
+        said = [t.text for t in turns if t.speaker == "caller"]
+        if not said:
+            raise Skipped("the caller said nothing")
+        asked = notes.summary_messages(transcript_text(turns), **self._names)
+        text, usable = notes.usable_summary(await self._ask(asked), " ".join(said))
+        at = self._wall()
+        return Done(
+            note=f"{len(text)} characters" + ("" if usable else " (the model echoed the call)"),
+            write=lambda conn: callers.set_summary(conn, call.id, text, at),
+        )
+
+    async def memory(self, job: Job) -> Done:
+        call, turns = await self._call(job)
+        said = [t.text for t in turns if t.speaker == "caller"]
+        asked = notes.facts_messages(transcript_text(turns), agent=self._names["agent"])
+        facts = notes.grounded_facts(await self._ask(asked), " ".join(said))
+        summary = await self._db.run(callers.summary_of, call.id)
+        texts = ([summary] if summary is not None else []) + facts
+        embedded = await self._embedder.embed(texts) if texts else []
+        name = notes.caller_name(said)
+        at = self._wall()
+
+        def write(conn: apsw.Connection) -> None:
+            new = set(callers.add_facts(conn, call.caller, call.id, facts, at))
+            if name is not None:
+                callers.set_name(conn, call.caller, name)
+            for i, (text, vector) in enumerate(zip(texts, embedded, strict=True)):
+                is_summary = i == 0 and summary is not None
+                if is_summary or text in new:
+                    vectors.add_vector(
+                        conn,
+                        call.caller,
+                        kind="summary" if is_summary else "fact",
+                        call_id=call.id,
+                        text=text,
+                        vector=vector,
+                    )
+
+        return Done(note=f"{len(facts)} facts, {len(texts)} vectors", write=write)
+
+    async def email(self, job: Job) -> Done:
+        if self._mailer is None or self.notify.email_to is None:
+            raise Skipped(self.notify.email_missing or "email is not configured")
+        call, turns = await self._call(job)
+        summary = await self._db.run(callers.summary_of, call.id)
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(call.started))
+        minutes, seconds = divmod(int(call.duration_s or 0), 60)
+        body = "\n\n".join(
+            part
+            for part in (
+                f"Call from {call.caller or 'an unknown caller'} on {when}, "
+                f"{minutes}:{seconds:02d} long ({call.outcome or 'in progress'}).",
+                f"Summary: {summary}" if summary is not None else "",
+                transcript_text(turns, stamps=True) or "(nothing was said)",
+                f"Recording: {self._recordings / call.recording}" if call.recording else "",
+            )
+            if part
+        )
+        subject = f"Call from {call.caller or 'unknown'} at {when}"
+        sent = await self._mailer.send_email(self.notify.email_to, subject, body)
+        return Done(note=f"emailed to {self.notify.email_to} ({sent or 'accepted'})")
+
+    async def sms(self, job: Job) -> Done:
+        if self._texter is None or self.notify.sms_to is None:
+            raise Skipped(self.notify.sms_missing or "text messages are not configured")
+        call, turns = await self._call(job)
+        summary = await self._db.run(callers.summary_of, call.id)
+        minutes, seconds = divmod(int(call.duration_s or 0), 60)
+        head = f"Call from {call.caller or 'unknown'} ({minutes}:{seconds:02d})"
+        parts = [f"{head}: {summary}" if summary else head, transcript_text(turns)]
+        body = "\n".join(part for part in parts if part)
+        if len(body) > _SMS_CHARS:
+            body = body[: _SMS_CHARS - 1] + "…"  # the email has the whole transcript
+        sent = await self._texter.send_sms(self.notify.sms_to, body)
+        return Done(note=f"texted to {self.notify.sms_to} ({sent})")
+
+    async def retention(self, job: Job) -> Done:
+        del job
+        if self._retention_days == 0:
+            raise Skipped("RETENTION_DAYS is 0: records are kept")
+        before = self._wall() - self._retention_days * 86400
+        expired = await self._db.run(calls.expired_calls, before)
+        files = [self._recordings / path for _, path in expired if path]
+        await asyncio.to_thread(_remove, files)
+        ids = [call_id for call_id, _ in expired]
+
+        def write(conn: apsw.Connection) -> None:
+            calls.forget_records(conn, ids)
+
+        return Done(
+            note=f"{len(ids)} calls older than {self._retention_days} days: "
+            f"{len(files)} recordings and their transcripts removed",
+            write=write,
+        )
+
+
+def _remove(files: Sequence[Path]) -> None:
+    for path in files:
+        path.unlink(missing_ok=True)
+        folder = path.parent
+        # Empty day, month and year folders go too.
+        for _ in range(3):
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+            folder = folder.parent

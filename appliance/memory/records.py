@@ -1,0 +1,370 @@
+"""Everything memory does around a call: its row, recording, transcript, caller memory, jobs.
+
+`Records.call(line, sink, new_session)` is what the CallRouter runs for every call on every line:
+- At the start, the caller's memory (by number: their name, facts and latest summaries) becomes
+  the session's context, and is kept on the call's row (what the agent knew); the recording
+  starts; the live slots get the caller's number and name.
+- During the call the line is a `RecordingLine`, the events go through a `TranscriptSink`, and
+  each turn may `recall` the caller's nearest past summaries and facts (sqlite-vec).
+- At the end the transcript and recording are flushed, and the call is ended together with its
+  post-call jobs, in one transaction.
+
+`start` also recovers what a dead process left behind (see `owners`): its open calls are ended as
+interrupted, their recordings' headers made to match the audio on disk and their jobs enqueued;
+the jobs it was running are put back to run again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import apsw
+
+from appliance.clock import Clock
+from appliance.conversation.events import EventSink
+from appliance.conversation.ports import CallInfo, CallLine, Embedder, Message, Recall
+from appliance.conversation.session import Conversation
+from appliance.memory import callers, calls, jobs, owners, vectors
+from appliance.memory.db import Database
+from appliance.memory.postcall import PostCall
+from appliance.memory.recall import CallerRecall, context_message
+from appliance.memory.recording import Recorder, RecordingLine, WavFile, repair_wav
+from appliance.memory.session import SessionState
+from appliance.memory.transcript import TranscriptSink
+from appliance.observability.metrics import Metrics
+
+__all__ = ["NewSession", "Records"]
+
+_log = logging.getLogger(__name__)
+_UNSAFE = re.compile(r"[^A-Za-z0-9._~-]")
+_INTERRUPTED = "interrupted: the appliance stopped during the call"
+_DAY_S = 86400.0
+
+NewSession = Callable[[CallLine, EventSink, Sequence[Message], Recall | None], Conversation]
+"""Makes the session for a call: its (recording) line, sink, context and recall."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Opened:
+    call_id: str
+    memory: callers.CallerMemory | None
+    vectors: int
+
+
+def _open(
+    conn: apsw.Connection,
+    info: CallInfo,
+    *,
+    started: float,
+    owner: str,
+    remember: bool,
+) -> _Opened:
+    known = remember and callers.is_known_number(info.caller)
+    memory = callers.memory_of(conn, info.caller) if known else None
+    count = vectors.count_vectors(conn, info.caller) if known else 0
+    with conn:
+        call_id = calls.open_call(
+            conn,
+            info,
+            started=started,
+            owner=owner,
+            memory=context_message(memory) if memory is not None else "",
+        )
+        if known:
+            callers.note_call(conn, info.caller, started)
+    return _Opened(call_id=call_id, memory=memory, vectors=count)
+
+
+class Records:
+    """The call records of this process: database, recordings, caller memory and post-call jobs."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        post_call: PostCall,
+        embedder: Embedder,
+        state: SessionState,
+        clock: Clock,
+        recordings: Path,
+        record: bool = True,
+        remember: bool = True,
+        metrics: Metrics | None = None,
+        open_recording: Callable[[Path], WavFile] = WavFile,
+        recording_queue_s: float = 5.0,
+        recording_min_free_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        self.db = db
+        self.post_call = post_call
+        self.state = state
+        self.recordings = recordings
+        self._embedder = embedder
+        self._clock = clock
+        self._record = record
+        self._remember = remember
+        self._metrics = metrics
+        self._open_recording = open_recording
+        self._recording_queue_s = recording_queue_s
+        self._recording_min_free = recording_min_free_bytes
+        self._owners_dir = db.path.parent / "owners"
+        self._owner: owners.Owner | None = None
+        self.runner: jobs.JobRunner | None = None
+
+    @property
+    def owner(self) -> str:
+        assert self._owner is not None, "Records.start() first"
+        return self._owner.id
+
+    async def start(self) -> int:
+        """Open the database and recover what a dead process left; returns calls recovered."""
+        await self.db.open()
+        self._owner = await asyncio.to_thread(owners.Owner, self._owners_dir)
+        return await self._recover()
+
+    def _alive(self, owner: str) -> bool:
+        return owner == self.owner or owners.is_alive(self._owners_dir, owner)
+
+    async def _recover(self) -> int:
+        open_calls = await self.db.run(calls.open_calls)
+        orphans = [c for c in open_calls if not await asyncio.to_thread(self._alive, c.owner)]
+        for call in orphans:
+            seconds = 0.0
+            if call.recording is not None:
+                path = self.recordings / call.recording
+                with contextlib.suppress(OSError):
+                    seconds = await asyncio.to_thread(repair_wav, path)
+            await self.db.run(self._end_orphan, call, seconds)
+            _log.warning("call %s was cut off by a restart; its records are kept", call.id)
+        put_back = await self.db.run(jobs.recover_jobs, self._alive)
+        if put_back:
+            _log.warning("%d post-call jobs were cut off by a restart; they run again", put_back)
+        return len(orphans)
+
+    def _end_orphan(self, conn: apsw.Connection, call: calls.CallRecord, seconds: float) -> None:
+        row = conn.execute(
+            "SELECT MAX(ended), SUM(speaker = 'caller') FROM turns WHERE call_id = ?", (call.id,)
+        ).fetchone()
+        last_words, caller_turns = (row[0] or 0.0, int(row[1] or 0)) if row else (0.0, 0)
+        ended = call.started + max(seconds, float(last_words))
+        with conn:
+            calls.end_call(conn, call.id, ended=ended, outcome=_INTERRUPTED)
+            if call.recording_state == "recording":
+                conn.execute(
+                    "UPDATE calls SET recording_state = 'stopped', recording_note = ? WHERE id = ?",
+                    ("the appliance stopped during the call", call.id),
+                )
+            self._enqueue(conn, call.id, call.caller, caller_turns, ended)
+
+    def _enqueue(
+        self, conn: apsw.Connection, call_id: str, caller: str, caller_turns: int, now: float
+    ) -> None:
+        for kind, skipped in self.post_call.plan(caller, caller_turns):
+            after = None if kind == "summary" else "summary"
+            jobs.enqueue(conn, kind, call_id=call_id, now=now, after=after, skipped=skipped)
+
+    def use_runner(
+        self,
+        *,
+        busy: Callable[[], bool],
+        after_idle_work: Callable[[], Awaitable[None]] | None = None,
+    ) -> jobs.JobRunner:
+        """The job runner of this process (made once)."""
+        if self.runner is None:
+            self.runner = jobs.JobRunner(
+                self.db,
+                self.post_call.handlers,
+                owner=self.owner,
+                clock=self._clock,
+                metrics=self._metrics,
+                busy=busy,
+                idle_kinds=self.post_call.idle_kinds,
+                after_idle_work=after_idle_work,
+            )
+        return self.runner
+
+    async def work(self) -> None:
+        """Run post-call jobs, and the retention job once a day, until cancelled."""
+        assert self.runner is not None, "use_runner() first"
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self.runner.run(), name="jobs")
+            tasks.create_task(self._daily_retention(), name="retention")
+
+    async def _daily_retention(self) -> None:
+        while True:
+            await self.schedule_retention()
+            await self._clock.sleep(_DAY_S)
+
+    async def schedule_retention(self) -> None:
+        """Queue the retention job now, unless one is waiting already."""
+        await self.db.run(_schedule_retention, self._clock.wall())
+        if self.runner is not None:
+            self.runner.wake()
+
+    def call(self, line: CallLine, sink: EventSink | None, new_session: NewSession) -> Conversation:
+        """The call on `line`, recorded (see the module docstring)."""
+        return _RecordedCall(self, line, sink, new_session)
+
+    def _recorder(self, call_id: str, started: float) -> tuple[Recorder, str] | None:
+        if not self._record:
+            return None
+        day = time.strftime("%Y/%m/%d", time.gmtime(started))
+        relative = f"{day}/{_UNSAFE.sub('_', call_id)}.wav"
+
+        async def stopped(reason: str) -> None:
+            await self.db.run(calls.set_recording, call_id, "stopped", note=reason)
+
+        recorder = Recorder(
+            self.recordings / relative,
+            clock=self._clock,
+            metrics=self._metrics,
+            on_stop=stopped,
+            queue_s=self._recording_queue_s,
+            min_free_bytes=self._recording_min_free,
+            open_file=self._open_recording,
+        )
+        return recorder, relative
+
+    async def _finish(
+        self, call_id: str, caller: str, reason: str, recorder: Recorder | None, caller_turns: int
+    ) -> None:
+        now = self._clock.wall()
+
+        def end(conn: apsw.Connection) -> None:
+            with conn:
+                calls.end_call(conn, call_id, ended=now, outcome=reason)
+                if recorder is not None and recorder.state == "complete":
+                    calls.set_recording(conn, call_id, "complete")
+                self._enqueue(conn, call_id, caller, caller_turns, now)
+
+        try:
+            await self.db.run(end)
+        finally:
+            await self.state.clear(call_id)
+        if self.runner is not None:
+            self.runner.wake()
+
+    def close(self, timeout: float = 5.0) -> None:
+        if not self.db.close(timeout):
+            _log.warning("the database thread did not stop within %.0f s", timeout)
+        if self._owner is not None:
+            self._owner.release()
+            self._owner = None
+
+
+def _schedule_retention(conn: apsw.Connection, now: float) -> None:
+    with conn:
+        waiting = conn.execute(
+            "SELECT 1 FROM jobs WHERE kind = 'retention' AND state IN ('pending', 'running')"
+        ).fetchone()
+        if waiting is None:
+            jobs.enqueue(conn, "retention", call_id=None, now=now)
+
+
+def _ignore(event: object) -> None:
+    del event
+
+
+class _RecordedCall:
+    """One call and its records; `run` holds it until it ends."""
+
+    def __init__(
+        self,
+        records: Records,
+        line: CallLine,
+        sink: EventSink | None,
+        new_session: NewSession,
+    ) -> None:
+        self._records = records
+        self._line = line
+        self._sink = sink
+        self._new_session = new_session
+
+    async def run(self) -> str:
+        records = self._records
+        info = self._line.info
+        started = records._clock.wall()
+        try:
+            opened = await records.db.run(
+                _open,
+                info,
+                started=started,
+                owner=records.owner,
+                remember=records._remember,
+            )
+        except Exception:
+            # A broken database must not stop the box answering: the call goes on unrecorded.
+            _log.exception("could not open the call's records; it goes on without them")
+            if records._metrics is not None:
+                records._metrics.errors.labels("records").inc()
+            return await self._new_session(self._line, self._sink or _ignore, [], None).run()
+        call_id = opened.call_id
+        context = [] if opened.memory is None else [context_message(opened.memory)]
+        recall = (
+            CallerRecall(records.db, records._embedder, info.caller) if opened.vectors else None
+        )
+        made = records._recorder(call_id, started)
+        recorder: Recorder | None = None
+        line: CallLine = self._line
+        if made is not None:
+            recorder, relative = made
+            await records.db.run(calls.set_recording, call_id, "recording", path=relative)
+            line = RecordingLine(self._line, recorder)
+        slots = {"caller": info.caller, "line": info.line, "started": f"{started:.3f}"}
+        if opened.memory is not None and opened.memory.name:
+            slots["caller_name"] = opened.memory.name
+        await records.state.update(call_id, slots)
+        transcript = TranscriptSink(
+            records.db,
+            call_id,
+            state=records.state,
+            forward=self._sink,
+            metrics=records._metrics,
+        )
+        session = self._new_session(
+            line,
+            transcript,
+            [Message(role="system", content=text) for text in context if text],
+            recall,
+        )
+        reason = "failed"
+        try:
+            reason = await self._hold(session, transcript, recorder)
+        finally:
+            try:
+                await records._finish(
+                    call_id, info.caller, reason, recorder, transcript.caller_turns
+                )
+            except Exception:
+                # A full or failing disk: the call itself went fine. Its row stays open and the
+                # next start ends it and queues its jobs (see `_recover`).
+                _log.exception("could not close the call's records; the next start will")
+        return reason
+
+    async def _hold(
+        self, session: Conversation, transcript: TranscriptSink, recorder: Recorder | None
+    ) -> str:
+        failure: Exception | None = None
+        reason = "failed"
+        async with asyncio.TaskGroup() as writers:
+            writers.create_task(transcript.run(), name="transcript")
+            if recorder is not None:
+                writers.create_task(recorder.run(), name="recording")
+            try:
+                reason = await session.run()
+            except Exception as exc:
+                # The writers still finish what they have before the failure goes up.
+                failure = exc
+            finally:
+                transcript.close()
+                if recorder is not None:
+                    recorder.close()
+        if failure is not None:
+            raise failure
+        return reason

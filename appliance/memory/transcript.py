@@ -1,0 +1,181 @@
+"""A call's transcript, stored side by side as each turn completes: an EventSink for one call.
+
+The caller's words are written as soon as they are final (before the agent answers), the agent's
+when the caller has heard them (or cut them off), the agent's fixed phrases when spoken. Times are
+seconds since the call began, the recording's own time axis. Nothing waits on the database: the
+sink queues each write for a writer task. Overflow policy: past 64 queued writes the database has
+been stuck for minutes; the write is dropped, logged and counted (`tel3sis_errors{kind="records"}`)
+rather than holding up the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+
+from appliance.conversation.events import (
+    AgentStartedSpeaking,
+    AgentStoppedSpeaking,
+    CallerStartedSpeaking,
+    CallerStoppedSpeaking,
+    CallStarted,
+    Event,
+    EventSink,
+    MemoryRecalled,
+    PhraseSpoken,
+    ReplyInterrupted,
+    TranscriptFinal,
+    TurnCompleted,
+)
+from appliance.memory import calls
+from appliance.memory.db import Database
+from appliance.memory.session import SessionState
+from appliance.observability.metrics import Metrics
+
+__all__ = ["TranscriptSink"]
+
+_log = logging.getLogger(__name__)
+
+Write = Callable[[], Awaitable[object]]
+
+
+class TranscriptSink:
+    """Turns a call's events into transcript rows and live slots; forwards every event first."""
+
+    def __init__(
+        self,
+        db: Database,
+        call_id: str,
+        *,
+        state: SessionState,
+        forward: EventSink | None = None,
+        metrics: Metrics | None = None,
+        max_queued: int = 64,
+    ) -> None:
+        self._db = db
+        self._call_id = call_id
+        self._state = state
+        self._forward = forward
+        self._metrics = metrics
+        self._writes: asyncio.Queue[Write] = asyncio.Queue(maxsize=max_queued)
+        self._wake = asyncio.Event()
+        self._closed = False
+        self._t0: float | None = None
+        self._onset: float | None = None
+        self._speech_end: float | None = None
+        self._agent_started: dict[int, float] = {}
+        self._agent_stopped: dict[int, float] = {}
+        self._unsaid: dict[int, str] = {}
+        self._caller_started: dict[int, float | None] = {}
+        """A turn the caller went on with keeps the start of its first words."""
+        self.caller_turns = 0
+
+    def __call__(self, event: Event) -> None:
+        if self._forward is not None:
+            try:
+                self._forward(event)
+            except Exception:
+                _log.exception("an event observer failed on %s", type(event).__name__)
+        self._note(event)
+
+    def _offset(self, at: float | None) -> float | None:
+        if at is None or self._t0 is None:
+            return None
+        return round(at - self._t0, 3)
+
+    def _note(self, event: Event) -> None:
+        match event:
+            case CallStarted(at=at):
+                self._t0 = at
+            case CallerStartedSpeaking(at=at):
+                if self._onset is None:
+                    self._onset = at
+            case CallerStoppedSpeaking(at=at):
+                self._speech_end = at
+            case TranscriptFinal(turn=turn, text=text):
+                self.caller_turns = max(self.caller_turns, turn)
+                started = self._caller_started.setdefault(turn, self._offset(self._onset))
+                ended = self._offset(self._speech_end)
+                self._onset = None
+                self._write(
+                    calls.save_caller_words, turn=turn, text=text, started=started, ended=ended
+                )
+                self._slots({"turn": str(turn), "caller_said": text})
+            case AgentStartedSpeaking(turn=turn, at=at):
+                self._agent_started[turn] = at
+            case AgentStoppedSpeaking(turn=turn, at=at):
+                self._agent_stopped[turn] = at
+            case ReplyInterrupted(turn=turn, unsaid=unsaid):
+                self._unsaid[turn] = unsaid
+            case TurnCompleted(turn=turn, reply=reply, interrupted=interrupted, timings_ms=ms):
+                self._caller_started.pop(turn, None)
+                self._agent_words(turn, reply, interrupted, self._unsaid.pop(turn, ""), ms)
+            case PhraseSpoken(text=text, heard=heard, interrupted=interrupted):
+                unsaid = text.removeprefix(heard).strip() if interrupted else ""
+                self._agent_words(0, heard, interrupted, unsaid, {})
+            case MemoryRecalled(found=found):
+                self._slots({"recalled": " | ".join(r.call_id for r in found)})
+            case _:
+                pass
+
+    def _agent_words(
+        self,
+        turn: int,
+        text: str,
+        interrupted: bool,
+        unsaid: str,
+        timings: Mapping[str, float],
+    ) -> None:
+        self._write(
+            calls.save_agent_words,
+            turn=turn,
+            text=text,
+            started=self._offset(self._agent_started.get(turn)),
+            ended=self._offset(self._agent_stopped.get(turn)),
+            interrupted=interrupted,
+            unsaid=unsaid,
+            timings=dict(timings),
+        )
+
+    def _write(self, fn: Callable[..., None], **values: object) -> None:
+        self._queue(lambda: self._db.run(fn, self._call_id, **values))
+
+    def _slots(self, slots: dict[str, str]) -> None:
+        self._queue(lambda: self._state.update(self._call_id, slots))
+
+    def _queue(self, write: Write) -> None:
+        try:
+            self._writes.put_nowait(write)
+        except asyncio.QueueFull:
+            _log.error(
+                "the call's records are %d writes behind; one is dropped", self._writes.qsize()
+            )
+            self._count_error()
+            return
+        self._wake.set()
+
+    def _count_error(self) -> None:
+        if self._metrics is not None:
+            self._metrics.errors.labels("records").inc()
+
+    def close(self) -> None:
+        """The call is over: the writer finishes what is queued, then stops."""
+        self._closed = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        """The writer: every queued write in order, until `close`. Never raises."""
+        while True:
+            if self._writes.empty():
+                if self._closed:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            write = self._writes.get_nowait()
+            try:
+                await write()
+            except Exception:
+                _log.exception("could not store part of the call's records")
+                self._count_error()

@@ -1,0 +1,1 @@
+"""Twilio calls: signed webhooks, Media Streams as a CallLine, and the REST API for transfers."""

@@ -1,0 +1,174 @@
+"""Twilio's endpoints: the voice and status webhooks (signed) and the Media Streams websocket.
+
+`POST /twilio/voice` answers an incoming call: 403 unless Twilio signed it; `<Reject
+reason="busy">` when admission control says no (the calls in progress and those whose stream is
+about to attach count against the limit); otherwise `<Connect><Stream>` to `/twilio/media` with a
+one-time token. `POST /twilio/status` records call progress. `/twilio/media` is the websocket.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Request, Response, WebSocket
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from appliance.observability.metrics import Metrics
+from appliance.telephony.calls import Admission, Verdict
+from appliance.telephony.twilio.progress import CallProgress
+from appliance.telephony.twilio.streams import MediaStreams
+from appliance.telephony.twilio.tokens import StreamTokens
+from appliance.telephony.twilio.webhooks import (
+    SignatureCheck,
+    busy_twiml,
+    stream_twiml,
+    webhook_params,
+)
+
+__all__ = ["TwilioEndpoints", "twilio_router"]
+
+_log = logging.getLogger(__name__)
+_MAX_BODY_BYTES = 64 * 1024
+_XML = "application/xml"
+
+
+@dataclass(frozen=True, slots=True)
+class TwilioEndpoints:
+    """What the Twilio endpoints need."""
+
+    signatures: SignatureCheck
+    admission: Admission
+    tokens: StreamTokens
+    streams: MediaStreams
+    progress: CallProgress
+    metrics: Metrics
+    account_sid: str | None = None
+    """When set, webhooks for any other account are refused."""
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+async def _body(request: Request) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > _MAX_BODY_BYTES:
+        raise _Refused(413, "too-large")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > _MAX_BODY_BYTES:
+            raise _Refused(413, "too-large")
+    return bytes(body)
+
+
+async def _signed_params(deps: TwilioEndpoints, request: Request) -> dict[str, str]:
+    """The webhook's parameters, once its signature (and account) check out."""
+    body = await _body(request)
+    content_type = request.headers.get("content-type", "")
+    if not deps.signatures.valid(
+        path=request.url.path,
+        query=request.url.query,
+        body=body,
+        content_type=content_type,
+        signature=request.headers.get("x-twilio-signature"),
+    ):
+        if not deps.signatures.configured:
+            _log.warning("a Twilio webhook arrived but TWILIO_AUTH_TOKEN or BASE_URL is not set")
+        raise _Refused(403, "signature")
+    params = dict(webhook_params(body, content_type))
+    if deps.account_sid and params.get("AccountSid", deps.account_sid) != deps.account_sid:
+        raise _Refused(403, "account")
+    return params
+
+
+def _refusal(deps: TwilioEndpoints, refused: _Refused) -> Response:
+    deps.metrics.twilio_refused.labels(refused.reason).inc()
+    _log.warning("Twilio webhook refused: %s", refused.reason)
+    return Response(status_code=refused.status)
+
+
+class _Socket:
+    """Starlette's websocket as the line's MessageSocket."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self._ws = websocket
+
+    async def receive(self) -> str | bytes | None:
+        if self._ws.client_state == WebSocketState.DISCONNECTED:
+            return None
+        try:
+            message = await self._ws.receive()
+        except (WebSocketDisconnect, RuntimeError):
+            return None
+        if message["type"] == "websocket.disconnect":
+            return None
+        text = message.get("text")
+        return text if text is not None else bytes(message.get("bytes") or b"")
+
+    async def send(self, text: str) -> None:
+        try:
+            await self._ws.send_text(text)
+        except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+            raise ConnectionError(str(exc)) from exc
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        if self._ws.application_state == WebSocketState.DISCONNECTED:
+            return
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+            await self._ws.close(code, reason)
+
+
+def twilio_router(deps: TwilioEndpoints) -> APIRouter:
+    """The `/twilio/...` routes, bound to `deps`."""
+    router = APIRouter(prefix="/twilio")
+
+    @router.post("/voice")
+    async def voice(request: Request) -> Response:
+        try:
+            params = await _signed_params(deps, request)
+        except _Refused as refused:
+            return _refusal(deps, refused)
+        call_sid = params.get("CallSid", "")
+        if not call_sid:
+            return _refusal(deps, _Refused(400, "no-call-sid"))
+        verdict = deps.admission.check(None)
+        reserved = deps.admission.active + deps.tokens.pending
+        if verdict is Verdict.ADMIT and reserved >= deps.admission.max_calls:
+            verdict = Verdict.BUSY
+        if verdict is not Verdict.ADMIT:
+            deps.metrics.twilio_refused.labels(verdict.value).inc()
+            _log.info("call %s refused: %s", call_sid, verdict.value)
+            return Response(busy_twiml(), media_type=_XML)
+        token = deps.tokens.issue(
+            call_sid, caller=params.get("From", ""), callee=params.get("To", "")
+        )
+        url = deps.signatures.stream_url(f"{router.prefix}/media")
+        return Response(stream_twiml(url, token), media_type=_XML)
+
+    @router.post("/status")
+    async def status(request: Request) -> Response:
+        try:
+            params = await _signed_params(deps, request)
+        except _Refused as refused:
+            return _refusal(deps, refused)
+        call_sid, call_status = params.get("CallSid", ""), params.get("CallStatus", "")
+        if not call_sid or not call_status:
+            return _refusal(deps, _Refused(400, "no-call-status"))
+        duration = params.get("CallDuration", "")
+        deps.progress.record(call_sid, call_status, int(duration) if duration.isdigit() else None)
+        deps.metrics.twilio_call_status.labels(call_status).inc()
+        _log.info("call %s is %s", call_sid, call_status)
+        return Response(status_code=204)
+
+    @router.websocket("/media")
+    async def media(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await deps.streams.serve(_Socket(websocket))
+
+    return router

@@ -1,0 +1,160 @@
+"""Turn latency over the real recordings: the streaming pipeline against a naive sequential one.
+
+    .venv/bin/python bench/turn_latency.py [--repeats 3] [--json results.json]
+
+For each recording in tests/fixtures/audio, a simulated call plays it to the agent in real time
+(through the WAV line, exactly as `appliance call` does) and records the turn's stage timings.
+In the same run, on the same inputs and engines, a naive pipeline answers the same turn: wait for
+the endpoint silence, transcribe the whole turn, generate the whole reply, synthesize the whole
+reply. Runs alternate between the two so both see the same machine load. Prints p50/p95 of
+every stage and the ratio of the naive turn latency to the streaming one.
+
+The target (p50 turn latency <= 700 ms on two cores) is reported here, never asserted in a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from appliance.app import Appliance
+from appliance.audio.frame import frames_of
+from appliance.conversation.ports import Message, TextDelta
+from appliance.conversation.turns import Ended, Endpointer
+from appliance.harness.call import run_wav_call
+from appliance.settings import Settings
+from appliance.telephony.wavfile import HangUp, Speak, load_wav
+
+ROOT = Path(__file__).resolve().parents[1]
+AUDIO = ROOT / "tests" / "fixtures" / "audio"
+TARGET_P50_MS = 700.0
+STAGES = ("endpoint", "stt", "llm_first_token", "first_sentence", "tts_first_audio", "turn")
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+async def _streaming_turn(app: Appliance, pcm: bytes) -> dict[str, float] | None:
+    report = await run_wav_call(
+        lambda line, sink: app.session(line, sink=sink), [Speak(pcm), HangUp()], clock=app.clock
+    )
+    turns = [t for t in report.turns if "turn" in t.timings_ms]
+    return dict(turns[0].timings_ms) if turns else None
+
+
+async def _endpoint_ms(app: Appliance, pcm: bytes) -> float:
+    """The silence the naive pipeline waits: the endpointer's, without a transcript to hint."""
+    endpointer = Endpointer(app.session_config.turn)
+    detector = app.engines.vad.detector()
+    frames = list(frames_of(pcm)) + list(frames_of(bytes(32_000)))
+    for i, frame in enumerate(frames):
+        for event in endpointer.push(frame, await detector.probability(frame), at=i * 0.02):
+            if isinstance(event, Ended):
+                return (i * 0.02 - event.speech_end) * 1000
+    return float("nan")
+
+
+async def _naive_turn(app: Appliance, pcm: bytes) -> dict[str, float]:
+    """Whole STT, then the whole reply, then all of its speech: no overlap, no streaming."""
+    persona = app.session_config.persona
+    endpoint = await _endpoint_ms(app, pcm)
+    started = time.perf_counter()
+    said = (await app.engines.stt.transcribe(pcm)).text
+    stt = time.perf_counter()
+    messages = [
+        Message("system", persona.system_prompt),
+        Message("assistant", persona.greeting),
+        Message("user", said),
+    ]
+    reply = "".join(
+        [
+            o.text
+            async for o in app.engines.llm.stream(messages, app.tools.specs())
+            if isinstance(o, TextDelta)
+        ]
+    )
+    llm = time.perf_counter()
+    audio = b"".join([chunk async for chunk in app.engines.tts.synthesize(reply or "Okay.")])
+    tts = time.perf_counter()
+    assert audio
+    return {
+        "endpoint": endpoint,
+        "stt": (stt - started) * 1000,
+        "llm": (llm - stt) * 1000,
+        "tts": (tts - llm) * 1000,
+        "turn": endpoint + (tts - started) * 1000,
+    }
+
+
+def _table(title: str, runs: list[dict[str, float]], stages: tuple[str, ...]) -> list[str]:
+    lines = [title, f"  {'stage':<16}{'p50 ms':>9}{'p95 ms':>9}{'n':>5}"]
+    for stage in stages:
+        values = [r[stage] for r in runs if stage in r]
+        if values:
+            p50, p95 = _percentile(values, 0.5), _percentile(values, 0.95)
+            lines.append(f"  {stage:<16}{p50:>9.0f}{p95:>9.0f}{len(values):>5}")
+    return lines
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="runs per recording and pipeline")
+    parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    args = parser.parse_args()
+
+    recordings = sorted(AUDIO.rglob("*.wav"))
+    app = Appliance.build(Settings.load(None))
+    print(f"loading models: {await app.start()}", file=sys.stderr)
+    streaming: list[dict[str, float]] = []
+    naive: list[dict[str, float]] = []
+    try:
+        for repeat in range(args.repeats):
+            for path in recordings:
+                pcm = load_wav(path).pcm
+                timings = await _streaming_turn(app, pcm)
+                if timings is not None:
+                    streaming.append(timings)
+                naive.append(await _naive_turn(app, pcm))
+                took = timings["turn"] if timings else float("nan")
+                print(
+                    f"[{repeat + 1}/{args.repeats}] {path.name}: streaming {took:.0f} ms, "
+                    f"naive {naive[-1]['turn']:.0f} ms",
+                    file=sys.stderr,
+                )
+    finally:
+        app.close()
+
+    stream_p50 = statistics.median(r["turn"] for r in streaming)
+    naive_p50 = statistics.median(r["turn"] for r in naive)
+    verdict = "met" if stream_p50 <= TARGET_P50_MS else "NOT met"
+    naive_stages = ("endpoint", "stt", "llm", "tts", "turn")
+    lines = [
+        f"turn latency over {len(recordings)} recordings x {args.repeats} runs "
+        f"(STT {app.settings.engines.stt_model}, LLM {app.settings.engines.llm_model})",
+        *_table(
+            "streaming pipeline (speculative STT, streamed LLM -> sentences -> TTS)",
+            streaming,
+            STAGES,
+        ),
+        *_table("naive sequential pipeline (endpoint, whole STT, LLM, TTS)", naive, naive_stages),
+        f"ratio naive/streaming p50 turn latency: {naive_p50 / stream_p50:.2f}x",
+        f"target p50 <= {TARGET_P50_MS:.0f} ms: {verdict} ({stream_p50:.0f} ms)",
+    ]
+    print("\n".join(lines))
+    if args.json:
+        args.json.write_text(json.dumps({"streaming": streaming, "naive": naive}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

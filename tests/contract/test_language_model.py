@@ -1,0 +1,74 @@
+"""The LanguageModel contract, for every adapter: llama.cpp, the scripted fake, a fallback chain."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from appliance.clock import LoopClock
+from appliance.conversation.ports import LanguageModel, Message, TextDelta, ToolCall, ToolSpec
+from appliance.engines.fallback import FallbackLanguageModel, Option
+from appliance.engines.llm.llama import LlamaLanguageModel
+from tests.support.fakes import ScriptedLanguageModel
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+SYSTEM = Message("system", "You are a helpful phone assistant. Answer in one short sentence.")
+WEATHER = ToolSpec(
+    name="get_weather",
+    description="The current weather in a city.",
+    parameters={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+)
+
+
+def _scripted(messages: list[Message]) -> object:
+    if messages[-1].content.lower().startswith("what's the weather"):
+        return [ToolCall(id="", name="get_weather", arguments='{"city": "Paris"}')]
+    return "Hello! How can I help?"
+
+
+@pytest.fixture(params=["llama", "scripted", "fallback"])
+def llm(request: pytest.FixtureRequest) -> LanguageModel:
+    if request.param == "scripted":
+        return ScriptedLanguageModel(LoopClock(), respond=_scripted)  # type: ignore[arg-type]
+    llama = request.getfixturevalue("llama")
+    if request.param == "llama":
+        return llama  # type: ignore[no-any-return]
+    broken = ScriptedLanguageModel(LoopClock(), fail=True, name="broken")
+    return FallbackLanguageModel([Option(broken), Option(llama)])
+
+
+async def test_text_streams_in_pieces(llm: LanguageModel) -> None:
+    outputs = [o async for o in llm.stream([SYSTEM, Message("user", "Hello, who is this?")])]
+    assert outputs and all(isinstance(o, TextDelta) for o in outputs)
+    assert "".join(o.text for o in outputs if isinstance(o, TextDelta)).strip()
+
+
+async def test_a_tool_call_arrives_whole_with_json_arguments(llm: LanguageModel) -> None:
+    messages = [SYSTEM, Message("user", "What's the weather in Paris right now?")]
+    outputs = [o async for o in llm.stream(messages, [WEATHER])]
+    calls = [o for o in outputs if isinstance(o, ToolCall)]
+    assert len(calls) == 1 and outputs[-1] is calls[0]
+    assert calls[0].name == "get_weather"
+    assert json.loads(calls[0].arguments)["city"].lower() == "paris"
+
+
+async def test_a_stream_can_be_abandoned_and_the_model_still_answers(llm: LanguageModel) -> None:
+    stream = llm.stream([SYSTEM, Message("user", "Tell me a long story about a lighthouse.")])
+    first = await anext(stream)  # type: ignore[call-overload]
+    assert isinstance(first, TextDelta)
+    await stream.aclose()  # type: ignore[attr-defined]
+    again = [o async for o in llm.stream([SYSTEM, Message("user", "Say hello.")])]
+    assert again
+
+
+async def test_the_conversation_so_far_is_not_evaluated_again(llama: LlamaLanguageModel) -> None:
+    history = [SYSTEM, Message("user", "Hi, I'd like to ask about opening hours.")]
+    first = [o async for o in llama.stream(history)]
+    said = "".join(o.text for o in first if isinstance(o, TextDelta))
+    history += [Message("assistant", said), Message("user", "And on Sundays?")]
+    _ = [o async for o in llama.stream(history)]
+    stats = llama.last_prompt
+    assert stats.tokens > 60
+    assert stats.evaluated < 20  # only "And on Sundays?" and the template around it

@@ -1,0 +1,60 @@
+"""The SpeechToText contract, for every adapter: whisper, the scripted fake, a fallback chain."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import pytest
+
+from appliance.audio.frame import silence
+from appliance.clock import LoopClock
+from appliance.conversation.ports import SpeechToText
+from appliance.engines.fallback import FallbackSpeechToText, Option
+from appliance.harness.wer import wer
+from appliance.telephony.wavfile import load_wav
+from tests.conftest import AUDIO
+from tests.support.fakes import ToneSpeechToText, say
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+@dataclass
+class Case:
+    engine: SpeechToText
+    speech: bytes
+    said: str
+
+
+@pytest.fixture(params=["whisper", "tone", "fallback"])
+def case(request: pytest.FixtureRequest) -> Case:
+    if request.param == "tone":
+        return Case(
+            ToneSpeechToText(LoopClock(), delay_s=0.01), say("hello", "paris"), "hello paris"
+        )
+    whisper = request.getfixturevalue("whisper")
+    recording = load_wav(AUDIO / "goforward.wav").pcm
+    if request.param == "whisper":
+        return Case(whisper, recording, "go forward ten meters")
+    broken = ToneSpeechToText(LoopClock(), fail=True, name="broken")
+    return Case(
+        FallbackSpeechToText([Option(broken), Option(whisper)]), recording, "go forward ten meters"
+    )
+
+
+async def test_speech_is_transcribed(case: Case) -> None:
+    result = await case.engine.transcribe(case.speech)
+    assert wer(case.said, result.text) <= 0.15
+    assert 0.0 <= result.confidence <= 1.0
+    assert result.engine
+
+
+async def test_silence_and_nothing_give_no_words(case: Case) -> None:
+    for audio in (b"", silence(50)):
+        result = await case.engine.transcribe(audio)
+        assert not any(ch.isalnum() for ch in result.text), result
+
+
+async def test_concurrent_calls_each_get_their_own_answer(case: Case) -> None:
+    results = await asyncio.gather(*(case.engine.transcribe(case.speech) for _ in range(3)))
+    assert all(wer(case.said, r.text) <= 0.15 for r in results)

@@ -1,0 +1,277 @@
+"""The `appliance` command as a user runs it: real processes, the real models, real recordings."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from appliance.audio.frame import SAMPLE_RATE, frames_of, rms_dbfs
+from appliance.audio.wav import wav_header
+from appliance.engines.stt.whisper import WhisperSpeechToText
+from appliance.harness.wer import wer
+from appliance.telephony.wavfile import load_wav
+from tests.conftest import AUDIO, ROOT
+from tests.support.ports import free_port
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+RECORDINGS = sorted(AUDIO.rglob("*.wav"))
+# Every Whisper model tried hears "four queen of clothes" (1 word of 4 wrong, greedy or beam 5);
+# tiny.en hears "old-sposed" for "ill disposed" (2 of 8; whisper-base gets it within 15%).
+KNOWN_MISSES = {"002.wav", "sense_and_sensibility_01_austen_64kb-0880.wav"}
+
+
+def _reference(path: Path) -> str:
+    if path.parent.name == "librivox":
+        return path.with_suffix(".txt").read_text().strip()
+    if path.parent.name == "cards":
+        lines = (path.parent / "cards.transcription").read_text().splitlines()
+        line = next(line for line in lines if f"({path.stem})" in line)
+        return line.split("<s>")[1].split("</s>")[0].strip()
+    return path.with_suffix(".txt").read_text().strip()
+
+
+def _env(tmp_path: Path, models_dir: Path, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "APPLIANCE_DATA_DIR": str(tmp_path / "data"),
+        "MODELS_DIR": str(models_dir),
+        "AGENT_NAME": "Sam",
+        "BUSINESS_NAME": "the clinic",
+        **extra,
+    }
+
+
+async def _appliance(
+    *args: str, env: dict[str, str], limit_s: float = 240
+) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "appliance", *args]
+    return await asyncio.to_thread(
+        subprocess.run, command, capture_output=True, text=True, env=env, timeout=limit_s, cwd=ROOT
+    )
+
+
+def _after_first_pause(pcm: bytes, pause_ms: int = 1000) -> bytes:
+    """The agent's audio after the greeting (past its first long silence), silence trimmed."""
+    frames = list(frames_of(pcm))
+    voiced = [rms_dbfs(f) > -50 for f in frames]
+    first = voiced.index(True)
+    quiet = 0
+    for i in range(first, len(frames)):
+        quiet = 0 if voiced[i] else quiet + 1
+        if quiet * 20 >= pause_ms:
+            rest = [n for n in range(i, len(frames)) if voiced[n]]
+            return b"".join(frames[rest[0] : rest[-1] + 1]) if rest else b""
+    return b""
+
+
+@pytest.mark.parametrize("recording", RECORDINGS, ids=lambda p: p.name)
+async def test_call_hears_each_recording_and_answers_intelligibly(
+    recording: Path, tmp_path: Path, models_dir: Path, whisper: WhisperSpeechToText
+) -> None:
+    reply_wav = tmp_path / "reply.wav"
+    env = _env(tmp_path, models_dir)
+    done = await _appliance(
+        "call", "--wav", str(recording), "--out", str(reply_wav), "--json", env=env
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    heard = " ".join(turn["heard"] for turn in result["turns"])
+    replies = " ".join(turn["reply"] for turn in result["turns"])
+    assert result["ended"] == "caller hung up"
+    assert result["reply_wav"] == str(reply_wav)
+    assert all(turn["timings_ms"]["turn"] > 0 for turn in result["turns"])
+
+    error = wer(_reference(recording), heard)
+    if recording.name in KNOWN_MISSES:
+        assert error <= 0.3, heard
+    else:
+        assert error <= 0.15, heard
+
+    agent = load_wav(reply_wav).pcm
+    assert rms_dbfs(agent) > -40  # not silent
+    spoken = _after_first_pause(agent)
+    transcribed = (await whisper.transcribe(spoken)).text
+    assert replies.strip()
+    assert wer(replies, transcribed) <= 0.35, (replies, transcribed)
+
+
+async def test_other_wav_formats_are_converted_and_said_so(
+    tmp_path: Path, models_dir: Path
+) -> None:
+    source = load_wav(AUDIO / "goforward.wav").pcm
+    mono = np.frombuffer(source, "<i2").astype(np.float64) / 32768
+    stretched = np.interp(np.arange(0, len(mono), SAMPLE_RATE / 44_100), np.arange(len(mono)), mono)
+    stereo = np.repeat((stretched * 8_388_000).astype(np.int32), 2)
+    data = b"".join(int(v).to_bytes(4, "little", signed=True)[:3] for v in stereo)
+    path = tmp_path / "phone-memo.wav"
+    path.write_bytes(wav_header(channels=2, rate=44_100, data_bytes=len(data), bits=24) + data)
+
+    done = await _appliance("call", "--wav", str(path), "--json", env=_env(tmp_path, models_dir))
+    assert done.returncode == 0, done.stderr
+    assert "24-bit PCM -> 16-bit PCM" in done.stderr
+    assert "2 channels -> mono" in done.stderr and "44100 Hz -> 16000 Hz" in done.stderr
+    heard = " ".join(t["heard"] for t in json.loads(done.stdout)["turns"])
+    assert wer("go forward ten meters", heard) <= 0.15
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"ID3\x04\x00\x00 an mp3 file", "not a RIFF/WAVE file"),
+        (
+            b"RIFF\x24\x00\x00\x00WAVEfmt \x14\x00\x00\x00\x11\x00\x01\x00\x40\x1f\x00\x00"
+            + b"\x00\x10\x00\x00\x00\x01\x04\x00\x02\x00\xf9\x01data\x00\x00\x00\x00",
+            "IMA ADPCM",
+        ),
+    ],
+)
+async def test_unusable_files_are_refused_with_the_reason(
+    tmp_path: Path, models_dir: Path, content: bytes, message: str
+) -> None:
+    path = tmp_path / "caller.wav"
+    path.write_bytes(content)
+    done = await _appliance("call", "--wav", str(path), env=_env(tmp_path, models_dir))
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr
+
+
+async def test_a_missing_file_is_a_clear_error(tmp_path: Path, models_dir: Path) -> None:
+    done = await _appliance(
+        "call", "--wav", str(tmp_path / "nope.wav"), env=_env(tmp_path, models_dir)
+    )
+    assert done.returncode == 2
+    assert "No such file" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("kind", ["zero bytes", "header only", "silence"])
+async def test_a_caller_who_says_nothing_is_ended_politely(
+    tmp_path: Path, models_dir: Path, whisper: WhisperSpeechToText, kind: str
+) -> None:
+    path = tmp_path / "nothing.wav"
+    samples = {"zero bytes": None, "header only": b"", "silence": bytes(SAMPLE_RATE * 2)}[kind]
+    path.write_bytes(
+        b""
+        if samples is None
+        else wav_header(channels=1, rate=16_000, data_bytes=len(samples)) + samples
+    )
+    reply_wav = tmp_path / "reply.wav"
+    env = _env(tmp_path, models_dir, NO_INPUT_TIMEOUT_S="1.5")
+    done = await _appliance("call", "--wav", str(path), "--out", str(reply_wav), "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["turns"] == [] and result["ended"] == "no input"
+    said = (await whisper.transcribe(_after_first_pause(load_wav(reply_wav).pcm, 800))).text.lower()
+    assert "still there" in said and "bye" in said  # whisper hears "goodbye" as "bye bye" too
+
+
+async def test_missing_models_are_named_with_the_fix(tmp_path: Path) -> None:
+    env = _env(tmp_path, tmp_path / "no-models")
+    done = await _appliance("call", "--wav", str(AUDIO / "goforward.wav"), env=env)
+    assert done.returncode == 1
+    assert "whisper-tiny.en/model.bin: missing" in done.stderr
+    assert "fix: appliance models install whisper-tiny.en" in done.stderr
+    doctor = await _appliance("doctor", env=env)
+    assert doctor.returncode == 1 and "fix: appliance models install" in doctor.stdout
+
+
+async def test_a_corrupt_model_file_is_found_and_the_fix_named(
+    tmp_path: Path, models_dir: Path
+) -> None:
+    models = tmp_path / "models"
+    (models / "silero-vad").mkdir(parents=True)
+    good = (models_dir / "silero-vad" / "silero_vad_v6.onnx").read_bytes()
+    bad = bytearray(good)
+    bad[len(bad) // 2] ^= 0xFF
+    (models / "silero-vad" / "silero_vad_v6.onnx").write_bytes(bytes(bad))
+    done = await _appliance("models", "verify", "silero-vad", env=_env(tmp_path, models))
+    assert done.returncode == 1
+    assert "sha256" in done.stdout and "appliance models install silero-vad" in done.stdout
+    fixed = await _appliance("models", "install", "silero-vad", env=_env(tmp_path, models))
+    assert fixed.returncode == 0, fixed.stderr
+    assert (models / "silero-vad" / "silero_vad_v6.onnx").read_bytes() == good
+
+
+async def test_the_shipped_scenarios_pass(tmp_path: Path, models_dir: Path) -> None:
+    done = await _appliance(
+        "harness",
+        str(ROOT / "tests" / "scenarios"),
+        "--json",
+        env=_env(tmp_path, models_dir),
+        limit_s=600,
+    )
+    results = json.loads(done.stdout)
+    assert [r["name"] for r in results if not r["passed"]] == [], json.dumps(results, indent=1)
+    assert done.returncode == 0
+    assert {r["name"] for r in results} >= {
+        "barge-in",
+        "librivox-reading",
+        "playing-cards",
+        "text-caller",
+    }
+
+
+async def test_a_failed_expectation_fails_the_harness(tmp_path: Path, models_dir: Path) -> None:
+    (tmp_path / "go.wav").write_bytes((AUDIO / "goforward.wav").read_bytes())
+    (tmp_path / "zebra.yaml").write_text(
+        "name: zebra\ncaller:\n  - say: go.wav\n    expect:\n      reply_contains: [zebra]\n"
+    )
+    done = await _appliance("harness", str(tmp_path / "zebra.yaml"), env=_env(tmp_path, models_dir))
+    assert done.returncode == 1
+    assert "FAIL" in done.stdout and "reply lacks 'zebra'" in done.stdout
+
+
+async def test_a_broken_scenario_file_is_a_usage_error(tmp_path: Path, models_dir: Path) -> None:
+    (tmp_path / "bad.yaml").write_text(
+        "name: bad\ncaller:\n  - say: missing.wav\n    barge_in_ms: -5\n"
+    )
+    done = await _appliance("harness", str(tmp_path / "bad.yaml"), env=_env(tmp_path, models_dir))
+    assert done.returncode == 2
+    assert "bad.yaml" in done.stderr and "barge_in_ms" in done.stderr
+
+
+async def test_serve_reports_ready_and_stops_cleanly_on_sigterm(
+    tmp_path: Path, models_dir: Path
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "appliance",
+        "serve",
+        stderr=asyncio.subprocess.PIPE,
+        env=_env(tmp_path, models_dir, WEB_BIND_ADDRESS="127.0.0.1", WEB_PORT=str(free_port())),
+        cwd=ROOT,
+    )
+    assert process.stderr is not None
+    try:
+        lines: list[str] = []
+        async with asyncio.timeout(120):
+            while line := (await process.stderr.readline()).decode():
+                lines.append(line)
+                if "ready for calls" in line:
+                    break
+        assert any(line.startswith("Ready (") for line in lines), lines
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(30):
+            rest = (await process.stderr.read()).decode()
+            assert await process.wait() == 0, rest
+        assert "stopping" in rest
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def test_models_list_shows_what_is_installed(tmp_path: Path, models_dir: Path) -> None:
+    done = await _appliance("models", "list", "--json", env=_env(tmp_path, models_dir))
+    assert done.returncode == 0
+    rows = {row["name"]: row for row in json.loads(done.stdout)}
+    assert rows["whisper-tiny.en"]["state"] == "installed"

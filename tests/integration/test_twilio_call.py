@@ -1,0 +1,83 @@
+"""Whole Twilio calls through the real local engines: the caller is played over Media Streams."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from appliance.app import Appliance
+from appliance.conversation.events import ReplyInterrupted
+from appliance.harness.twilio import CallObservers, TwilioCaller
+from appliance.harness.wer import wer
+from appliance.settings import TwilioSettings
+from appliance.telephony.wavfile import HangUp, Speak, load_wav
+from tests.conftest import AUDIO
+from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def caller(appliance: Appliance) -> AsyncIterator[TwilioCaller]:
+    """A fake Twilio in front of the real appliance's web app, on a loopback port."""
+    observers = CallObservers()
+    account = TwilioSettings(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, base_url=PUBLIC_URL)
+    async with appliance.web_server("127.0.0.1", 0, twilio=account, observe=observers) as web:
+        yield TwilioCaller(
+            server_url=web.url,
+            public_url=PUBLIC_URL,
+            auth_token=AUTH_TOKEN,
+            clock=appliance.clock,
+            observers=observers,
+            account_sid=ACCOUNT_SID,
+        )
+
+
+async def test_a_recorded_caller_is_heard_and_the_reply_is_heard_back(
+    appliance: Appliance, caller: TwilioCaller
+) -> None:
+    audio = load_wav(AUDIO / "goforward.wav").pcm
+    report = await caller.call([Speak(audio), HangUp()])
+    (turn,) = report.turns
+    assert wer("go forward ten meters", turn.heard) <= 0.15
+    assert report.ended == "caller hung up"
+    # The reply as the caller's ear played it (mu-law off the wire), transcribed back.
+    done = next(e for e in report.timeline if e.what == "caller-end")
+    reply_audio = b"".join(report.line.agent_audio[done.at_ms // 20 :])
+    transcript = await appliance.engines.stt.transcribe(reply_audio)
+    print(f"said: {turn.reply!r}\nheard back: {transcript.text!r}")
+    assert wer(turn.reply, transcript.text) <= 0.2
+    # Every frame sent was marked, and every mark came back as played.
+    (trace,) = [t for t in caller.traces.values() if t.call_sid == report.line.info.call_id]
+    assert len(trace.played_marks) == len(trace.marked) > 0
+    assert trace.flushed_marks == [] and trace.clears == []
+
+
+async def test_a_caller_cutting_in_is_cleared_and_only_marked_text_is_kept(
+    caller: TwilioCaller,
+) -> None:
+    first = load_wav(AUDIO / "goforward.wav").pcm
+    second = load_wav(AUDIO / "cards" / "005.wav").pcm
+    report = await caller.call(
+        [Speak(first), Speak(second, after="agent-start", offset_ms=200), HangUp()]
+    )
+    (trace,) = [t for t in caller.traces.values() if t.call_sid == report.line.info.call_id]
+    assert trace.started_at is not None
+    voice = next(e for e in report.timeline if e.what == "caller-voice" and e.step == 1)
+    onset = trace.started_at + voice.at_ms / 1000
+    clears = [round((t - onset) * 1000) for t in trace.clears if t >= onset]
+    # Timing is measured by bench/twilio_latency.py; on a shared 2-core machine only its
+    # order is checked here: the clear follows the caller's voice, within the turn.
+    print(f"clear after the caller's voice: {clears} ms")
+    assert clears and clears[0] < 1000
+    (interrupted,) = [e for e in report.events if isinstance(e, ReplyInterrupted)]
+    cut = report.turns[0]
+    assert cut.interrupted and cut.reply == interrupted.heard
+    # Audio Twilio had not played when the clear came was dropped and never counted as heard.
+    assert trace.flushed_marks
+    played = {int(n.partition(".")[2]) for n in trace.played_marks if n.startswith("0.")}
+    flushed = {int(n.partition(".")[2]) for n in trace.flushed_marks if n.startswith("0.")}
+    assert max(played) < min(flushed)
+    assert report.turns[1].heard and not report.turns[1].interrupted
