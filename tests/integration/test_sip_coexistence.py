@@ -20,12 +20,16 @@ pytestmark = [pytest.mark.timeout(300), pytest.mark.models]
 
 
 @pytest.mark.parametrize("order", ["pj-first", "pj-last"])
-def test_pjsua2_and_the_engines_share_a_process(order: str, models_dir: Path) -> None:
-    budgets = {f"{engine}_BUDGET_MS": "60000" for engine in ("STT", "LLM", "TTS")}
+def test_pjsua2_and_the_engines_share_a_process(
+    order: str, models_dir: Path, tmp_path: Path
+) -> None:
+    env = {f"{engine}_BUDGET_MS": "60000" for engine in ("STT", "LLM", "TTS")}
+    env |= {"LLM_MAX_TOKENS": "16", "MODELS_DIR": str(models_dir)}
+    env["APPLIANCE_DATA_DIR"] = str(tmp_path / "data")  # the call records go there
     done = subprocess.run(
         [sys.executable, "-m", "tests.support.coexist", order],
         cwd=ROOT,
-        env={**os.environ, **budgets, "LLM_MAX_TOKENS": "16", "MODELS_DIR": str(models_dir)},
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=280,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -34,6 +35,8 @@ async def test_sigterm_hangs_up_with_bye_and_destroys_pjsua_cleanly(
         **os.environ,
         "MODELS_DIR": str(models_dir),
         "APPLIANCE_DATA_DIR": str(tmp_path / "data"),
+        "WEB_BIND_ADDRESS": "127.0.0.1",
+        "WEB_PORT": str(free_port(socket.SOCK_STREAM)),
         "SIP_BIND_ADDRESS": "127.0.0.1",
         "SIP_PORT": str(port),
         "SIP_RTP_PORT": "0",
@@ -49,7 +52,8 @@ async def test_sigterm_hangs_up_with_bye_and_destroys_pjsua_cleanly(
     assert serve.stderr is not None and serve.stdout is not None
     log: list[str] = []
     try:
-        await asyncio.wait_for(_wait_for_line(serve.stderr, "ready for calls on sip", log), 120)
+        await asyncio.wait_for(_wait_for_line(serve.stderr, "ready for calls on", log), 120)
+        assert "sip" in log[-1], log[-1]
         caller = asyncio.create_task(
             run_sipp(port, "-m", "1", scenario=str(SIP_FIXTURES / "wait_bye.xml"),
                      work_dir=tmp_path, limit_s=60)
