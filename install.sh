@@ -69,6 +69,12 @@ if [ "$dev" = 1 ]; then
 fi
 CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" .venv/bin/python -m pip install --quiet --editable ".${extra}"
 
+if ! .venv/bin/python -c 'import pjsua2' 2>/dev/null; then
+    # pjsua2-python has wheels for x86_64 only: elsewhere (boards) pjproject is built here.
+    say "Building pjproject for the SIP line (no pjsua2 wheel for $(uname -m); about 10 minutes)"
+    firmware-scripts/build-pjproject.sh --venv .venv
+fi
+
 say "Installing the default models"
 .venv/bin/appliance models install
 

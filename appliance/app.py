@@ -4,7 +4,8 @@
 conversation's ports, with fallback chains, and the call records (database, recordings, caller
 memory, post-call jobs); `start()` loads and warms the engines and opens the records;
 `session(line)` gives a bare CallSession for a call on any line, and `router` runs each call a
-line answers with its records (`routed(line)` does the same for a simulated call).
+line answers with its records (`routed(line)` does the same for a simulated call); `serve(stop)`
+answers calls on every configured line (the SIP listener, the web app's Twilio endpoints).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -48,8 +50,10 @@ from appliance.memory.postcall import NotifySettings, PostCall
 from appliance.memory.records import Records
 from appliance.memory.session import InProcessState, RedisState, ResilientState, SessionState
 from appliance.observability.metrics import Metrics
-from appliance.settings import Settings, TwilioSettings
-from appliance.telephony.calls import Admission, CallRouter
+from appliance.settings import Settings, SipSettings, TwilioSettings
+from appliance.telephony.calls import Admission, CallRouter, parse_networks
+from appliance.telephony.digest import DigestAuth
+from appliance.telephony.sip import Registration, SipConfig, SipStatus
 from appliance.telephony.twilio.progress import CallProgress
 from appliance.telephony.twilio.rest import TwilioCalls
 from appliance.telephony.twilio.streams import MediaStreams, Observe, StreamOptions
@@ -61,6 +65,9 @@ from appliance.tools.email import SendGridMailer
 from appliance.tools.sms import TwilioTexter
 from appliance.web.server import WebServer, create_app
 from appliance.web.twilio import TwilioEndpoints, twilio_router
+
+if TYPE_CHECKING:
+    from appliance.telephony.sip.listener import SinkFactory, SipListener
 
 __all__ = ["Appliance"]
 
@@ -103,10 +110,12 @@ class Appliance:
         self.records = records
         self._local = local
         self.router = CallRouter(
-            Admission(clock=clock, max_calls=settings.calls.max_concurrent_calls),
+            _admission(settings, clock),
             lambda line, sink: records.call(line, sink, self._session_for),
             metrics,
         )
+        self.sip_status = SipStatus()
+        """Where the SIP line listens, its registration and its calls (for the status page)."""
         self.ready = False
 
     @classmethod
@@ -260,15 +269,76 @@ class Appliance:
                 else None
             )
             # Each line is an async context manager: it listens on entry and, on exit, hangs up
-            # its calls and releases what it holds. Lines are added here as they are configured.
+            # its calls and releases what it holds.
             web = self.settings.web
             await lines.enter_async_context(self.web_server(web.bind_address, web.port))
-            _log.info("ready for calls (at most %d at once)", self.router.admission.max_calls)
+            names = ["twilio"]
+            if self.settings.sip.sip_enabled:
+                await lines.enter_async_context(self.sip_listener())
+                names.append("sip")
+                if not self.router.admission.has_allowed_sources:
+                    _log.warning("SIP_ALLOWED_SOURCES is empty: any address may call this box")
+            _log.info(
+                "ready for calls on %s (at most %d at once)",
+                ", ".join(names),
+                self.router.admission.max_calls,
+            )
             await stop.wait()
             _log.info("stopping")
             if jobs is not None:
                 jobs.cancel()
         await self.records.state.close()
+
+    def sip_listener(
+        self,
+        *,
+        bind_address: str | None = None,
+        port: int | None = None,
+        rtp_port: int | None = None,
+        router: CallRouter | None = None,
+        sinks: SinkFactory | None = None,
+        register: bool = True,
+    ) -> SipListener:
+        """The SIP line from the settings (each argument overrides its setting)."""
+        try:
+            from appliance.telephony.sip.listener import SipListener  # noqa: PLC0415
+        except ImportError as exc:
+            raise RuntimeError(
+                f"the SIP line needs pjsua2 ({exc}): install pjsua2-python (x86_64) or run "
+                "firmware-scripts/build-pjproject.sh (boards), or set SIP_ENABLED=false"
+            ) from exc
+        config = _sip_config(self.settings, self.router.admission.max_calls)
+        config = replace(
+            config,
+            bind_address=config.bind_address if bind_address is None else bind_address,
+            port=config.port if port is None else port,
+            rtp_port=config.rtp_port if rtp_port is None else rtp_port,
+            registration=config.registration if register else None,
+        )
+        return SipListener(
+            config,
+            router or self.router,
+            clock=self.clock,
+            metrics=self.metrics,
+            status=self.sip_status,
+            sinks=sinks or (lambda _: None),
+        )
+
+    def loopback_sip(self, sinks: SinkFactory) -> SipListener:
+        """A SIP line on a free loopback port, not registered, open to any local caller at any
+        rate (calls are recorded as usual): the harness places its calls here."""
+        admission = Admission(
+            clock=self.clock, max_calls=self.router.admission.max_calls, rate_limit=0
+        )
+        router = CallRouter(
+            admission,
+            lambda line, sink: self.records.call(line, sink, self._session_for),
+            self.metrics,
+        )
+        return self.sip_listener(
+            bind_address="127.0.0.1", port=0, rtp_port=0, router=router, sinks=sinks,
+            register=False,
+        )  # fmt: skip
 
     def web_server(
         self,
@@ -472,6 +542,64 @@ def _notifiers(settings: Settings) -> tuple[Mailer | None, Texter | None, Notify
         ),
     )
     return mailer, texter, notify
+
+
+def _admission(settings: Settings, clock: Clock) -> Admission:
+    """Admission for every line; its sources, rate and digest come from the SIP settings (lines
+    that report no source address or carry no credentials, like Twilio's, skip those checks)."""
+    sip = settings.sip
+    auth = None
+    if sip.inbound_username and sip.inbound_password is not None:
+        auth = DigestAuth(
+            username=sip.inbound_username,
+            password=sip.inbound_password.get_secret_value(),
+            realm="tel3sis",
+            clock=clock,
+        )
+    return Admission(
+        clock=clock,
+        max_calls=settings.calls.max_concurrent_calls,
+        allowed=parse_networks(sip.allowed_sources),
+        rate_limit=sip.rate_limit,
+        rate_window_s=sip.rate_window_s,
+        refusal=sip.refusal,
+        auth=auth,
+    )
+
+
+def _sip_config(settings: Settings, max_calls: int) -> SipConfig:
+    sip: SipSettings = settings.sip
+    registration = None
+    if sip.registrar and sip.registrar_username and sip.registrar_password is not None:
+        registration = Registration(
+            registrar=sip.registrar,
+            username=sip.registrar_username,
+            password=sip.registrar_password.get_secret_value(),
+            expires_s=sip.register_expires_s,
+        )
+    transports = tuple(t.strip().lower() for t in sip.transports.split(",") if t.strip())
+    if max_calls >= sip.pjsua_max_calls:
+        _log.warning(
+            "MAX_CONCURRENT_CALLS (%d) leaves no pjsua call for refusing INVITEs "
+            "(SIP_PJSUA_MAX_CALLS is %d): callers beyond it get 486 from pjsua itself",
+            max_calls,
+            sip.pjsua_max_calls,
+        )
+    return SipConfig(
+        bind_address=sip.bind_address,
+        port=sip.sip_port,
+        transports=transports,  # type: ignore[arg-type]
+        public_address=sip.public_address or "",
+        rtp_port=sip.rtp_port,
+        rtp_port_range=sip.rtp_port_range,
+        codecs=tuple(c.strip() for c in sip.codecs.split(",") if c.strip()),
+        registration=registration,
+        rtp_timeout_s=sip.rtp_timeout_s,
+        max_calls=max_calls,
+        pjsua_max_calls=sip.pjsua_max_calls,
+        log_level=sip.pj_log_level,
+        transfer_to=settings.integrations.escalation_phone_number or "",
+    )
 
 
 def _warm_up_audio() -> bytes:

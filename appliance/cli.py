@@ -18,9 +18,10 @@ from appliance import __version__
 
 if TYPE_CHECKING:
     from appliance.app import Appliance
+    from appliance.harness.call import CallRecording
     from appliance.harness.runner import PlaceCall
     from appliance.settings import Settings
-    from appliance.telephony.wavfile import Step, WavLine
+    from appliance.telephony.wavfile import Step
 
 __all__ = ["main"]
 
@@ -66,10 +67,17 @@ def _parser() -> argparse.ArgumentParser:
     harness.add_argument("--out", type=Path, help="folder for each scenario's agent audio")
     harness.add_argument(
         "--via",
-        choices=["wav", "twilio"],
+        choices=["wav", "twilio", "sip"],
         default="wav",
-        help="how calls reach the agent: wav (in process, the default) or twilio "
-        "(a fake Twilio: signed webhook and Media Streams on a loopback port)",
+        help="how calls reach the agent: wav (in process, the default), twilio "
+        "(a fake Twilio: signed webhook and Media Streams on a loopback port) or sip (real SIP "
+        "calls over loopback from a second pjsua2 endpoint in its own process)",
+    )
+    harness.add_argument(
+        "--codec",
+        choices=("PCMU", "PCMA", "G722"),
+        default="PCMU",
+        help="with --via sip: the codec the caller offers (default PCMU, as from a trunk)",
     )
 
     models = commands.add_parser("models", help="the local models: list, install, verify")
@@ -137,8 +145,11 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
                 )
             case "harness":
                 return asyncio.run(
-                    _harness(settings, args.paths, args.out, as_json=args.json, via=args.via)
-                )
+                    _harness(
+                        settings, args.paths, args.out, as_json=args.json, via=args.via,
+                        codec=args.codec,
+                    )
+                )  # fmt: skip
             case "models":
                 return _models(settings, args)
             case "doctor":
@@ -310,13 +321,19 @@ async def _call(
     return EXIT_OK
 
 
-def _save_agent_audio(line: WavLine, out: Path) -> None:
+def _save_agent_audio(line: CallRecording, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     line.write_agent_wav(out)
 
 
 async def _harness(
-    settings: Settings, paths: list[Path], out: Path | None, *, as_json: bool, via: str = "wav"
+    settings: Settings,
+    paths: list[Path],
+    out: Path | None,
+    *,
+    as_json: bool,
+    via: str = "wav",
+    codec: str = "PCMU",
 ) -> int:
     from appliance.harness.report import print_results  # noqa: PLC0415
     from appliance.harness.runner import run_scenarios  # noqa: PLC0415
@@ -330,7 +347,11 @@ async def _harness(
     app = await _start(settings)
     try:
         async with contextlib.AsyncExitStack() as stack:
-            place_call = await _via_twilio(app, stack) if via == "twilio" else None
+            place_call = None
+            if via == "twilio":
+                place_call = await _via_twilio(app, stack)
+            elif via == "sip":
+                place_call = await _via_sip(app, stack, codec)
             results = await run_scenarios(
                 scenarios,
                 lambda line, sink: app.session(line, sink=sink),
@@ -346,6 +367,14 @@ async def _harness(
     else:
         print_results(results)
     return EXIT_OK if all(r.passed for r in results) else EXIT_FAILED
+
+
+async def _via_sip(app: Appliance, stack: contextlib.AsyncExitStack, codec: str) -> PlaceCall:
+    """`--via sip`: the SIP line on a loopback port, and a second pjsua2 endpoint that calls it."""
+    from appliance.harness.sipvia import SipVia  # noqa: PLC0415
+
+    via = await stack.enter_async_context(SipVia(app.loopback_sip, codecs=[codec]))
+    return lambda steps, info: via.place(steps, info=info)
 
 
 async def _via_twilio(app: Appliance, stack: contextlib.AsyncExitStack) -> PlaceCall:

@@ -7,6 +7,7 @@ else in the package reads `os.environ`: the composition root passes sections dow
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ __all__ = [
     "PathSettings",
     "RecordSettings",
     "Settings",
+    "SipSettings",
     "TwilioSettings",
     "WebSettings",
 ]
@@ -170,6 +172,80 @@ class CallSettings(_Section):
     """Calls beyond this get a busy signal; defaults to the CPU count less one (at least one)."""
 
 
+class SipSettings(_Section):
+    """The SIP line: a trunk or a PBX calls the box here (pjsua2, in process).
+
+    Attribute names avoid common environment names (PORT, USERNAME, LOG_LEVEL): with
+    `populate_by_name`, pydantic-settings reads a field from its own name too."""
+
+    sip_enabled: bool = Field(default=True, validation_alias=_env("SIP_ENABLED"))
+    """`appliance serve` answers SIP calls."""
+    bind_address: str = Field(default="0.0.0.0", validation_alias=_env("SIP_BIND_ADDRESS"))  # noqa: S104 - a LAN appliance answers its LAN
+    sip_port: int = Field(default=5060, ge=0, le=65535, validation_alias=_env("SIP_PORT"))
+    """For UDP and TCP alike; 0 picks a free port."""
+    transports: str = Field(default="udp,tcp", validation_alias=_env("SIP_TRANSPORTS"))
+    """`udp`, `tcp`, or both, comma-separated."""
+    public_address: str | None = Field(default=None, validation_alias=_env("SIP_PUBLIC_ADDRESS"))
+    """The address the trunk reaches the box at, when it is behind NAT (put in Contact and SDP)."""
+    rtp_port: int = Field(default=10000, ge=0, le=65535, validation_alias=_env("SIP_RTP_PORT"))
+    """First UDP port for call audio (RTP and RTCP); 0 picks free ports."""
+    rtp_port_range: int = Field(default=200, ge=2, validation_alias=_env("SIP_RTP_PORT_RANGE"))
+    codecs: str = Field(default="G722,PCMU,PCMA", validation_alias=_env("SIP_CODECS"))
+    """Offered and accepted in this order; anything else is refused (488)."""
+    registrar: str | None = Field(default=None, validation_alias=_env("SIP_REGISTRAR"))
+    """Register with this registrar (`sip:sip.example.net`) so calls to the number reach us."""
+    registrar_username: str | None = Field(default=None, validation_alias=_env("SIP_USERNAME"))
+    registrar_password: SecretStr | None = Field(
+        default=None, validation_alias=_env("SIP_PASSWORD")
+    )
+    register_expires_s: int = Field(
+        default=300, ge=30, validation_alias=_env("SIP_REGISTER_EXPIRES_S")
+    )
+    """Registrations are refreshed before they run out, and retried when they fail."""
+    allowed_sources: str = Field(default="", validation_alias=_env("SIP_ALLOWED_SOURCES"))
+    """The trunk's or PBX's addresses (CIDRs, comma-separated); empty lets anyone call."""
+    refusal: Literal["reject", "silent"] = Field(
+        default="reject", validation_alias=_env("SIP_REFUSAL")
+    )
+    """INVITEs from other addresses get `reject` (403) or `silent` (no final answer)."""
+    inbound_username: str | None = Field(
+        default=None, validation_alias=_env("SIP_INBOUND_USERNAME")
+    )
+    """When set (with the password), INVITEs must carry these digest credentials."""
+    inbound_password: SecretStr | None = Field(
+        default=None, validation_alias=_env("SIP_INBOUND_PASSWORD")
+    )
+    rate_limit: int = Field(default=20, ge=0, validation_alias=_env("SIP_RATE_LIMIT"))
+    """INVITEs one address may send per window before the rest get 503 (0: no limit)."""
+    rate_window_s: float = Field(default=10.0, gt=0, validation_alias=_env("SIP_RATE_WINDOW_S"))
+    rtp_timeout_s: float = Field(default=30.0, ge=0, validation_alias=_env("SIP_RTP_TIMEOUT_S"))
+    """A call whose caller sends no audio packets for this long is hung up (0: never)."""
+    pjsua_max_calls: int = Field(
+        default=4, ge=2, le=512, validation_alias=_env("SIP_PJSUA_MAX_CALLS")
+    )
+    """PJSUA_MAX_CALLS of the pjsua2 build: 4 in the pjsua2-python wheel, 32 from
+    firmware-scripts/build-pjproject.sh. SIP calls beyond it, even ones being refused, get 486."""
+    pj_log_level: int = Field(default=2, ge=0, le=5, validation_alias=_env("SIP_LOG_LEVEL"))
+    """pjsua2's own log: 0 none, 1 errors, 2 warnings, 3 info, 4-5 SIP messages and debug."""
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        kinds = [t.strip().lower() for t in self.transports.split(",") if t.strip()]
+        if not kinds or set(kinds) - {"udp", "tcp"}:
+            raise ValueError(f"SIP_TRANSPORTS: {self.transports!r} is not udp, tcp or udp,tcp")
+        for raw in (part.strip() for part in self.allowed_sources.split(",")):
+            if raw:
+                try:
+                    ipaddress.ip_network(raw, strict=False)
+                except ValueError as exc:
+                    raise ValueError(f"SIP_ALLOWED_SOURCES: {raw!r} is not a network") from exc
+        if self.registrar and not (self.registrar_username and self.registrar_password):
+            raise ValueError("SIP_REGISTRAR needs SIP_USERNAME and SIP_PASSWORD")
+        if bool(self.inbound_username) != bool(self.inbound_password):
+            raise ValueError("set both SIP_INBOUND_USERNAME and SIP_INBOUND_PASSWORD, or neither")
+        return self
+
+
 class TwilioSettings(_Section):
     """The Twilio account that routes calls to this box."""
 
@@ -245,6 +321,7 @@ SECTIONS: tuple[type[_Section], ...] = (
     EngineSettings,
     ConversationSettings,
     CallSettings,
+    SipSettings,
     TwilioSettings,
     IntegrationSettings,
     RecordSettings,
@@ -262,6 +339,7 @@ class Settings:
     engines: EngineSettings
     conversation: ConversationSettings
     calls: CallSettings
+    sip: SipSettings
     twilio: TwilioSettings
     integrations: IntegrationSettings
     records: RecordSettings

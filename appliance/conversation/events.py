@@ -4,9 +4,10 @@ A call's story, in order: `CallStarted`, then per turn `CallerStartedSpeaking` -
 `CallerStoppedSpeaking` -> `TranscriptFinal` -> (`MemoryRecalled`) -> `ReplyStarted` ->
 `AgentStartedSpeaking` -> (`ToolCalled` -> `ToolFinished`)* -> `ReplyFinished` or
 `ReplyInterrupted` -> `TurnCompleted`, and finally `CallEnded`. A fixed phrase the agent says
-outside a turn (the greeting, "are you still there?") ends in `PhraseSpoken`. Observers (the
-CLI, the records, the status page, metrics) receive them through a sink; `Hangup` and
-`Transfer` are what the conversation asks of the line.
+outside a turn (the greeting, "are you still there?") ends in `PhraseSpoken`. `DtmfReceived` may
+come at any time (the caller pressed a key). Observers (the CLI, the records, the status page,
+metrics) receive them through a sink; `Hangup` and `Transfer` are what the conversation asks of
+the line.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = [
     "CallerStartedSpeaking",
     "CallerStoppedSpeaking",
     "Command",
+    "DtmfReceived",
     "EngineFellBack",
     "Event",
     "EventSink",
@@ -156,6 +158,17 @@ class MemoryRecalled:
 
 
 @dataclass(frozen=True, slots=True)
+class DtmfReceived:
+    """The caller pressed a key."""
+
+    digit: str
+    """`0`-`9`, `*`, `#` or `A`-`D`."""
+    method: str
+    """How it came: `rfc4733` (in the audio stream), `sip-info`, ..."""
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class EngineFellBack:
     port: str
     failed: str
@@ -196,6 +209,7 @@ Fact = (
     | TurnCompleted
     | PhraseSpoken
     | MemoryRecalled
+    | DtmfReceived
     | EngineFellBack
     | CallEnded
 )

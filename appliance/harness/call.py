@@ -1,9 +1,15 @@
-"""One simulated call over the WAV line, and what happened in it."""
+"""One simulated call, and what happened in it.
+
+`run_wav_call` plays the caller over the in-process WAV line; the other ways in (`--via`: a fake
+Twilio, real SIP over loopback) report the same `CallReport`, so the runner checks them alike.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
 
 from appliance.clock import Clock
 from appliance.conversation.events import Event, EventSink, TurnCompleted
@@ -11,14 +17,29 @@ from appliance.conversation.ports import CallInfo, CallLine
 from appliance.conversation.session import Conversation
 from appliance.telephony.wavfile import LineEvent, Step, WavLine
 
-__all__ = ["CallReport", "SessionFactory", "run_wav_call"]
+__all__ = ["CallRecording", "CallReport", "SessionFactory", "run_wav_call"]
 
 SessionFactory = Callable[[CallLine, EventSink], Conversation]
 
 
+class CallRecording(Protocol):
+    """What the caller heard and said, tick by tick (`WavLine`, or a SIP caller's recording)."""
+
+    @property
+    def agent_audio(self) -> list[bytes]: ...
+
+    @property
+    def caller_audio(self) -> list[bytes]: ...
+
+    @property
+    def timeline(self) -> list[LineEvent]: ...
+
+    def write_agent_wav(self, path: Path) -> None: ...
+
+
 @dataclass(slots=True)
 class CallReport:
-    line: WavLine
+    line: CallRecording
     ended: str = ""
     events: list[Event] = field(default_factory=list)
 

@@ -161,10 +161,14 @@ async def run_scenarios(
             results.append(ScenarioResult(scenario.name, None, [f"cannot build the caller: {exc}"]))
             continue
         info = CallInfo(call_id=f"harness-{n}", line="wav", caller=scenario.name)
-        if place_call is not None:
-            report = await place_call(steps, info)
-        else:
-            report = await run_wav_call(new_session, steps, clock=clock, info=info)
+        try:
+            if place_call is not None:
+                report = await place_call(steps, info)
+            else:
+                report = await run_wav_call(new_session, steps, clock=clock, info=info)
+        except RuntimeError as exc:  # the way in failed (a SIP caller that was not answered)
+            results.append(ScenarioResult(scenario.name, None, [f"the call failed: {exc}"]))
+            continue
         if out_dir is not None:
             await asyncio.to_thread(_save_agent_audio, report, out_dir / f"{scenario.name}.wav")
         results.append(check(scenario, report))

@@ -103,3 +103,12 @@ class Metrics:
             "Times Redis failed and the live session state carried on in process",
             registry=r,
         )
+        self.sip_invites = Counter(
+            "tel3sis_sip_invites",
+            "Incoming SIP INVITEs, by admission verdict",
+            ["verdict"],
+            registry=r,
+        )
+        self.sip_registered = Gauge(
+            "tel3sis_sip_registered", "1 while registered with the SIP registrar", registry=r
+        )

@@ -3,7 +3,11 @@
 Every line (SIP, Twilio, the speakerphone) asks `Admission.check` before it answers, and hands
 the answered call to `CallRouter.handle`. The checks, in order: the source is one we take calls
 from (the trunk's addresses), it is not calling faster than `rate_limit` calls per
-`rate_window_s`, and there is a free slot (`max_calls`; beyond it, busy).
+`rate_window_s`, it proved who it is when `auth` is set (digest credentials), and there is a free
+slot (`max_calls`; beyond it, busy). A line that answers later than it checks (SIP answers on
+its own thread) takes a `reserve()`d slot at once, so two calls checked in the same instant
+cannot both take the last slot. `refusal` says how a line turns strangers away: with an error
+(`reject`) or without a word (`silent`), as far as its protocol allows.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import logging
 import os
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Literal
 
 from appliance.clock import Clock
 from appliance.conversation.events import EventSink
@@ -23,12 +29,23 @@ from appliance.conversation.ports import CallLine
 from appliance.conversation.session import Conversation
 from appliance.observability.logs import call_context
 from appliance.observability.metrics import Metrics
+from appliance.telephony.digest import DigestAuth, DigestOutcome
 
-__all__ = ["Admission", "CallRouter", "Verdict", "default_max_calls", "parse_networks"]
+__all__ = [
+    "Admission",
+    "CallRouter",
+    "Credentials",
+    "Refusal",
+    "Reservation",
+    "Verdict",
+    "default_max_calls",
+    "parse_networks",
+]
 
 _log = logging.getLogger(__name__)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Refusal = Literal["reject", "silent"]
 
 
 def default_max_calls() -> int:
@@ -54,9 +71,44 @@ class Verdict(enum.Enum):
     FORBIDDEN = "forbidden"
     """The source is not one we take calls from (SIP: 403 or silence)."""
     RATE_LIMITED = "rate-limited"
-    """The source is calling too fast (SIP: 503 or silence)."""
+    """The source is calling too fast (SIP: 503 with Retry-After)."""
+    UNAUTHORIZED = "unauthorized"
+    """Credentials are required and were missing or wrong (SIP: 401 with `auth.challenge()`)."""
     BUSY = "busy"
     """Every slot is taken (SIP: 486 Busy Here; Twilio: <Reject reason="busy">)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What a caller presented to prove who it is, for `Admission.check` when `auth` is set."""
+
+    method: str
+    """The request method the digest covers (`INVITE`)."""
+    authorization: str | None
+    """The `Authorization` header's value; None when the request had none."""
+
+
+class Reservation:
+    """One of the `max_calls` slots, held from `Admission.reserve()` until released or exited."""
+
+    __slots__ = ("_admission", "_held")
+
+    def __init__(self, admission: Admission) -> None:
+        admission.active += 1
+        self._admission = admission
+        self._held = True
+
+    def release(self) -> None:
+        """Give the slot back (once; later calls do nothing)."""
+        if self._held:
+            self._held = False
+            self._admission.active -= 1
+
+    def __enter__(self) -> Reservation:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.release()
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +130,14 @@ class Admission:
         allowed: Sequence[Network] = (),
         rate_limit: int = 10,
         rate_window_s: float = 10.0,
+        refusal: Refusal = "reject",
+        auth: DigestAuth | None = None,
     ) -> None:
         self._clock = clock
+        self.refusal: Refusal = refusal
+        """How lines turn away sources that are not allowed."""
+        self.auth = auth
+        """When set, callers must prove who they are (digest) before they are answered."""
         self._limits = _Limits(
             max_calls=max_calls or default_max_calls(),
             allowed=tuple(allowed),
@@ -93,8 +151,21 @@ class Admission:
     def max_calls(self) -> int:
         return self._limits.max_calls
 
-    def check(self, source: str | None) -> Verdict:
-        """Whether a call from `source` (an IP address; None when the line has none) may start."""
+    @property
+    def rate_window_s(self) -> float:
+        return self._limits.rate_window_s
+
+    @property
+    def has_allowed_sources(self) -> bool:
+        """Whether sources are restricted at all (an empty list lets anyone call)."""
+        return bool(self._limits.allowed)
+
+    def check(self, source: str | None, credentials: Credentials | None = None) -> Verdict:
+        """Whether a call from `source` (an IP address; None when the line has none) may start.
+
+        `credentials` is what the call presented, from lines that carry digest credentials (SIP):
+        with `auth` set, such a call without valid ones is UNAUTHORIZED. Lines that carry none
+        pass None and `auth` does not apply to them (Twilio signs its requests instead)."""
         limits = self._limits
         if source is not None and limits.allowed:
             try:
@@ -111,9 +182,21 @@ class Admission:
             if len(recent) >= limits.rate_limit:
                 return Verdict.RATE_LIMITED
             recent.append(now)
+        if self.auth is not None and not self._proven(credentials):
+            return Verdict.UNAUTHORIZED
         if self.active >= limits.max_calls:
             return Verdict.BUSY
         return Verdict.ADMIT
+
+    def _proven(self, credentials: Credentials | None) -> bool:
+        assert self.auth is not None
+        if credentials is None:
+            return True  # the line carries no credentials: see `check`
+        return self.auth.verify(credentials.method, credentials.authorization) is DigestOutcome.OK
+
+    def reserve(self) -> Reservation:
+        """Take a slot now, for a call admitted by `check` and answered a moment later."""
+        return Reservation(self)
 
     @contextlib.contextmanager
     def slot(self) -> Iterator[None]:
@@ -136,10 +219,20 @@ class CallRouter:
         self._new_session = new_session
         self._metrics = metrics
 
-    async def handle(self, line: CallLine, sink: EventSink | None = None) -> str:
-        """Hold the call until it ends; returns why it ended. Never raises for a call's failure."""
+    async def handle(
+        self,
+        line: CallLine,
+        sink: EventSink | None = None,
+        *,
+        reservation: AbstractContextManager[object] | None = None,
+    ) -> str:
+        """Hold the call until it ends; returns why it ended. Never raises for a call's failure.
+
+        `reservation` is a slot the line took when it admitted the call (`Admission.reserve`);
+        without one, a slot is taken here."""
         info = line.info
-        with call_context(info.call_id, info.caller), self.admission.slot():
+        slot = reservation if reservation is not None else self.admission.slot()
+        with call_context(info.call_id, info.caller), slot:
             self._metrics.active_calls.labels(info.line).inc()
             outcome = "failed"
             try:

@@ -1,0 +1,189 @@
+"""`SipLine`: the CallLine port over one SIP call, on the event loop's side.
+
+Audio crosses to the media clock thread through `CallMedia` (see media.py): `listen()` yields
+the caller's 20 ms frames as the clock delivers them and ends when the call does; `play()` waits
+while the short outbound buffer is full, so the agent's audio is paced by the call's own clock;
+a frame counts as heard once the clock thread has taken it to send (the network and the
+caller's jitter buffer still lie ahead, ~40-100 ms). Hanging up and transferring are commands to
+the endpoint's owner thread. The line can also transfer the caller (`Transferable`).
+
+`listen()` ends when the caller hangs up, or when the listener `disconnect()`s the call (at
+shutdown). When the session itself hangs up, `listen()` stays open until the session is done
+with it: the session ends the call with its own reason ("no input", "agent ended the call"),
+not with the "caller hung up" that a closing stream would tell it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from appliance.audio.frame import FRAME_BYTES
+from appliance.clock import Clock
+from appliance.conversation.events import DtmfReceived, EventSink
+from appliance.conversation.ports import CallInfo, TransferError
+from appliance.observability.metrics import Metrics
+from appliance.telephony.sip.media import CallMedia
+
+__all__ = ["LineControl", "SipLine"]
+
+_log = logging.getLogger(__name__)
+
+
+class LineControl(Protocol):
+    """What a line asks of the endpoint (`SipEndpoint` is one)."""
+
+    async def hang_up(self, key: int) -> None: ...
+
+    async def transfer(self, key: int, target: str) -> bool: ...
+
+
+class SipLine:
+    """A CallLine over one SIP call (incoming or, for the harness, outgoing)."""
+
+    def __init__(
+        self,
+        info: CallInfo,
+        *,
+        key: int,
+        media: CallMedia,
+        control: LineControl,
+        clock: Clock,
+        metrics: Metrics | None = None,
+        transfer_to: str = "",
+        refer_domain: str = "",
+        transfer_timeout_s: float = 20.0,
+    ) -> None:
+        self._info = info
+        self.key = key
+        self.media = media
+        self._control = control
+        self._clock = clock
+        self._metrics = metrics
+        self._transfer_to = transfer_to
+        self._refer_domain = refer_domain
+        self._transfer_timeout = transfer_timeout_s
+        self._hung_up = False
+        self._released = asyncio.Event()
+        self._reported_drops = 0
+        self.sink: EventSink | None = None
+        """Where DTMF events go (the call's event sink, set when the call is handed over)."""
+        self.answered = asyncio.Event()
+        self.ended = asyncio.Event()
+        self.end_reason = ""
+
+    @property
+    def info(self) -> CallInfo:
+        return self._info
+
+    # --- CallLine -------------------------------------------------------------------------------
+
+    async def listen(self) -> AsyncIterator[bytes]:
+        media = self.media
+        ring = media.inbound
+        while True:
+            frame = ring.pop()
+            if frame is None:
+                if media.ended:
+                    if self._hung_up:
+                        await self._released.wait()
+                    return
+                media.arrived.clear()
+                if len(ring) == 0 and not media.ended:
+                    await media.arrived.wait()
+                continue
+            if ring.dropped != self._reported_drops:
+                self._count_drops()
+            yield frame
+
+    async def play(self, frame: bytes) -> int:
+        if len(frame) != FRAME_BYTES:
+            raise ValueError(f"a frame is {FRAME_BYTES} bytes, not {len(frame)}")
+        out = self.media.outbound
+        while not self.media.ended:
+            position = out.push(frame)
+            if position is not None:
+                return position
+            await self.media.wait_for(lambda: len(out) < out.capacity)
+        return out.heard + len(out)  # the call is over: the frame goes nowhere
+
+    async def clear(self) -> int:
+        return self.media.outbound.clear()
+
+    async def drain(self) -> int:
+        out = self.media.outbound
+        await self.media.wait_for(lambda: len(out) == 0)
+        return out.heard
+
+    async def hang_up(self) -> None:
+        if self._hung_up or self.media.ended:
+            return
+        self._hung_up = True
+        await self._send_hang_up()
+
+    async def disconnect(self) -> None:
+        """End the call from our side and let `listen()` end too (the listener's hang-up)."""
+        self._released.set()
+        if not self._hung_up and not self.media.ended:
+            self._hung_up = True
+            await self._send_hang_up()
+
+    async def _send_hang_up(self) -> None:
+        try:
+            await self._control.hang_up(self.key)
+        except (LookupError, RuntimeError) as exc:
+            _log.info("hang-up: the call had already gone (%s)", exc)
+
+    # --- Transferable ---------------------------------------------------------------------------
+
+    async def transfer(self) -> None:
+        """Blind transfer (REFER) to the escalation number; once the transferee reports the new
+        call answered we hang up. Raises TransferError when it cannot."""
+        if not self._transfer_to:
+            raise TransferError("SIP transfers need ESCALATION_PHONE_NUMBER")
+        uri = self._refer_uri(self._transfer_to)
+        try:
+            async with asyncio.timeout(self._transfer_timeout):
+                done = await self._control.transfer(self.key, uri)
+        except TimeoutError:
+            raise TransferError(
+                f"no outcome of the transfer to {uri} within {self._transfer_timeout:.0f} s"
+            ) from None
+        except (LookupError, RuntimeError) as exc:
+            raise TransferError(f"the transfer to {uri} failed: {exc}") from exc
+        if not done:
+            raise TransferError(f"the transfer to {uri} was refused or not answered")
+        _log.info("transferred to %s", uri)
+        await self.disconnect()
+
+    def _refer_uri(self, target: str) -> str:
+        if target.startswith(("sip:", "sips:", "tel:")):
+            return target
+        return f"sip:{target}@{self._refer_domain}" if self._refer_domain else f"sip:{target}"
+
+    # --- from the endpoint (loop thread) --------------------------------------------------------
+
+    def on_answered(self) -> None:
+        self.answered.set()
+
+    def on_ended(self, reason: str) -> None:
+        self.end_reason = reason
+        self.media.end()
+        self.ended.set()
+        self._count_drops()
+
+    def on_dtmf(self, digit: str, method: str) -> None:
+        _log.info("DTMF %s (%s)", digit, method)
+        if self.sink is not None:
+            try:
+                self.sink(DtmfReceived(digit=digit, method=method, at=self._clock.now()))
+            except Exception:
+                _log.exception("an event observer failed on DtmfReceived")
+
+    def _count_drops(self) -> None:
+        dropped = self.media.inbound.dropped
+        if self._metrics is not None and dropped > self._reported_drops:
+            self._metrics.dropped_frames.labels("sip", "in").inc(dropped - self._reported_drops)
+        self._reported_drops = dropped

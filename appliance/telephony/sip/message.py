@@ -1,0 +1,58 @@
+"""Small readers for the parts of a SIP message we use ourselves (pjsip parses the rest).
+
+Everything here reads text that a stranger sent, so it never raises on odd input and clips what
+it returns to a printable, bounded string before it reaches a log line.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["header", "printable", "split_address", "uri_user"]
+
+_COMPACT = {"f": "from", "t": "to", "i": "call-id", "m": "contact", "v": "via"}
+_URI = re.compile(r"<?\s*(?:sips?|tel):([^@;>\s]*)", re.IGNORECASE)
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
+
+
+def printable(text: str, limit: int = 64) -> str:
+    """`text` with anything but printable ASCII replaced by `?`, at most `limit` characters."""
+    return _UNPRINTABLE.sub("?", text[:limit])
+
+
+def header(message: str, name: str) -> str | None:
+    """The first `name` header's value in a whole SIP message (folded lines joined)."""
+    wanted = name.lower()
+    head = message.split("\r\n\r\n", 1)[0].split("\n\n", 1)[0]
+    value: str | None = None
+    for line in head.splitlines()[1:]:
+        if value is not None:
+            if line[:1] in (" ", "\t"):
+                value += " " + line.strip()
+                continue
+            return value
+        key, sep, rest = line.partition(":")
+        if not sep:
+            continue
+        key = key.strip().lower()
+        if _COMPACT.get(key, key) == wanted:
+            value = rest.strip()
+    return value
+
+
+def uri_user(value: str) -> str:
+    """The user part of the URI in a From/To value (`+15551234567`), or the value clipped."""
+    match = _URI.search(value)
+    user = match.group(1) if match and match.group(1) else value
+    return printable(user)
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """`1.2.3.4:5060` or `[::1]:5060` -> (host, port); port 0 when there is none."""
+    host, port = address, ""
+    if address.startswith("["):
+        host, _, rest = address[1:].partition("]")
+        port = rest.removeprefix(":")
+    elif address.count(":") == 1:
+        host, _, port = address.partition(":")
+    return host, int(port) if port.isdigit() else 0

@@ -1,0 +1,81 @@
+"""`appliance serve` with the SIP line: a real call, then SIGTERM in the middle of it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.support.sip import SIP_FIXTURES, free_port, run_sipp
+
+pytestmark = [pytest.mark.timeout(180), pytest.mark.models]
+
+
+async def _wait_for_line(stream: asyncio.StreamReader, text: str, seen: list[str]) -> None:
+    while True:
+        line = (await stream.readline()).decode(errors="replace")
+        if not line:
+            raise AssertionError(f"serve ended before logging {text!r}:\n{''.join(seen)}")
+        seen.append(line)
+        if text in line:
+            return
+
+
+async def test_sigterm_hangs_up_with_bye_and_destroys_pjsua_cleanly(
+    tmp_path: Path, models_dir: Path
+) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "MODELS_DIR": str(models_dir),
+        "APPLIANCE_DATA_DIR": str(tmp_path / "data"),
+        "WEB_BIND_ADDRESS": "127.0.0.1",
+        "WEB_PORT": str(free_port(socket.SOCK_STREAM)),
+        "SIP_BIND_ADDRESS": "127.0.0.1",
+        "SIP_PORT": str(port),
+        "SIP_RTP_PORT": "0",
+        "SIP_ALLOWED_SOURCES": "127.0.0.1/32",
+        "SIP_RTP_TIMEOUT_S": "0",
+        "VAD_MODEL": "energy",
+        "LOG_LEVEL": "INFO",
+    }
+    serve = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "appliance", "--env-file", str(tmp_path / "none.env"), "serve",
+        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert serve.stderr is not None and serve.stdout is not None
+    log: list[str] = []
+    try:
+        await asyncio.wait_for(_wait_for_line(serve.stderr, "ready for calls on", log), 120)
+        assert "sip" in log[-1], log[-1]
+        caller = asyncio.create_task(
+            run_sipp(port, "-m", "1", scenario=str(SIP_FIXTURES / "wait_bye.xml"),
+                     work_dir=tmp_path, limit_s=60)
+        )  # fmt: skip
+        await asyncio.wait_for(_wait_for_line(serve.stderr, "call answered on sip", log), 30)
+        await asyncio.sleep(1.0)  # the greeting is playing
+        serve.send_signal(signal.SIGTERM)
+        run = await asyncio.wait_for(caller, 30)
+        rest, out = await asyncio.wait_for(
+            asyncio.gather(serve.stderr.read(), serve.stdout.read()), 30
+        )
+        code = await asyncio.wait_for(serve.wait(), 30)
+    finally:
+        if serve.returncode is None:
+            serve.kill()
+            await serve.wait()
+    text = "".join(log) + rest.decode(errors="replace") + out.decode(errors="replace")
+    assert run.returncode == 0, run.screen  # sipp was hung up on with a BYE and answered it
+    assert run.received("BYE") == 1
+    assert code == 0, text
+    assert "SIP endpoint stopped" in text
+    for sign in ("Assertion", "Traceback", "Fatal Python error", "terminate called"):
+        assert sign not in text, text
+    # The session ended when the line did, and every call slot was given back.
+    assert "call ended:" in text

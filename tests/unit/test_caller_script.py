@@ -1,0 +1,52 @@
+"""The scripted caller: when it speaks, when it hangs up, and the timeline it keeps."""
+
+from __future__ import annotations
+
+from appliance.audio.frame import silence
+from appliance.telephony.script import CallerScript, HangUp, Speak
+from tests.support.fakes import tone
+
+_LOUD = tone(440, 20)
+_VOICE = tone(300, 200)  # ten frames of caller speech
+
+
+def _run(script: CallerScript, agent: list[bool]) -> list[bytes | None]:
+    """Tick as a line would: the agent speaks when told, and the call ends at a hang-up."""
+    out: list[bytes | None] = []
+    for speaking in agent:
+        out.append(script.tick(_LOUD if speaking else silence(), agent_speaking=speaking))
+        if out[-1] is None:
+            break
+    return out
+
+
+def test_the_caller_answers_after_the_agent_is_quiet_for_the_gap() -> None:
+    script = CallerScript([Speak(_VOICE, gap_ms=100), HangUp(gap_ms=60)])
+    out = _run(script, [True] * 5 + [False] * 20 + [True] * 5 + [False] * 10)
+    events = [(e.what, e.at_ms) for e in script.recording.timeline]
+    # Quiet from 100 ms; on the fifth quiet tick (180 ms) the gap is met and the caller begins,
+    # its first frame going out on the next tick.
+    assert events[:3] == [("agent-start", 0), ("agent-stop", 100), ("caller-start", 180)]
+    assert ("caller-voice", 200) in events and ("caller-end", 380) in events
+    # The agent answered (500-580 ms), then was quiet for the HangUp's 60 ms: the caller hangs up.
+    assert events[-3:] == [("agent-start", 500), ("agent-stop", 600), ("hangup", 640)]
+    assert out[-1] is None and None not in out[:-1]
+    assert len(script.recording.agent_audio) == len(out) == 33
+
+
+def test_with_a_hangover_a_pause_is_not_the_end_of_the_reply() -> None:
+    script = CallerScript([Speak(_VOICE, gap_ms=300)], hangover_ticks=10)
+    _run(script, [True] * 5 + [False] * 6 + [True] * 5 + [False] * 30)
+    events = [(e.what, e.at_ms) for e in script.recording.timeline]
+    # One reply, not two: the 120 ms pause was shorter than the 200 ms hangover, and the stop
+    # is dated to the first quiet tick, not to when the hangover ran out.
+    assert events[:2] == [("agent-start", 0), ("agent-stop", 320)]
+    # The gap is counted from that first quiet tick too (its 15th quiet tick: 320 + 280 ms).
+    assert events[2] == ("caller-start", 600)
+
+
+def test_a_barge_in_starts_part_way_into_the_reply() -> None:
+    script = CallerScript([Speak(_VOICE, after="agent-start", offset_ms=80)])
+    _run(script, [True] * 20)
+    events = [(e.what, e.at_ms) for e in script.recording.timeline]
+    assert events[:2] == [("agent-start", 0), ("caller-start", 80)]
