@@ -62,6 +62,10 @@ class WebServer:
         self._socket: socket.socket | None = None
 
     @property
+    def app(self) -> FastAPI:
+        return self._app
+
+    @property
     def port(self) -> int:
         """The port it listens on (known once entered)."""
         assert self._socket is not None, "the server is not started"
