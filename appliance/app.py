@@ -135,6 +135,11 @@ class Appliance:
         """Unix seconds; set by `start`."""
         metrics.build_info.labels(__version__, ",".join(_model_names(settings))).set(1)
 
+    @property
+    def model_names(self) -> list[str]:
+        """The models this configuration runs."""
+        return _model_names(self.settings)
+
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Appliance:
         """Wire everything from settings; loads nothing yet (see `start`)."""
