@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -399,3 +400,12 @@ def test_admin_set_password_from_the_command_line(tmp_path: Path) -> None:
 
     record = load_password(tmp_path / "admin-password.json")
     assert record is not None and record.matches("a long enough password")
+
+
+async def test_the_server_sends_without_waiting_for_acks(box: Box) -> None:
+    # Accepted connections inherit the listening socket's TCP_NODELAY; asyncio would not set it
+    # (see WebServer), and each response after the first on a kept-alive connection, and each
+    # small websocket frame, would then wait ~40 ms for the client's delayed ACK.
+    listening = box.server._socket
+    assert listening is not None
+    assert listening.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
