@@ -48,16 +48,15 @@ def box_id(data_dir: Path) -> str:
 
 
 def lan_addresses() -> list[str]:
-    """This machine's addresses a neighbour can reach: not loopback, not IPv6 link-local."""
+    """This machine's IPv4 addresses a neighbour can reach (not loopback): what the names
+    resolve to when every interface is advertised on (over IPv4, as mDNS clients expect)."""
     found: list[str] = []
     for adapter in ifaddr.get_adapters():
         for ip in adapter.ips:
-            text = ip.ip if isinstance(ip.ip, str) else ip.ip[0]
-            address = ipaddress.ip_address(text)
-            if address.is_loopback or (address.version == 6 and address.is_link_local):
-                continue
-            if text not in found:
-                found.append(text)
+            if not isinstance(ip.ip, str):
+                continue  # IPv6: (address, flowinfo, scope id)
+            if not ipaddress.ip_address(ip.ip).is_loopback and ip.ip not in found:
+                found.append(ip.ip)
     return found
 
 

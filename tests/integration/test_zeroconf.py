@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ipaddress
 from collections.abc import AsyncIterator
 
 import pytest
@@ -18,7 +19,7 @@ from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZerocon
 from appliance import __version__
 from appliance.app import Appliance
 from appliance.settings import Settings, WebSettings
-from appliance.web.advertise import Advertisement, box_id
+from appliance.web.advertise import Advertisement, box_id, lan_addresses
 from tests.support.ports import free_port
 
 LOOPBACK = ["127.0.0.1"]
@@ -121,3 +122,9 @@ def test_the_box_keeps_its_id(tmp_path: pytest.TempPathFactory) -> None:
     first = box_id(tmp_path)  # type: ignore[arg-type]
     assert len(first) == 6 and int(first, 16) >= 0
     assert box_id(tmp_path) == first  # type: ignore[arg-type]
+
+
+def test_every_interface_means_the_lan_addresses_not_loopback() -> None:
+    found = lan_addresses()
+    assert "127.0.0.1" not in found
+    assert all(ipaddress.ip_address(a).version == 4 for a in found)
