@@ -38,6 +38,7 @@ SESSION_COOKIE: Final = "tel3sis_session"
 LOGIN_COOKIE: Final = "tel3sis_login"
 _MAX_FORM_BYTES: Final = 4096
 _PROXIED: Final = ("x-forwarded-for", "forwarded", "x-real-ip")
+_MAX_WAITING_CHECKS: Final = 4
 
 
 def from_lan(request: Request) -> bool:
@@ -109,8 +110,10 @@ class Auth:
         self.metrics_public = metrics_public
         self._metrics = metrics
         self._cached: tuple[tuple[int, int, int], PasswordRecord | None] | None = None
-        # One password check at a time: each takes 32 MiB and a core for about a second.
+        # One password check at a time: each takes 32 MiB and a core for a good fraction of a
+        # second. A few more may wait; beyond that a flood is refused before it costs anything.
         self._hashing = asyncio.Semaphore(1)
+        self._waiting = 0
 
     def _stat_and_load(self) -> tuple[tuple[int, int, int], PasswordRecord | None] | None:
         try:
@@ -127,9 +130,16 @@ class Auth:
         self._cached = await asyncio.to_thread(self._stat_and_load)
         return None if self._cached is None else self._cached[1]
 
-    async def matches(self, record: PasswordRecord, password: str) -> bool:
-        async with self._hashing:
-            return await asyncio.to_thread(record.matches, password)
+    async def matches(self, record: PasswordRecord, password: str) -> bool | None:
+        """Whether `password` is the admin's; None when too many checks are waiting already."""
+        if self._waiting >= _MAX_WAITING_CHECKS:
+            return None
+        self._waiting += 1
+        try:
+            async with self._hashing:
+                return await asyncio.to_thread(record.matches, password)
+        finally:
+            self._waiting -= 1
 
     async def session(self, request: Request) -> Session | None:
         record = await self.password()
@@ -229,7 +239,12 @@ def auth_router(auth: Auth, pages: Pages) -> APIRouter:
             auth.count("no-password")
             error = "No admin password is set yet."
             return await login_page(request, status=401, target=target, error=error)
-        if not await auth.matches(record, fields.get("password", "")):
+        matched = await auth.matches(record, fields.get("password", ""))
+        if matched is None:
+            auth.count("throttled")
+            error = "Too many logins at once. Try again in a moment."
+            return await login_page(request, status=429, target=target, error=error, wait_s=1)
+        if not matched:
             auth.throttle.failed(source)
             auth.count("wrong")
             return await login_page(request, status=401, target=target, error="Wrong password.")

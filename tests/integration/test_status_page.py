@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute
 
 from appliance.app import Appliance
 from appliance.settings import Settings, WebSettings
+from appliance.web.password import PasswordRecord, load_password, save_password
 from appliance.web.server import WebServer
 from tests.conftest import ROOT
 from tests.support.status import PASSWORD, csrf_of, log_in, raw_get, seed_call, set_password
@@ -396,7 +397,6 @@ def test_admin_set_password_from_the_command_line(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     stored = (tmp_path / "admin-password.json").read_text()
     assert '"kdf": "scrypt"' in stored and "a long enough password" not in stored
-    from appliance.web.password import load_password
 
     record = load_password(tmp_path / "admin-password.json")
     assert record is not None and record.matches("a long enough password")
@@ -409,3 +409,24 @@ async def test_the_server_sends_without_waiting_for_acks(box: Box) -> None:
     listening = box.server._socket
     assert listening is not None
     assert listening.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+
+
+async def test_a_flood_of_logins_costs_at_most_a_few_password_checks(box: Box) -> None:
+    # The real cost (about a second of CPU per check here): a flood must not queue them all.
+    save_password(box.app.settings.paths.admin_password, PasswordRecord.create(PASSWORD))
+    clients = [box.client() for _ in range(12)]
+    try:
+        forms = [await http.get("/login") for http in clients]
+        answers = await asyncio.gather(
+            *(
+                http.post("/login", data={"csrf": csrf_of(form.text), "password": "guess"})
+                for http, form in zip(clients, forms, strict=True)
+            )
+        )
+    finally:
+        for http in clients:
+            await http.aclose()
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses.count(401) <= 5  # one checking, four waiting
+    assert statuses.count(429) >= 7 and set(statuses) == {401, 429}
+    assert any("Too many logins at once" in a.text for a in answers)
