@@ -397,7 +397,6 @@ def test_admin_set_password_from_the_command_line(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     stored = (tmp_path / "admin-password.json").read_text()
     assert '"kdf": "scrypt"' in stored and "a long enough password" not in stored
-
     record = load_password(tmp_path / "admin-password.json")
     assert record is not None and record.matches("a long enough password")
 
