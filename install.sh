@@ -28,7 +28,9 @@ runtime_packages=(
     python3 python3-venv python3-dev build-essential cmake pkg-config git
     libportaudio2 espeak-ng
 )
-test_packages=(redis-server sip-tester sox shellcheck)
+# chromium (+ its driver) runs the status page's browser tests; prometheus brings promtool,
+# which checks the alert rules.
+test_packages=(redis-server sip-tester sox shellcheck chromium chromium-driver prometheus)
 
 packages=("${runtime_packages[@]}")
 if [ "$dev" = 1 ]; then

@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from fastapi import APIRouter
 
+from appliance import __version__
 from appliance.clock import Clock, LoopClock
 from appliance.conversation.events import EventSink
 from appliance.conversation.persona import Persona
@@ -63,7 +65,24 @@ from appliance.tools.call import end_call
 from appliance.tools.clock import current_time
 from appliance.tools.email import SendGridMailer
 from appliance.tools.sms import TwilioTexter
+from appliance.web.advertise import Advertisement, box_id
+from appliance.web.auth import Auth, auth_router
+from appliance.web.health import HealthBoard, HealthSource, NotConfigured
+from appliance.web.history import CallHistory
+from appliance.web.live import LiveCalls
+from appliance.web.machine import BoxHealth, CpuHealth, DiskHealth, MemoryHealth
+from appliance.web.metrics import metrics_router
+from appliance.web.pages import Pages
+from appliance.web.parts import (
+    CallsHealth,
+    EngineHealth,
+    JobsHealth,
+    ModelsHealth,
+    RedisHealth,
+    TwilioHealth,
+)
 from appliance.web.server import WebServer, create_app
+from appliance.web.status import StatusPage, status_router
 from appliance.web.twilio import TwilioEndpoints, twilio_router
 
 if TYPE_CHECKING:
@@ -109,14 +128,26 @@ class Appliance:
         self.session_config = session_config
         self.records = records
         self._local = local
+        self.live = LiveCalls(clock=clock, metrics=metrics)
+        """Calls in progress and what is said on them, for the status page."""
         self.router = CallRouter(
             _admission(settings, clock),
-            lambda line, sink: records.call(line, sink, self._session_for),
+            lambda line, sink: self.live.track(
+                line.info, sink, lambda tee: records.call(line, tee, self._session_for)
+            ),
             metrics,
         )
         self.sip_status = SipStatus()
         """Where the SIP line listens, its registration and its calls (for the status page)."""
         self.ready = False
+        self.started_at: float | None = None
+        """Unix seconds; set by `start`."""
+        metrics.build_info.labels(__version__, ",".join(_model_names(settings))).set(1)
+
+    @property
+    def model_names(self) -> list[str]:
+        """The models this configuration runs."""
+        return _model_names(self.settings)
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Appliance:
@@ -153,6 +184,7 @@ class Appliance:
             name=eng.tts_voice,
             threads=eng.tts_threads,
             length_scale=eng.tts_length_scale,
+            metrics=metrics,
         )
         silero = (
             None
@@ -217,6 +249,8 @@ class Appliance:
         """Load every model and warm it up; returns seconds taken per step."""
         took: dict[str, float] = {}
         local = self._local
+        self.started_at = self.clock.wall()
+        self.metrics.start_time.set(self.started_at)
 
         async def timed(step: str, work: asyncio.Future[object] | object) -> None:
             started = time.perf_counter()
@@ -271,13 +305,16 @@ class Appliance:
             # Each line is an async context manager: it listens on entry and, on exit, hangs up
             # its calls and releases what it holds.
             web = self.settings.web
-            await lines.enter_async_context(self.web_server(web.bind_address, web.port))
+            server = await lines.enter_async_context(self.web_server(web.bind_address, web.port))
             names = ["twilio"]
+            sip_port = None
             if self.settings.sip.sip_enabled:
-                await lines.enter_async_context(self.sip_listener())
+                sip_port = (await lines.enter_async_context(self.sip_listener())).port
                 names.append("sip")
                 if not self.router.admission.has_allowed_sources:
                     _log.warning("SIP_ALLOWED_SOURCES is empty: any address may call this box")
+            if self.settings.zeroconf.zeroconf_enabled:
+                await lines.enter_async_context(await self.advertisement(server.port, sip_port))
             _log.info(
                 "ready for calls on %s (at most %d at once)",
                 ", ".join(names),
@@ -383,12 +420,83 @@ class Appliance:
         )
 
         async def on_stop() -> None:
+            self.live.close()  # the pages' event streams end, so the server can
             await streams.hang_up_all()
             if rest is not None:
                 await rest.aclose()
 
         return WebServer(
-            create_app(twilio_router(endpoints)), host=host, port=port, on_stop=on_stop
+            create_app(twilio_router(endpoints), *self._status_routers()),
+            host=host,
+            port=port,
+            on_stop=on_stop,
+        )
+
+    def _status_routers(self) -> tuple[APIRouter, ...]:
+        """The status page, its login, /metrics and /healthz."""
+        settings = self.settings
+        auth = Auth(
+            settings.paths.admin_password,
+            clock=self.clock,
+            metrics=self.metrics,
+            metrics_public=settings.web.metrics_public,
+        )
+        board = HealthBoard(self._health_sources(), clock=self.clock, metrics=self.metrics)
+        pages = Pages(version=__version__, box=settings.conversation.business_name)
+        page = StatusPage(
+            auth=auth,
+            pages=pages,
+            board=board,
+            live=self.live,
+            history=CallHistory(self.records.db),
+            recordings=settings.paths.recordings,
+        )
+        return (
+            auth_router(auth, pages),
+            status_router(page),
+            metrics_router(auth, board, self.metrics, lambda: self.ready),
+        )
+
+    def _health_sources(self) -> list[HealthSource]:
+        settings, records = self.settings, self.records
+        engines = [self.engines.stt, self.engines.llm, self.engines.tts]
+        chains = [
+            EngineHealth(e.port, e)
+            for e in engines
+            if isinstance(e, FallbackSpeechToText | FallbackLanguageModel | FallbackTextToSpeech)
+        ]
+        return [
+            BoxHealth(__version__, self.started_at or self.clock.wall(), self.clock),
+            ModelsHealth(
+                ModelStore(settings.paths.models, Manifest.load()),
+                _model_names(settings),
+                lambda: self.ready,
+            ),
+            *chains,
+            CallsHealth(self.router.admission),
+            # The SIP line plugs in here (`web.parts.SipHealth` over its status) when it lands.
+            NotConfigured("sip"),
+            TwilioHealth(settings.twilio),
+            RedisHealth(settings.integrations.redis_url, records.state),
+            JobsHealth(records.db, self.clock, self.metrics),
+            DiskHealth(settings.paths.data_dir, self.metrics),
+            MemoryHealth(),
+            CpuHealth(self.metrics),
+        ]
+
+    async def advertisement(self, web_port: int, sip_port: int | None = None) -> Advertisement:
+        """The zeroconf advertisement of this box's status page (and SIP line), not yet entered."""
+        zeroconf = self.settings.zeroconf
+        bind = self.settings.web.bind_address
+        specific = [] if bind in ("0.0.0.0", "::", "") else [bind]  # noqa: S104 - the wildcards
+        return Advertisement(
+            box=await asyncio.to_thread(box_id, self.settings.paths.data_dir),
+            version=__version__,
+            models=_model_names(self.settings),
+            web_port=web_port,
+            sip_port=sip_port,
+            interfaces=zeroconf.addresses,
+            addresses=zeroconf.addresses or specific,
         )
 
     def session(
@@ -490,6 +598,13 @@ def _records(
         remember=settings.records.remember_callers,
         metrics=metrics,
     )
+
+
+def _model_names(settings: Settings) -> list[str]:
+    """The models this configuration runs."""
+    eng = settings.engines
+    names = [eng.stt_model, eng.llm_model, eng.tts_voice, eng.embed_model]
+    return names if eng.vad_model == "energy" else [*names, eng.vad_model]
 
 
 def _unset(**values: object) -> list[str]:

@@ -101,6 +101,15 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("doctor", help="check the box and say what to fix")
 
+    admin = commands.add_parser("admin", help="the status page's admin login")
+    admin_commands = admin.add_subparsers(dest="admin_command", required=True, metavar="ACTION")
+    password = admin_commands.add_parser(
+        "set-password", help="set the admin password of the status page (asked twice)"
+    )
+    password.add_argument(
+        "--stdin", action="store_true", help="read it from one line of standard input instead"
+    )
+
     records = commands.add_parser("calls", help="the recorded calls: list, show, export")
     record_commands = records.add_subparsers(dest="calls_command", required=True, metavar="ACTION")
     listed = record_commands.add_parser("list", help="the latest calls, newest first")
@@ -158,12 +167,37 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
                 return run_doctor(settings)
             case "calls":
                 return _calls(settings, args)
+            case "admin":
+                return _set_password(settings, from_stdin=args.stdin)
     except _NotReady as exc:
         print(f"appliance {args.command}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
     raise AssertionError(args.command)
+
+
+def _set_password(settings: Settings, *, from_stdin: bool) -> int:
+    import getpass  # noqa: PLC0415
+
+    from appliance.web.password import PasswordRecord, save_password  # noqa: PLC0415
+
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("New admin password: ")
+        if getpass.getpass("Again: ") != password:
+            print("appliance admin: the two passwords differ; nothing changed", file=sys.stderr)
+            return EXIT_USAGE
+    try:
+        record = PasswordRecord.create(password)
+    except ValueError as exc:
+        print(f"appliance admin: {exc}; nothing changed", file=sys.stderr)
+        return EXIT_USAGE
+    path = settings.paths.admin_password
+    save_password(path, record)
+    print(f"admin password set (a scrypt hash in {path}); older sessions have ended")
+    return EXIT_OK
 
 
 def _models(settings: Settings, args: argparse.Namespace) -> int:

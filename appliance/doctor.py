@@ -10,14 +10,13 @@ import os
 import platform
 import shutil
 import socket
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 from appliance.engines.models import Manifest, ModelStore
+from appliance.observability import system
 from appliance.settings import Settings
 
 __all__ = ["Check", "checks", "run_doctor"]
@@ -25,6 +24,7 @@ __all__ = ["Check", "checks", "run_doctor"]
 Level = Literal["OK", "WARN", "FAIL"]
 
 _GIB = 1024**3
+_LEVELS: Final[dict[system.Level, Level]] = {"ok": "OK", "warn": "WARN", "fail": "FAIL"}
 _MODEL_MEMORY_GIB = 1.5
 """What the default models need resident (measured: ~1.1 GB), with room for the rest."""
 
@@ -61,39 +61,29 @@ def _models(settings: Settings) -> Iterator[Check]:
 
 def _disk(settings: Settings) -> Iterator[Check]:
     path = settings.paths.data_dir
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    usage = shutil.disk_usage(probe)
-    free = usage.free / _GIB
-    where = f"{free:.1f} GiB free of {usage.total / _GIB:.1f} GiB at {probe}"
-    if free < 0.5:
-        yield Check("disk", "FAIL", where, "free some space: recordings stop when the disk is full")
-    elif free < 2:
-        yield Check("disk", "WARN", where, "keep 2 GiB free for recordings and model updates")
-    else:
-        yield Check("disk", "OK", where)
+    reading = system.disk(path)
+    where = (
+        f"{reading.free / _GIB:.1f} GiB free of {reading.total / _GIB:.1f} GiB "
+        f"({reading.used_ratio:.0%} used) at {reading.path}"
+    )
+    match system.disk_level(reading):
+        case "fail":
+            yield Check("disk", "FAIL", where, "free some space: recordings stop when it is full")
+        case "warn":
+            yield Check("disk", "WARN", where, "keep 2 GiB free for recordings and model updates")
+        case _:
+            yield Check("disk", "OK", where)
     if path.exists() and not os.access(path, os.W_OK):
         yield Check("data dir", "FAIL", f"{path} is not writable", f"sudo chown -R $USER {path}")
 
 
-def _meminfo() -> dict[str, int]:
-    try:
-        lines = Path("/proc/meminfo").read_text().splitlines()
-    except OSError:
-        return {}
-    return {
-        line.split(":")[0]: int(line.split()[1]) * 1024 for line in lines if line.endswith("kB")
-    }
-
-
 def _memory() -> Iterator[Check]:
-    info = _meminfo()
-    if "MemAvailable" not in info:
+    reading = system.memory()
+    if reading is None:
         yield Check("memory", "WARN", "cannot read /proc/meminfo")
         return
-    available = info["MemAvailable"] / _GIB
-    detail = f"{available:.1f} GiB available of {info['MemTotal'] / _GIB:.1f} GiB"
+    available = reading.available / _GIB
+    detail = f"{available:.1f} GiB available of {reading.total / _GIB:.1f} GiB"
     if available < _MODEL_MEMORY_GIB:
         yield Check(
             "memory", "WARN", detail, "the default models need about 1.5 GiB; stop other services"
@@ -105,43 +95,38 @@ def _memory() -> Iterator[Check]:
 def _cpu() -> Iterator[Check]:
     cores = os.cpu_count() or 1
     yield Check("cpu", "OK" if cores >= 2 else "WARN", f"{cores} cores, {platform.machine()}")
-    governor = Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
-    if governor.exists():
-        mode = governor.read_text().strip()
-        if mode in ("performance", "schedutil"):
-            yield Check("cpu governor", "OK", mode)
-        else:
-            yield Check(
-                "cpu governor",
-                "WARN",
-                f"{mode}: turns start slower",
-                "sudo firmware-scripts/cpu-governor.sh",
-            )
-    temps = sorted(Path("/sys/class/thermal").glob("thermal_zone*/temp"))
-    if temps:
-        celsius = max(int(t.read_text().strip() or 0) for t in temps) / 1000
-        level: Level = "OK" if celsius < 70 else "WARN" if celsius < 80 else "FAIL"
+    mode = system.cpu_governor()
+    if mode in ("performance", "schedutil"):
+        yield Check("cpu governor", "OK", mode)
+    elif mode is not None:
+        yield Check(
+            "cpu governor",
+            "WARN",
+            f"{mode}: turns start slower",
+            "sudo firmware-scripts/cpu-governor.sh",
+        )
+    celsius = system.cpu_temperature()
+    if celsius is not None:
+        level = _LEVELS[system.temperature_level(celsius)]
         yield Check(
             "cpu temperature",
             level,
             f"{celsius:.0f} C",
             "" if level == "OK" else "add a heatsink or fan",
         )
-    vcgencmd = shutil.which("vcgencmd")
-    if vcgencmd:
-        out = subprocess.run(
-            [vcgencmd, "get_throttled"], capture_output=True, text=True, check=False
+    throttled = system.throttling()
+    if throttled is None:
+        return
+    if throttled.flags:
+        happened = ", ".join(throttled.now + throttled.since_boot)
+        yield Check(
+            "throttling",
+            "WARN",
+            f"get_throttled={throttled.flags:#x} ({happened})",
+            "use the official power supply and cooling",
         )
-        flags = int(out.stdout.strip().split("=")[-1] or "0", 16) if out.returncode == 0 else 0
-        if flags:
-            yield Check(
-                "throttling",
-                "WARN",
-                f"get_throttled={flags:#x}",
-                "use the official power supply and cooling",
-            )
-        else:
-            yield Check("throttling", "OK", "never throttled since boot")
+    else:
+        yield Check("throttling", "OK", "never throttled since boot")
 
 
 def _audio() -> Iterator[Check]:

@@ -29,6 +29,7 @@ __all__ = [
     "SipSettings",
     "TwilioSettings",
     "WebSettings",
+    "ZeroconfSettings",
 ]
 
 
@@ -92,6 +93,11 @@ class PathSettings(_Section):
     @property
     def cache(self) -> Path:
         return self.data_dir / "cache"
+
+    @property
+    def admin_password(self) -> Path:
+        """The status page's password hash, written by `appliance admin set-password`."""
+        return self.data_dir / "admin-password.json"
 
 
 class EngineSettings(_Section):
@@ -305,6 +311,40 @@ class WebSettings(_Section):
 
     bind_address: str = Field(default="0.0.0.0", validation_alias=_env("WEB_BIND_ADDRESS"))  # noqa: S104 - a LAN appliance serves its LAN
     port: int = Field(default=8080, ge=1, le=65535, validation_alias=_env("WEB_PORT"))
+    metrics_public: bool = Field(default=False, validation_alias=_env("METRICS_PUBLIC"))
+    """Open /metrics and /healthz without a login to the LAN (private and loopback addresses,
+    not through a proxy), for Prometheus; everything else always needs the admin login."""
+
+
+class ZeroconfSettings(_Section):
+    """Finding the box on the LAN: mDNS/DNS-SD (zeroconf) as `tel3sis-<id>.local`.
+
+    Attribute names carry the prefix: pydantic-settings would also read `ENABLED`."""
+
+    zeroconf_enabled: bool = Field(default=True, validation_alias=_env("ZEROCONF_ENABLED"))
+    """`appliance serve` advertises the status page (`_http._tcp`) and SIP (`_sip._udp`)."""
+    zeroconf_interfaces: str = Field(default="all", validation_alias=_env("ZEROCONF_INTERFACES"))
+    """`all`, or the addresses of the interfaces to advertise on, comma-separated."""
+
+    @property
+    def addresses(self) -> list[str] | None:
+        """The interface addresses, or None for all of them."""
+        if self.zeroconf_interfaces.strip().lower() == "all":
+            return None
+        return [part.strip() for part in self.zeroconf_interfaces.split(",") if part.strip()]
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        for address in self.addresses or ():
+            try:
+                ipaddress.ip_address(address)
+            except ValueError as exc:
+                raise ValueError(
+                    f"ZEROCONF_INTERFACES: {address!r} is not an IP address (or use `all`)"
+                ) from exc
+        if self.addresses == []:
+            raise ValueError("ZEROCONF_INTERFACES: give `all` or at least one address")
+        return self
 
 
 class LogSettings(_Section):
@@ -326,6 +366,7 @@ SECTIONS: tuple[type[_Section], ...] = (
     IntegrationSettings,
     RecordSettings,
     WebSettings,
+    ZeroconfSettings,
     LogSettings,
 )
 """Every section, in the order `.env.example` lists them."""
@@ -344,6 +385,7 @@ class Settings:
     integrations: IntegrationSettings
     records: RecordSettings
     web: WebSettings
+    zeroconf: ZeroconfSettings
     logs: LogSettings
 
     @classmethod

@@ -7,7 +7,7 @@ how to install them (they are never skipped).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +24,15 @@ from appliance.settings import PathSettings, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 AUDIO = ROOT / "tests" / "fixtures" / "audio"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _zeroconf_on_loopback_only() -> Iterator[None]:
+    """No test multicasts on a real network: whatever serves (in this process or a child it
+    starts) advertises on loopback only."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ZEROCONF_INTERFACES", "127.0.0.1")
+        yield
 
 
 @pytest.fixture(scope="session")

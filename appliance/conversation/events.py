@@ -137,6 +137,8 @@ class TurnCompleted:
     """What the caller heard the agent say."""
     interrupted: bool
     timings_ms: Mapping[str, float] = field(default_factory=dict)
+    starts_ms: Mapping[str, float] = field(default_factory=dict)
+    """When each stage of `timings_ms` began, in ms after the caller stopped speaking."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,6 +67,26 @@ class Stamps:
             if start is not None and end is not None
         }
 
+    def starts_ms(self) -> dict[str, float]:
+        """When each stage of `timings_ms` began, in milliseconds after the caller stopped
+        speaking (speculative work starts before the end of the turn is confirmed)."""
+        if self.speech_end is None:
+            return {}
+        starts = {
+            "endpoint": self.speech_end,
+            "stt": self.stt_start,
+            "recall": self.recall_start,
+            "llm_first_token": self.llm_start,
+            "first_sentence": self.llm_start,
+            "tts_first_audio": self.tts_start,
+            "turn": self.speech_end,
+        }
+        return {
+            name: round((at - self.speech_end) * 1000.0, 1)
+            for name, at in starts.items()
+            if at is not None
+        }
+
 
 class Priority:
     """Holds the model back while the first sentence is being synthesized.

@@ -475,6 +475,7 @@ class CallSession:
                     reply=said,
                     interrupted=interrupted,
                     timings_ms=timings,
+                    starts_ms=reply.stamps.starts_ms(),
                 )
             )
             self._observe(timings)

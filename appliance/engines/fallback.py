@@ -104,6 +104,16 @@ class _Chain(Generic[E]):
         self.active: str = self._options[0].engine.name
         """The engine that answered last: the status page shows when a fallback is in use."""
 
+    @property
+    def engines(self) -> tuple[str, ...]:
+        """Every engine's name, in the order they are tried: the first is the preferred one."""
+        return tuple(o.engine.name for o in self._options)
+
+    @property
+    def resting(self) -> tuple[str, ...]:
+        """Engines whose breaker is open: skipped until their cooldown ends."""
+        return tuple(o.engine.name for o in self._options if o.breaker and o.breaker.open)
+
     def _candidates(self) -> list[Option[E]]:
         ready = [o for o in self._options if o.breaker is not None and not o.breaker.open]
         return ready or self._options[-1:]  # every breaker open: still try the last resort

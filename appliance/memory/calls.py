@@ -24,6 +24,7 @@ __all__ = [
     "open_calls",
     "save_agent_words",
     "save_caller_words",
+    "search_calls",
     "set_recording",
     "turns_of",
 ]
@@ -74,6 +75,8 @@ class TurnRecord:
     unsaid: str
     timings: Mapping[str, float] = field(default_factory=dict)
     """Milliseconds per stage."""
+    starts: Mapping[str, float] = field(default_factory=dict)
+    """When each stage began: milliseconds after the caller stopped speaking."""
 
 
 def open_call(
@@ -148,17 +151,18 @@ def save_agent_words(
     interrupted: bool,
     unsaid: str = "",
     timings: Mapping[str, float] | None = None,
+    starts: Mapping[str, float] | None = None,
 ) -> None:
     """What the caller heard the agent say: a turn's reply (turn > 0) or a fixed phrase (0)."""
     with conn:
         conn.execute(
-            "INSERT INTO turns "
-            "(call_id, idx, turn, speaker, text, started, ended, interrupted, unsaid, timings) "
-            "VALUES (?, ?, ?, 'agent', ?, ?, ?, ?, ?, ?) "
+            "INSERT INTO turns (call_id, idx, turn, speaker, text, started, ended, interrupted, "
+            "unsaid, timings, starts) "
+            "VALUES (?, ?, ?, 'agent', ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (call_id, turn, speaker) WHERE turn > 0 DO UPDATE SET "
             "text = excluded.text, started = excluded.started, ended = excluded.ended, "
             "interrupted = excluded.interrupted, unsaid = excluded.unsaid, "
-            "timings = excluded.timings",
+            "timings = excluded.timings, starts = excluded.starts",
             (
                 call_id,
                 _next_idx(conn, call_id),
@@ -169,6 +173,7 @@ def save_agent_words(
                 int(interrupted),
                 unsaid,
                 json.dumps(dict(timings or {}), sort_keys=True),
+                json.dumps(dict(starts or {}), sort_keys=True),
             ),
         )
 
@@ -209,6 +214,34 @@ def list_calls(conn: apsw.Connection, *, limit: int = 50) -> list[CallRecord]:
     return [_call(row) for row in rows]
 
 
+def _like(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere, its own % and _ taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def search_calls(
+    conn: apsw.Connection, query: str = "", *, limit: int = 25, offset: int = 0
+) -> tuple[list[CallRecord], int]:
+    """Calls whose id, numbers, outcome or words contain `query` (any case), newest first,
+    and how many there are in all."""
+    where = (
+        "WHERE ?1 = '' OR id LIKE ?2 ESCAPE '\\' OR caller LIKE ?2 ESCAPE '\\' "
+        "OR callee LIKE ?2 ESCAPE '\\' OR outcome LIKE ?2 ESCAPE '\\' OR EXISTS "
+        "(SELECT 1 FROM turns WHERE call_id = calls.id AND text LIKE ?2 ESCAPE '\\')"
+    )
+    query = query.strip()
+    pattern = _like(query)
+    count = f"SELECT COUNT(*) FROM calls {where}"  # noqa: S608 - constant text
+    total = conn.execute(count, (query, pattern)).fetchone()
+    rows = conn.execute(
+        f"SELECT {_CALL_COLUMNS} FROM calls {where} "  # noqa: S608 - constant columns
+        "ORDER BY started DESC, id LIMIT ?3 OFFSET ?4",
+        (query, pattern, limit, offset),
+    )
+    return [_call(row) for row in rows], int(total[0]) if total else 0
+
+
 def open_calls(conn: apsw.Connection) -> list[CallRecord]:
     """Calls not ended: in progress, or left behind by a process that died."""
     rows = conn.execute(
@@ -219,7 +252,7 @@ def open_calls(conn: apsw.Connection) -> list[CallRecord]:
 
 def turns_of(conn: apsw.Connection, call_id: str) -> list[TurnRecord]:
     rows = conn.execute(
-        "SELECT idx, turn, speaker, text, started, ended, interrupted, unsaid, timings "
+        "SELECT idx, turn, speaker, text, started, ended, interrupted, unsaid, timings, starts "
         "FROM turns WHERE call_id = ? ORDER BY idx",
         (call_id,),
     )
@@ -234,8 +267,9 @@ def turns_of(conn: apsw.Connection, call_id: str) -> list[TurnRecord]:
             interrupted=bool(interrupted),
             unsaid=unsaid,
             timings=json.loads(timings),
+            starts=json.loads(starts),
         )
-        for idx, turn, speaker, text, started, ended, interrupted, unsaid, timings in rows
+        for idx, turn, speaker, text, started, ended, interrupted, unsaid, timings, starts in rows
     ]
 
 

@@ -46,6 +46,7 @@ __all__ = [
     "Skipped",
     "claim",
     "enqueue",
+    "job_counts",
     "jobs_of",
     "recover_jobs",
 ]
@@ -178,6 +179,16 @@ def recover_jobs(conn: apsw.Connection, alive: Callable[[str], bool]) -> int:
 def next_due(conn: apsw.Connection) -> float | None:
     row = conn.execute("SELECT MIN(run_after) FROM jobs WHERE state = 'pending'").fetchone()
     return None if row is None or row[0] is None else float(row[0])
+
+
+def job_counts(conn: apsw.Connection, *, since: float) -> dict[str, int]:
+    """Jobs by state: every pending and running one, and those finished after `since`."""
+    rows = conn.execute(
+        "SELECT state, COUNT(*) FROM jobs WHERE state IN ('pending', 'running') "
+        "OR finished >= ? GROUP BY state",
+        (since,),
+    )
+    return {str(state): int(count) for state, count in rows}
 
 
 def jobs_of(conn: apsw.Connection, call_id: str | None = None) -> list[JobRecord]:

@@ -108,12 +108,20 @@ class TranscriptSink:
                 self._agent_stopped[turn] = at
             case ReplyInterrupted(turn=turn, unsaid=unsaid):
                 self._unsaid[turn] = unsaid
-            case TurnCompleted(turn=turn, reply=reply, interrupted=interrupted, timings_ms=ms):
+            case TurnCompleted(turn=turn, reply=reply, interrupted=interrupted):
                 self._caller_started.pop(turn, None)
-                self._agent_words(turn, reply, interrupted, self._unsaid.pop(turn, ""), ms)
+                unsaid = self._unsaid.pop(turn, "")
+                self._agent_words(
+                    turn,
+                    reply,
+                    interrupted,
+                    unsaid,
+                    timings=event.timings_ms,
+                    starts=event.starts_ms,
+                )
             case PhraseSpoken(text=text, heard=heard, interrupted=interrupted):
                 unsaid = text.removeprefix(heard).strip() if interrupted else ""
-                self._agent_words(0, heard, interrupted, unsaid, {})
+                self._agent_words(0, heard, interrupted, unsaid)
             case MemoryRecalled(found=found):
                 self._slots({"recalled": " | ".join(r.call_id for r in found)})
             case _:
@@ -125,7 +133,9 @@ class TranscriptSink:
         text: str,
         interrupted: bool,
         unsaid: str,
-        timings: Mapping[str, float],
+        *,
+        timings: Mapping[str, float] | None = None,
+        starts: Mapping[str, float] | None = None,
     ) -> None:
         self._write(
             calls.save_agent_words,
@@ -135,7 +145,8 @@ class TranscriptSink:
             ended=self._offset(self._agent_stopped.get(turn)),
             interrupted=interrupted,
             unsaid=unsaid,
-            timings=dict(timings),
+            timings=dict(timings or {}),
+            starts=dict(starts or {}),
         )
 
     def _write(self, fn: Callable[..., None], **values: object) -> None:

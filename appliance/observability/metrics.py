@@ -112,3 +112,48 @@ class Metrics:
         self.sip_registered = Gauge(
             "tel3sis_sip_registered", "1 while registered with the SIP registrar", registry=r
         )
+        # --- the status page's health checks: refreshed when /metrics is scraped --------------
+        self.health = Gauge(
+            "tel3sis_health",
+            "1 while a part of the box is healthy (ok or warning), 0 while it is failing; "
+            "parts that are not configured are absent",
+            ["part"],
+            registry=r,
+        )
+        self.disk_used_ratio = Gauge(
+            "tel3sis_disk_used_ratio",
+            "Fraction of the data directory's disk in use (recordings, database)",
+            registry=r,
+        )
+        self.cpu_temperature = Gauge(
+            "tel3sis_cpu_temperature_celsius", "The hottest thermal zone", registry=r
+        )
+        self.cpu_throttled = Gauge(
+            "tel3sis_cpu_throttled",
+            "1 while a Raspberry Pi's firmware reports under-voltage, a frequency cap or "
+            "a temperature limit",
+            registry=r,
+        )
+        self.job_queue_depth = Gauge(
+            "tel3sis_job_queue_depth", "Post-call jobs waiting to run", registry=r
+        )
+        self.build_info = Gauge(
+            "tel3sis_build_info",
+            "Always 1; its labels say which version and models run",
+            ["version", "models"],
+            registry=r,
+        )
+        self.start_time = Gauge(
+            "tel3sis_start_time_seconds", "When the appliance started (Unix seconds)", registry=r
+        )
+        self.live_updates_dropped = Counter(
+            "tel3sis_live_updates_dropped",
+            "Live-call updates dropped for a status page that read too slowly (it resyncs)",
+            registry=r,
+        )
+        self.logins = Counter(
+            "tel3sis_logins",
+            "Status page login attempts, by result (ok, wrong, throttled, no-password, csrf)",
+            ["result"],
+            registry=r,
+        )

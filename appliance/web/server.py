@@ -62,6 +62,10 @@ class WebServer:
         self._socket: socket.socket | None = None
 
     @property
+    def app(self) -> FastAPI:
+        return self._app
+
+    @property
     def port(self) -> int:
         """The port it listens on (known once entered)."""
         assert self._socket is not None, "the server is not started"
@@ -78,6 +82,10 @@ class WebServer:
     async def __aenter__(self) -> WebServer:
         family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
         self._socket = socket.create_server((self._host, self._requested_port), family=family)
+        # Accepted connections inherit this. asyncio sets it only on sockets whose proto is
+        # IPPROTO_TCP, and create_server's is 0: without it every response after the first on
+        # a kept-alive connection (and each small websocket frame) waited ~40 ms for an ACK.
+        self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         config = uvicorn.Config(
             self._app,
             lifespan="off",

@@ -31,6 +31,8 @@ async def test_serve_answers_twilio_until_stopped(app_settings: Settings) -> Non
         ),
     )
     app = Appliance.build(settings)  # nothing is loaded: no call is placed
+    await app.records.start()  # serve runs the post-call jobs beside the lines
+    app.records.use_runner(busy=lambda: False)
     stop = asyncio.Event()
     serving = asyncio.create_task(app.serve(stop))
     url = f"http://127.0.0.1:{port}/twilio/voice"

@@ -9,6 +9,7 @@ piper so its thread count is ours: two cores shared with the model and Whisper.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from appliance.audio.frame import SAMPLE_RATE
 from appliance.audio.resample import resample
 from appliance.conversation.ports import EngineError
 from appliance.engines.offload import Offloader
+from appliance.observability.metrics import Metrics
 
 __all__ = ["PiperTextToSpeech"]
 
@@ -33,6 +35,7 @@ class PiperTextToSpeech:
         name: str = "piper",
         threads: int = 1,
         length_scale: float = 1.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self.name = name
         self._model = model_path
@@ -40,6 +43,7 @@ class PiperTextToSpeech:
         self._offload = offloader
         self._threads = threads
         self._length_scale = length_scale
+        self._metrics = metrics
         self._voice: Any = None
         self._synthesis: Any = None
 
@@ -74,5 +78,17 @@ class PiperTextToSpeech:
             yield pcm
 
     def _chunks(self, text: str) -> Iterator[bytes]:
-        for chunk in self._voice.synthesize(text, self._synthesis):
-            yield resample(chunk.audio_int16_bytes, chunk.sample_rate, SAMPLE_RATE)
+        pieces = iter(self._voice.synthesize(text, self._synthesis))
+        while True:
+            # Timed from each resume: the time the consumer held the stream back is not piper's.
+            started = time.perf_counter()
+            chunk = next(pieces, None)
+            if chunk is None:
+                return
+            pcm = resample(chunk.audio_int16_bytes, chunk.sample_rate, SAMPLE_RATE)
+            if self._metrics is not None and pcm:
+                seconds = len(pcm) / 2 / SAMPLE_RATE
+                self._metrics.engine_rtf.labels(self.name).observe(
+                    (time.perf_counter() - started) / seconds
+                )
+            yield pcm

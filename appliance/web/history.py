@@ -1,0 +1,97 @@
+"""The call history the page shows, read through the memory layer on the database's own thread.
+
+Each read is one function of the connection (the memory layer's queries, put together), run by
+`Database.run`: the event loop only awaits it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import apsw
+
+from appliance.memory import callers, calls, jobs
+from appliance.memory.db import Database
+
+__all__ = ["CallDetail", "CallHistory", "CallRow", "HistoryPage"]
+
+
+@dataclass(frozen=True, slots=True)
+class CallRow:
+    call: calls.CallRecord
+    caller_turns: int
+    summary: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    rows: tuple[CallRow, ...]
+    total: int
+    query: str
+    page: int
+    """From 1."""
+    pages: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallDetail:
+    call: calls.CallRecord
+    turns: tuple[calls.TurnRecord, ...]
+    summary: str | None
+    jobs: tuple[jobs.JobRecord, ...]
+
+
+def _rows(conn: apsw.Connection, found: list[calls.CallRecord]) -> tuple[CallRow, ...]:
+    if not found:
+        return ()
+    marks = ",".join("?" * len(found))
+    ids = [c.id for c in found]
+    rows = conn.execute(
+        f"SELECT call_id, COUNT(*) FROM turns WHERE speaker = 'caller' "  # noqa: S608 - only ?s
+        f"AND call_id IN ({marks}) GROUP BY call_id",
+        ids,
+    )
+    counts = {str(call_id): int(count) for call_id, count in rows}
+    return tuple(
+        CallRow(call=c, caller_turns=counts.get(c.id, 0), summary=callers.summary_of(conn, c.id))
+        for c in found
+    )
+
+
+def _search(
+    conn: apsw.Connection, query: str, limit: int, offset: int
+) -> tuple[tuple[CallRow, ...], int]:
+    found, total = calls.search_calls(conn, query, limit=limit, offset=offset)
+    return _rows(conn, found), total
+
+
+def _detail(conn: apsw.Connection, call_id: str) -> CallDetail | None:
+    call = calls.find_call(conn, call_id)
+    if call is None or call.id != call_id:
+        return None
+    return CallDetail(
+        call=call,
+        turns=tuple(calls.turns_of(conn, call.id)),
+        summary=callers.summary_of(conn, call.id),
+        jobs=tuple(jobs.jobs_of(conn, call.id)),
+    )
+
+
+class CallHistory:
+    def __init__(self, db: Database, *, page_size: int = 25) -> None:
+        self._db = db
+        self.page_size = page_size
+
+    async def search(self, query: str = "", page: int = 1) -> HistoryPage:
+        """One page of the calls matching `query` (every call when it is empty), newest first."""
+        query = query.strip()[:200]
+        page = max(1, page)
+        offset = (page - 1) * self.page_size
+        rows, total = await self._db.run(_search, query, self.page_size, offset)
+        pages = max(1, math.ceil(total / self.page_size))
+        return HistoryPage(rows=rows, total=total, query=query, page=page, pages=pages)
+
+    async def detail(self, call_id: str) -> CallDetail | None:
+        """One call with its turns, summary and post-call jobs (its exact id only)."""
+        return await self._db.run(_detail, call_id)

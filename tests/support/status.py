@@ -1,0 +1,139 @@
+"""Helpers for the status page's tests: a password, a logged-in client, recorded calls, raw HTTP.
+
+`seed_call` writes a call the way the records do (the memory layer's own functions, a real
+stereo WAV), so the pages read what a real call leaves behind without placing one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final
+
+import apsw
+import httpx
+import numpy as np
+
+from appliance.conversation.ports import CallInfo
+from appliance.memory import calls
+from appliance.memory.db import Database
+from appliance.memory.recording import WavFile
+from appliance.web.password import Cost, PasswordRecord, save_password
+
+PASSWORD: Final = "correct horse battery"
+CHEAP: Final = Cost(n=2**10, r=8, p=1)
+"""The tests' hashes: the default cost takes about a second per check on this machine."""
+
+TIMINGS: Final = {
+    "endpoint": 360.0,
+    "stt": 112.0,
+    "recall": 20.0,
+    "llm_first_token": 158.0,
+    "first_sentence": 270.0,
+    "tts_first_audio": 95.0,
+    "turn": 640.0,
+}
+STARTS: Final = {
+    "endpoint": 0.0,
+    "stt": 160.0,
+    "recall": 275.0,
+    "llm_first_token": 300.0,
+    "first_sentence": 300.0,
+    "tts_first_audio": 545.0,
+    "turn": 0.0,
+}
+
+
+def set_password(path: Path, password: str = PASSWORD) -> PasswordRecord:
+    record = PasswordRecord.create(password, CHEAP)
+    save_password(path, record)
+    return record
+
+
+def _tone_wav(path: Path, seconds: float) -> None:
+    t = np.arange(int(16_000 * seconds)) / 16_000
+    stereo = np.empty(t.size * 2, "<i2")
+    stereo[0::2] = (np.sin(2 * np.pi * 220 * t) * 3000).astype("<i2")
+    stereo[1::2] = (np.sin(2 * np.pi * 330 * t) * 3000).astype("<i2")
+    wav = WavFile(path)
+    wav.append(stereo.tobytes())
+    wav.close()
+
+
+async def seed_call(
+    db: Database,
+    recordings: Path,
+    *,
+    call_id: str = "CAseed0001",
+    caller: str = "+15551230001",
+    said: str = "I'd like to book a table for four tomorrow at seven.",
+    reply: str = "Sure, a table for four at seven. May I have your name?",
+    started: float | None = None,
+    timings: Mapping[str, float] = TIMINGS,
+    starts: Mapping[str, float] = STARTS,
+) -> str:
+    """One ended call with a greeting, a turn with timings, and a 3 s recording; its id."""
+    began = time.time() - 600 if started is None else started
+    relative = f"2026/01/02/{call_id}.wav"
+    await asyncio.to_thread(_tone_wav, recordings / relative, 3.0)
+
+    def write(conn: apsw.Connection) -> str:
+        info = CallInfo(call_id=call_id, line="twilio", caller=caller, callee="+15559870000")
+        cid = calls.open_call(conn, info, started=began, owner="seed", memory="Name: Ada")
+        calls.save_agent_words(
+            conn,
+            cid,
+            turn=0,
+            text="Hello, this is Tess.",
+            started=0.2,
+            ended=1.4,
+            interrupted=False,
+        )
+        calls.save_caller_words(conn, cid, turn=1, text=said, started=2.0, ended=4.5)
+        calls.save_agent_words(
+            conn,
+            cid,
+            turn=1,
+            text=reply,
+            started=5.1,
+            ended=8.0,
+            interrupted=False,
+            timings=timings,
+            starts=starts,
+        )
+        calls.set_recording(conn, cid, "complete", path=relative)
+        with conn:
+            calls.end_call(conn, cid, ended=began + 9.0, outcome="caller hung up")
+        return cid
+
+    return await db.run(write)
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found is not None, html[:500]
+    return found.group(1)
+
+
+async def log_in(client: httpx.AsyncClient, password: str = PASSWORD) -> httpx.Response:
+    """Log `client` in through the form, as a browser would; the response to the POST."""
+    form = await client.get("/login")
+    return await client.post(
+        "/login", data={"csrf": csrf_of(form.text), "password": password, "next": "/"}
+    )
+
+
+async def raw_get(port: int, target: str, headers: Mapping[str, str] = {}) -> int:
+    """The status code for `GET target` sent byte for byte (no client normalizes the path)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    lines = [f"GET {target} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+    await writer.drain()
+    status = await reader.readline()
+    writer.close()
+    await writer.wait_closed()
+    return int(status.split()[1])
