@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ from appliance.engines.vad.energy import EnergyVoiceActivity
 from appliance.engines.vad.silero import SileroVoiceActivity
 from appliance.memory.phrases import FilePhraseStore
 from appliance.observability.metrics import Metrics
+from appliance.observability.systemd import ServiceNotifier
 from appliance.settings import Settings
 from appliance.telephony.calls import Admission, CallRouter
 from appliance.tools.call import end_call
@@ -88,6 +90,14 @@ class Appliance:
             metrics,
         )
         self.ready = False
+        service = settings.service
+        self.service = ServiceNotifier(
+            service.notify_socket,
+            watchdog_usec=service.watchdog_usec,
+            watchdog_pid=service.watchdog_pid,
+            pid=os.getpid(),
+        )
+        """systemd's readiness and watchdog (a no-op when not run by systemd)."""
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Appliance:
@@ -217,7 +227,9 @@ class Appliance:
                 "ready for calls (at most %d at once); no line is configured yet",
                 self.router.admission.max_calls,
             )
-            await stop.wait()
+            # systemd: ready once the lines listen; pings while the loop runs; stopping first.
+            async with self.service.serving("answering calls", self.clock.sleep):
+                await stop.wait()
             _log.info("stopping")
 
     def session(self, line: CallLine, *, sink: EventSink | None = None) -> CallSession:

@@ -56,6 +56,7 @@ def test_environment_wins_over_the_file(tmp_path: Path, monkeypatch: pytest.Monk
     env_file = tmp_path / ".env"
     env_file.write_text("WEB_PORT=9000\nAPPLIANCE_DATA_DIR=/srv/box\nTWILIO_AUTH_TOKEN=from-file\n")
     monkeypatch.setenv("WEB_PORT", "9100")
+    monkeypatch.delenv("MODELS_DIR", raising=False)  # tests run with MODELS_DIR set
     settings = Settings.load(env_file)
     assert settings.web.port == 9100
     assert settings.paths.models == Path("/srv/box/models")
