@@ -28,7 +28,8 @@ runtime_packages=(
     python3 python3-venv python3-dev build-essential cmake pkg-config git
     libportaudio2 espeak-ng
 )
-test_packages=(redis-server sip-tester sox shellcheck)
+test_packages=(redis-server sip-tester sox shellcheck
+    nftables systemd fdisk dosfstools mtools xz-utils util-linux)  # board provisioning checks
 
 packages=("${runtime_packages[@]}")
 if [ "$dev" = 1 ]; then
