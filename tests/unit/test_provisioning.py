@@ -147,7 +147,7 @@ _RENDER = """
   connection: local
   gather_facts: false
   vars_files:
-    - {ansible}/group_vars/all/main.yml
+    - {ansible}/roles/tel3sis/defaults/main.yml
     - {ansible}/group_vars/all/versions.yml
     - {ansible}/roles/systemd/defaults/main.yml
     - {ansible}/roles/firewall/defaults/main.yml
@@ -216,3 +216,30 @@ def test_the_firewall_rules_load_and_open_only_what_they_should(rendered: Path) 
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+
+
+def test_the_provisioning_scripts_pass_shellcheck() -> None:
+    scripts = [ANSIBLE / "verify-in-chroot.sh", *sorted((ROOT / "requirements").glob("*.sh"))]
+    done = subprocess.run(
+        ["shellcheck", *map(str, scripts)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(("lan", "passes"), [("[192.168.1.0/24]", True), ("[]", False)])
+def test_the_inventory_wins_over_the_roles_defaults(tmp_path: Path, lan: str, passes: bool) -> None:
+    # The networks and the password come from the inventory's `all: vars:`, as the example has
+    # them; the play refuses to go on without them.
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(
+        "all:\n  children:\n    raspberry_pi:\n      hosts:\n        pi:\n  vars:\n"
+        f"    tel3sis_lan_networks: {lan}\n    tel3sis_redis_password: {'x' * 20}\n"
+    )
+    done = _tool(
+        "ansible-playbook", "-i", str(inventory), "site.yml", "--tags", "always",
+        "-c", "local", "-e", f"ansible_python_interpreter={sys.executable}",
+        "-e", "ansible_become=false", cwd=ANSIBLE,
+    )  # fmt: skip
+    assert (done.returncode == 0) is passes, done.stdout + done.stderr
+    if not passes:
+        assert "Set tel3sis_lan_networks" in done.stdout + done.stderr
