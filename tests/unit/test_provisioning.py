@@ -160,6 +160,11 @@ _RENDER = """
       loop:
         - {{ role: systemd, name: tel3sis.service }}
         - {{ role: firewall, name: nftables.conf }}
+    - name: The llama-cpp-python version the roles compile
+      ansible.builtin.copy:
+        content: "{{{{ tel3sis_llama_version }}}}"
+        dest: "{out}/llama-version"
+        mode: "0644"
 """
 
 
@@ -176,12 +181,19 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "ansible-playbook", "-i", "localhost,", str(playbook),
         "-e", f"ansible_python_interpreter={sys.executable}", "-e", json.dumps({
             "tel3sis_current": str(current),
+            "tel3sis_repo": str(ROOT),
             "tel3sis_lan_networks": ["192.0.2.0/24", "2001:db8::/64"],
             "tel3sis_sip_trunk_addresses": ["198.51.100.10/32"],
         }), cwd=ANSIBLE,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     return out
+
+
+def test_the_roles_compile_the_llama_cpp_python_the_lock_pins(rendered: Path) -> None:
+    llama = re.search(r"^llama-cpp-python==(\S+)", LOCK.read_text(), re.MULTILINE)
+    assert llama is not None
+    assert (rendered / "llama-version").read_text() == llama[1]
 
 
 def test_the_unit_is_valid_with_its_watchdog_and_notify(rendered: Path) -> None:
