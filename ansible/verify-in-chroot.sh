@@ -18,21 +18,23 @@
 #   failure included. Installs qemu-user-static, binfmt-support, debootstrap and
 #   crossbuild-essential-arm64 with apt when missing. Needs root, Python 3.11 and PyPI.
 #
-#   sudo ansible/verify-in-chroot.sh [--keep] [--fresh] [--allow-dirty]
+#   sudo ansible/verify-in-chroot.sh [--keep] [--reuse] [--fresh] [--allow-dirty]
 #     --keep         leave the provisioned chroot in WORK_DIR/root afterwards
+#     --reuse        provision the root a --keep run left, instead of a fresh one (debugging)
 #     --fresh        rebuild the cached debootstrap and wheels too
 #     --allow-dirty  install uncommitted changes (appliance_allow_dirty)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 
-keep=0 fresh=0 allow_dirty=false
+keep=0 reuse=0 fresh=0 allow_dirty=false
 for arg in "$@"; do
     case "$arg" in
         --keep) keep=1 ;;
+        --reuse) reuse=1 ;;
         --fresh) fresh=1 ;;
         --allow-dirty) allow_dirty=true ;;
-        -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "verify-in-chroot.sh: unknown option $arg" >&2; exit 2 ;;
     esac
 done
@@ -127,10 +129,14 @@ SOURCES
     tar -C "$work/base" -cf "$base" .
     rm -rf "$work/base"
 fi
-step "Unpack a fresh root"
-rm -rf "$root"
-mkdir -p "$root"
-tar -C "$root" -xf "$base"
+if [ "$reuse" = 1 ] && [ -x "$root/usr/bin/python3" ]; then
+    step "Reuse the root a --keep run left"
+else
+    step "Unpack a fresh root"
+    rm -rf "$root"
+    mkdir -p "$root"
+    tar -C "$root" -xf "$base"
+fi
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 # Outbound HTTPS here passes a proxy with its own CA: pip on the "board" needs the host's bundle.
 cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/host-ca.crt"
@@ -202,15 +208,19 @@ all:
     tel3sis_redis_password: $password
     tel3sis_start_services: false
     tel3sis_pjsip_enabled: false
-    tel3sis_pip_env: {PIP_CERT: /etc/ssl/host-ca.crt}
+    tel3sis_pip_env: {PIP_CERT: /etc/ssl/host-ca.crt, REQUESTS_CA_BUNDLE: /etc/ssl/host-ca.crt}
     appliance_prebuilt_wheels: $wheels
     appliance_allow_dirty: $allow_dirty
 INVENTORY
 
 # --- the playbook, twice ------------------------------------------------------------------------
+# A clean environment: the chroot connection hands Ansible's environment to every command on the
+# "board", and this host's (pip settings, CA paths) must not leak into it.
 playbook() {
-    ANSIBLE_CONFIG="$here/ansible.cfg" ANSIBLE_COLLECTIONS_PATH="$collections" \
-        ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 PATH="$venv_bin:$PATH" \
+    env -i HOME="$HOME" LANG=C.UTF-8 QEMU_CPU="$QEMU_CPU" TMPDIR="${TMPDIR:-/tmp}" \
+        PATH="$venv_bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+        ANSIBLE_CONFIG="$here/ansible.cfg" ANSIBLE_COLLECTIONS_PATH="$collections" \
+        ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 \
         "$venv_bin/ansible-playbook" -i "$work/inventory.yml" "$here/site.yml"
 }
 recap() { grep -E '^chroot-pi +:' "$1" | tail -n 1; }
@@ -229,7 +239,10 @@ if ! [[ "$second" =~ changed=0\  ]] || ! [[ "$second" =~ failed=0\  ]]; then
 fi
 
 # --- the appliance, inside ----------------------------------------------------------------------
-as_appliance() { chroot "$root" /usr/bin/sudo -u tel3sis -H /usr/local/bin/appliance "$@"; }
+as_appliance() {
+    env -i LANG=C.UTF-8 QEMU_CPU="$QEMU_CPU" PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+        chroot "$root" /usr/bin/sudo -u tel3sis -H /usr/local/bin/appliance "$@"
+}
 step "appliance doctor (in the chroot)"
 as_appliance doctor | tee "$work/doctor.log"
 step "appliance call --wav (in the chroot, under emulation)"
