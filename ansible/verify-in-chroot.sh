@@ -5,7 +5,8 @@
 #
 # Skipped, because they need a kernel or hardware the chroot lacks: starting services
 # (tel3sis_start_services=false: units are installed and enabled, not started), loading the
-# firewall (the rules are checked with `nft -c`, not loaded), the CPU governor and watchdog
+# firewall (the rules it writes are checked with the host's `nft -c`, not loaded), the CPU
+# governor and watchdog
 # (their scripts run; there is no cpufreq or /boot/firmware to change), the SD card. Also
 # skipped: the pjsip role (tel3sis_pjsip_enabled=false), because pjproject's source is not
 # reachable from here; llama-cpp-python is cross-compiled on the host (compiling it under
@@ -209,6 +210,8 @@ all:
     tel3sis_start_services: false
     tel3sis_pjsip_enabled: false
     tel3sis_pip_env: {PIP_CERT: /etc/ssl/host-ca.crt, REQUESTS_CA_BUNDLE: /etc/ssl/host-ca.crt}
+    # qemu-user cannot open nf_tables' netlink socket: the host's nft checks the rules instead.
+    firewall_validate: false
     appliance_prebuilt_wheels: $wheels
     appliance_allow_dirty: $allow_dirty
 INVENTORY
@@ -237,6 +240,9 @@ if ! [[ "$second" =~ changed=0\  ]] || ! [[ "$second" =~ failed=0\  ]]; then
     grep -E '^(changed|TASK)' "$work/second-run.log" | grep -B1 '^changed' >&2 || true
     exit 1
 fi
+
+step "The firewall rules the playbook wrote, checked by this host's kernel (nft -c)"
+nft -c -f "$root/etc/nftables.conf"
 
 # --- the appliance, inside ----------------------------------------------------------------------
 as_appliance() {
