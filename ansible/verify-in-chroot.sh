@@ -6,11 +6,10 @@
 # Skipped, because they need a kernel or hardware the chroot lacks: starting services
 # (tel3sis_start_services=false: units are installed and enabled, not started), loading the
 # firewall (the rules it writes are checked with the host's `nft -c`, not loaded), the CPU
-# governor and watchdog
-# (their scripts run; there is no cpufreq or /boot/firmware to change), the SD card. Also
-# skipped: the pjsip role (tel3sis_pjsip_enabled=false), because pjproject's source is not
-# reachable from here; llama-cpp-python is cross-compiled on the host (compiling it under
-# emulation takes over 40 minutes) and handed to the playbook as a prebuilt wheel.
+# governor and watchdog (their scripts run; there is no cpufreq or /boot/firmware to change),
+# the SD card. Also skipped: the pjsip role (tel3sis_pjsip_enabled=false), because pjproject's
+# source is not reachable from here; llama-cpp-python is cross-compiled on the host (compiling
+# it under emulation takes over 40 minutes) and handed to the playbook as a prebuilt wheel.
 #
 # Touches: WORK_DIR (default /var/tmp/tel3sis-chroot: the chroot, rebuilt each run from a cached
 #   debootstrap, and caches of the cross-built wheel and Ansible's community.general); while it
