@@ -29,8 +29,9 @@ runtime_packages=(
     libportaudio2 espeak-ng
 )
 # chromium (+ its driver) runs the status page's browser tests; prometheus brings promtool,
-# which checks the alert rules.
-test_packages=(redis-server sip-tester sox shellcheck chromium chromium-driver prometheus)
+# which checks the alert rules; the rest serve the board provisioning checks.
+test_packages=(redis-server sip-tester sox shellcheck chromium chromium-driver prometheus
+    nftables systemd fdisk dosfstools mtools xz-utils util-linux)
 
 packages=("${runtime_packages[@]}")
 if [ "$dev" = 1 ]; then
@@ -74,7 +75,8 @@ CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" .venv/bin/python -m pip install --
 if ! .venv/bin/python -c 'import pjsua2' 2>/dev/null; then
     # pjsua2-python has wheels for x86_64 only: elsewhere (boards) pjproject is built here.
     say "Building pjproject for the SIP line (no pjsua2 wheel for $(uname -m); about 10 minutes)"
-    firmware-scripts/build-pjproject.sh --venv .venv
+    firmware-scripts/build-pjproject.sh --wheel-dir .venv/wheels --python .venv/bin/python
+    .venv/bin/python -m pip install --quiet --no-index --find-links .venv/wheels pjsua2
 fi
 
 say "Installing the default models"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -52,6 +53,7 @@ from appliance.memory.postcall import NotifySettings, PostCall
 from appliance.memory.records import Records
 from appliance.memory.session import InProcessState, RedisState, ResilientState, SessionState
 from appliance.observability.metrics import Metrics
+from appliance.observability.systemd import ServiceNotifier
 from appliance.settings import Settings, SipSettings, TwilioSettings
 from appliance.telephony.calls import Admission, CallRouter, parse_networks
 from appliance.telephony.digest import DigestAuth
@@ -148,6 +150,14 @@ class Appliance:
     def model_names(self) -> list[str]:
         """The models this configuration runs."""
         return _model_names(self.settings)
+        service = settings.service
+        self.service = ServiceNotifier(
+            service.notify_socket,
+            watchdog_usec=service.watchdog_usec,
+            watchdog_pid=service.watchdog_pid,
+            pid=os.getpid(),
+        )
+        """systemd's readiness and watchdog (a no-op when not run by systemd)."""
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Appliance:
@@ -320,7 +330,9 @@ class Appliance:
                 ", ".join(names),
                 self.router.admission.max_calls,
             )
-            await stop.wait()
+            # systemd: ready once the lines listen; pings while the loop runs; stopping first.
+            async with self.service.serving("answering calls", self.clock.sleep):
+                await stop.wait()
             _log.info("stopping")
             if jobs is not None:
                 jobs.cancel()

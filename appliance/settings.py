@@ -25,6 +25,7 @@ __all__ = [
     "LogSettings",
     "PathSettings",
     "RecordSettings",
+    "ServiceSettings",
     "Settings",
     "SipSettings",
     "TwilioSettings",
@@ -356,6 +357,17 @@ class LogSettings(_Section):
     format: Literal["text", "json"] = Field(default="text", validation_alias=_env("LOG_FORMAT"))
 
 
+class ServiceSettings(_Section):
+    """Set by systemd when it runs the appliance as a `Type=notify` service; leave them empty."""
+
+    notify_socket: str | None = Field(default=None, validation_alias=_env("NOTIFY_SOCKET"))
+    """Where readiness, watchdog pings and stopping are reported (`@name` is abstract)."""
+    watchdog_usec: int | None = Field(default=None, ge=1, validation_alias=_env("WATCHDOG_USEC"))
+    """Microseconds without a ping after which systemd restarts the service."""
+    watchdog_pid: int | None = Field(default=None, ge=1, validation_alias=_env("WATCHDOG_PID"))
+    """The process the watchdog is meant for; another process must not ping it."""
+
+
 SECTIONS: tuple[type[_Section], ...] = (
     PathSettings,
     EngineSettings,
@@ -368,6 +380,7 @@ SECTIONS: tuple[type[_Section], ...] = (
     WebSettings,
     ZeroconfSettings,
     LogSettings,
+    ServiceSettings,
 )
 """Every section, in the order `.env.example` lists them."""
 
@@ -387,6 +400,7 @@ class Settings:
     web: WebSettings
     zeroconf: ZeroconfSettings
     logs: LogSettings
+    service: ServiceSettings
 
     @classmethod
     def load(cls, env_file: Path | None = Path(".env")) -> Settings:
