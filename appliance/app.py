@@ -145,11 +145,6 @@ class Appliance:
         self.started_at: float | None = None
         """Unix seconds; set by `start`."""
         metrics.build_info.labels(__version__, ",".join(_model_names(settings))).set(1)
-
-    @property
-    def model_names(self) -> list[str]:
-        """The models this configuration runs."""
-        return _model_names(self.settings)
         service = settings.service
         self.service = ServiceNotifier(
             service.notify_socket,
@@ -158,6 +153,11 @@ class Appliance:
             pid=os.getpid(),
         )
         """systemd's readiness and watchdog (a no-op when not run by systemd)."""
+
+    @property
+    def model_names(self) -> list[str]:
+        """The models this configuration runs."""
+        return _model_names(self.settings)
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Appliance:
