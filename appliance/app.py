@@ -81,6 +81,7 @@ from appliance.web.parts import (
     JobsHealth,
     ModelsHealth,
     RedisHealth,
+    SipHealth,
     TwilioHealth,
 )
 from appliance.web.server import WebServer, create_app
@@ -486,8 +487,7 @@ class Appliance:
             ),
             *chains,
             CallsHealth(self.router.admission),
-            # The SIP line plugs in here (`web.parts.SipHealth` over its status) when it lands.
-            NotConfigured("sip"),
+            SipHealth(self.sip_status) if settings.sip.sip_enabled else NotConfigured("sip"),
             TwilioHealth(settings.twilio),
             RedisHealth(settings.integrations.redis_url, records.state),
             JobsHealth(records.db, self.clock, self.metrics),

@@ -200,6 +200,7 @@ async def test_a_corrupt_model_file_is_found_and_the_fix_named(
     assert (models / "silero-vad" / "silero_vad_v6.onnx").read_bytes() == good
 
 
+@pytest.mark.timeout(700)  # four real-time calls; the harness itself is given 600 s
 async def test_the_shipped_scenarios_pass(tmp_path: Path, models_dir: Path) -> None:
     done = await _appliance(
         "harness",

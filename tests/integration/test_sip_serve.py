@@ -9,6 +9,7 @@ import socket
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import ROOT
@@ -36,7 +37,8 @@ async def test_sigterm_hangs_up_with_bye_and_destroys_pjsua_cleanly(
         "MODELS_DIR": str(models_dir),
         "APPLIANCE_DATA_DIR": str(tmp_path / "data"),
         "WEB_BIND_ADDRESS": "127.0.0.1",
-        "WEB_PORT": str(free_port(socket.SOCK_STREAM)),
+        "WEB_PORT": str(web_port := free_port(socket.SOCK_STREAM)),
+        "METRICS_PUBLIC": "true",
         "SIP_BIND_ADDRESS": "127.0.0.1",
         "SIP_PORT": str(port),
         "SIP_RTP_PORT": "0",
@@ -54,6 +56,9 @@ async def test_sigterm_hangs_up_with_bye_and_destroys_pjsua_cleanly(
     try:
         await asyncio.wait_for(_wait_for_line(serve.stderr, "ready for calls on", log), 120)
         assert "sip" in log[-1], log[-1]
+        async with httpx.AsyncClient() as http:  # the status page sees the SIP line listening
+            health = await http.get(f"http://127.0.0.1:{web_port}/healthz")
+        assert health.json()["parts"]["sip"] == "ok", health.text
         caller = asyncio.create_task(
             run_sipp(port, "-m", "1", scenario=str(SIP_FIXTURES / "wait_bye.xml"),
                      work_dir=tmp_path, limit_s=60)
