@@ -1,29 +1,10 @@
-"""A hand-wound clock and a digest client written from RFC 2617, for the auth tests."""
+"""A digest client written from RFC 2617, for the auth tests."""
 
 from __future__ import annotations
 
 import hashlib
 
 from appliance.telephony.digest import parse_digest
-
-
-class ManualClock:
-    """A Clock that moves only when a test moves it (`t`, seconds)."""
-
-    def __init__(self) -> None:
-        self.t = 1_800_000_000.0
-
-    def now(self) -> float:
-        return self.t
-
-    def wall(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.t += seconds
-
-    async def sleep_until(self, deadline: float) -> None:
-        self.t = max(self.t, deadline)
 
 
 def digest_answer(

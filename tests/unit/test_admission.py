@@ -8,11 +8,12 @@ import pytest
 
 from appliance.telephony.calls import Admission, Credentials, Verdict, parse_networks
 from appliance.telephony.digest import DigestAuth
-from tests.support.digest import ManualClock, digest_answer
+from tests.support.digest import digest_answer
+from tests.support.hand_clock import HandClock
 
 
-def _admission(**extra: object) -> tuple[Admission, ManualClock]:
-    clock = ManualClock()
+def _admission(**extra: object) -> tuple[Admission, HandClock]:
+    clock = HandClock()
     return Admission(clock=clock, **extra), clock  # type: ignore[arg-type]
 
 
@@ -56,7 +57,7 @@ def test_a_reservation_takes_the_slot_at_once() -> None:
 
 
 def test_with_auth_set_a_call_must_prove_who_it_is() -> None:
-    clock = ManualClock()
+    clock = HandClock()
     auth = DigestAuth(username="pbx", password="letmein", realm="tel3sis", clock=clock)
     gate = Admission(clock=clock, max_calls=1, rate_limit=0, auth=auth)
     assert gate.check("192.0.2.1", Credentials("INVITE", None)) is Verdict.UNAUTHORIZED
@@ -65,14 +66,14 @@ def test_with_auth_set_a_call_must_prove_who_it_is() -> None:
 
 
 def test_auth_does_not_apply_to_lines_that_carry_no_credentials() -> None:
-    clock = ManualClock()
+    clock = HandClock()
     auth = DigestAuth(username="pbx", password="letmein", realm="tel3sis", clock=clock)
     gate = Admission(clock=clock, max_calls=1, rate_limit=0, auth=auth)
     assert gate.check("192.0.2.1") is Verdict.ADMIT
 
 
 def test_sources_are_checked_before_credentials_and_credentials_before_slots() -> None:
-    clock = ManualClock()
+    clock = HandClock()
     auth = DigestAuth(username="pbx", password="letmein", realm="tel3sis", clock=clock)
     gate = Admission(
         clock=clock,

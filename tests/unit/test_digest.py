@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from appliance.telephony.digest import DigestAuth, DigestOutcome, parse_digest
-from tests.support.digest import ManualClock, digest_answer
+from tests.support.digest import digest_answer
+from tests.support.hand_clock import HandClock
 
 
 def test_the_test_client_matches_the_rfc_2617_example() -> None:
@@ -20,12 +21,12 @@ def test_the_test_client_matches_the_rfc_2617_example() -> None:
 
 
 @pytest.fixture
-def auth() -> tuple[DigestAuth, ManualClock]:
-    clock = ManualClock()
+def auth() -> tuple[DigestAuth, HandClock]:
+    clock = HandClock()
     return DigestAuth(username="pbx", password="letmein", realm="tel3sis", clock=clock), clock
 
 
-def test_right_credentials_pass_once(auth: tuple[DigestAuth, ManualClock]) -> None:
+def test_right_credentials_pass_once(auth: tuple[DigestAuth, HandClock]) -> None:
     digest, _ = auth
     answer = digest_answer(digest.challenge(), user="pbx", password="letmein")
     assert digest.verify("INVITE", answer) is DigestOutcome.OK
@@ -33,7 +34,7 @@ def test_right_credentials_pass_once(auth: tuple[DigestAuth, ManualClock]) -> No
     assert digest.verify("INVITE", answer) is DigestOutcome.WRONG
 
 
-def test_sha256_is_accepted(auth: tuple[DigestAuth, ManualClock]) -> None:
+def test_sha256_is_accepted(auth: tuple[DigestAuth, HandClock]) -> None:
     digest, _ = auth
     answer = digest_answer(digest.challenge(), user="pbx", password="letmein", algorithm="SHA-256")
     assert digest.verify("INVITE", answer) is DigestOutcome.OK
@@ -48,7 +49,7 @@ def test_sha256_is_accepted(auth: tuple[DigestAuth, ManualClock]) -> None:
     ],
 )
 def test_wrong_credentials_fail(
-    auth: tuple[DigestAuth, ManualClock], change: dict[str, str], expected: DigestOutcome
+    auth: tuple[DigestAuth, HandClock], change: dict[str, str], expected: DigestOutcome
 ) -> None:
     digest, _ = auth
     values = {"user": "pbx", "password": "letmein", "method": "INVITE"} | change
@@ -56,7 +57,7 @@ def test_wrong_credentials_fail(
     assert digest.verify("INVITE", answer) is expected
 
 
-def test_a_nonce_we_did_not_issue_is_refused(auth: tuple[DigestAuth, ManualClock]) -> None:
+def test_a_nonce_we_did_not_issue_is_refused(auth: tuple[DigestAuth, HandClock]) -> None:
     digest, _ = auth
     forged = 'Digest realm="tel3sis", nonce="0123456789abcdef", algorithm=MD5, qop="auth"'
     assert digest.verify("INVITE", digest_answer(forged, user="pbx", password="letmein")) is (
@@ -65,7 +66,7 @@ def test_a_nonce_we_did_not_issue_is_refused(auth: tuple[DigestAuth, ManualClock
 
 
 def test_an_old_nonce_is_stale_and_the_new_challenge_says_so(
-    auth: tuple[DigestAuth, ManualClock],
+    auth: tuple[DigestAuth, HandClock],
 ) -> None:
     digest, clock = auth
     challenge = digest.challenge()
@@ -79,7 +80,7 @@ def test_an_old_nonce_is_stale_and_the_new_challenge_says_so(
     "value", [None, "", "Basic cGJ4OmxldG1laW4=", "Digest", "Digest " + "x=" * 5000]
 )
 def test_missing_or_garbled_values_never_pass(
-    auth: tuple[DigestAuth, ManualClock], value: str | None
+    auth: tuple[DigestAuth, HandClock], value: str | None
 ) -> None:
     digest, _ = auth
     outcome = digest.verify("INVITE", value)

@@ -30,6 +30,7 @@ from appliance.telephony.twilio.messages import (
     parse_to_twilio,
 )
 from appliance.telephony.twilio.tokens import StreamTokens
+from tests.support.hand_clock import HandClock
 from tests.support.virtual_time import run_virtual
 
 # --- messages -------------------------------------------------------------------------------
@@ -104,25 +105,8 @@ def test_malformed_messages_are_protocol_errors(text: str | bytes, problem: str)
 # --- tokens ---------------------------------------------------------------------------------
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def now(self) -> float:
-        return self.t
-
-    def wall(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.t += seconds
-
-    async def sleep_until(self, deadline: float) -> None:
-        self.t = max(self.t, deadline)
-
-
 def test_a_token_works_once_for_its_call_until_it_expires() -> None:
-    clock = _Clock()
+    clock = HandClock(100.0)
     tokens = StreamTokens(clock, ttl_s=30)
     token = tokens.issue("CA1", caller="+1555")
     assert tokens.pending == 1
@@ -137,7 +121,7 @@ def test_a_token_works_once_for_its_call_until_it_expires() -> None:
 
 
 def test_tokens_are_bounded_and_drop_the_oldest() -> None:
-    tokens = StreamTokens(_Clock(), capacity=3)
+    tokens = StreamTokens(HandClock(100.0), capacity=3)
     issued = [tokens.issue(f"CA{n}") for n in range(5)]
     assert tokens.pending == 3
     assert tokens.redeem(issued[0], "CA0") is None
