@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fnmatch
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -57,3 +59,24 @@ def test_nothing_reads_the_workplace_shared_folder() -> None:
         and "../shared" in path.read_text(errors="ignore")
     ]
     assert offenders == []
+
+
+def test_every_data_file_of_the_package_is_installed_with_it() -> None:
+    """A regular (non-editable) install, as on a board, carries only what package-data names."""
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]
+    package = ROOT / "appliance"
+    left_out = []
+    for path in sorted(package.rglob("*")):
+        if path.is_dir() or path.suffix in (".py", ".pyc") or "__pycache__" in path.parts:
+            continue
+        owners = [p for p in patterns if (ROOT / p.replace(".", "/")) in path.parents]
+        relative = [path.relative_to(ROOT / p.replace(".", "/")).as_posix() for p in owners]
+        if not any(
+            fnmatch.fnmatch(rel, glob)
+            for owner, rel in zip(owners, relative, strict=True)
+            for glob in patterns[owner]
+        ):
+            left_out.append(path.relative_to(ROOT).as_posix())
+    assert left_out == [], "add these to [tool.setuptools.package-data] in pyproject.toml"
