@@ -218,6 +218,9 @@ all:
     tel3sis_pip_env: {PIP_CERT: /etc/ssl/host-ca.crt, REQUESTS_CA_BUNDLE: /etc/ssl/host-ca.crt}
     # qemu-user cannot open nf_tables' netlink socket: the host's nft checks the rules instead.
     firewall_validate: false
+    # Under qemu-user the models run many times slower than on a Pi (the LLM's warm-up alone
+    # takes over a minute): give each model call longer than the appliance's 60 s.
+    tel3sis_settings: {ENGINE_TIMEOUT_S: 1800}
     appliance_prebuilt_wheels: $wheels
     appliance_allow_dirty: $allow_dirty
 INVENTORY
