@@ -84,6 +84,7 @@ cleanup() {
     exit "$status"
 }
 trap cleanup EXIT
+trap "exit 129" HUP; trap "exit 130" INT; trap "exit 143" TERM  # so that cleanup runs
 bind() {  # bind SOURCE TARGET [mount options...]
     local source="$1" target="$2"
     shift 2
@@ -128,6 +129,12 @@ deb http://deb.debian.org/debian-security $release-security main
 SOURCES
     tar -C "$work/base" -cf "$base" .
     rm -rf "$work/base"
+fi
+# A run that was killed leaves its mounts (/dev among them): removing the root would reach the host.
+if findmnt -rn -o TARGET | grep -q "^$root/"; then
+    echo "verify-in-chroot.sh: $root still has mounts from an earlier run; unmount them first" \
+        "(findmnt -R $root)" >&2
+    exit 1
 fi
 if [ "$reuse" = 1 ] && [ -x "$root/usr/bin/python3" ]; then
     step "Reuse the root a --keep run left"
@@ -211,6 +218,9 @@ all:
     tel3sis_pip_env: {PIP_CERT: /etc/ssl/host-ca.crt, REQUESTS_CA_BUNDLE: /etc/ssl/host-ca.crt}
     # qemu-user cannot open nf_tables' netlink socket: the host's nft checks the rules instead.
     firewall_validate: false
+    # Under qemu-user the models run many times slower than on a Pi (the LLM's warm-up alone
+    # takes over a minute): give each model call longer than the appliance's 60 s.
+    tel3sis_settings: {ENGINE_TIMEOUT_S: 1800}
     appliance_prebuilt_wheels: $wheels
     appliance_allow_dirty: $allow_dirty
 INVENTORY

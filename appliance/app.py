@@ -169,7 +169,7 @@ class Appliance:
         eng = settings.engines
 
         def worker(name: str, threads: int = 1) -> Offloader:
-            return Offloader(name, threads=threads, metrics=metrics, timeout=60.0)
+            return Offloader(name, threads=threads, metrics=metrics, timeout=eng.engine_timeout_s)
 
         workers = [worker("stt"), worker("llm"), worker("tts"), worker("vad"), worker("embed")]
         stt = WhisperSpeechToText(

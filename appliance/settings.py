@@ -135,6 +135,8 @@ class EngineSettings(_Section):
         default="multilingual-e5-small-q4", validation_alias=_env("EMBED_MODEL")
     )
     """Embeds call summaries and caller facts for recall."""
+    engine_timeout_s: float = Field(default=60.0, gt=0, validation_alias=_env("ENGINE_TIMEOUT_S"))
+    """How long one model call (a load, a warm-up, a turn) may take before it is abandoned."""
     openai_api_key: SecretStr | None = Field(default=None, validation_alias=_env("OPENAI_API_KEY"))
     openai_base_url: str | None = Field(default=None, validation_alias=_env("OPENAI_BASE_URL"))
     eleven_labs_api_key: SecretStr | None = Field(
