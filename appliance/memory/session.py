@@ -11,6 +11,7 @@ cleared when it ends.
 from __future__ import annotations
 
 import logging
+import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Final, Protocol
 
@@ -18,7 +19,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
-__all__ = ["InProcessState", "RedisState", "ResilientState", "SessionState"]
+__all__ = ["InProcessState", "RedisState", "ResilientState", "SessionState", "redis_location"]
 
 _log = logging.getLogger(__name__)
 _PREFIX: Final = "tel3sis:call:"
@@ -80,6 +81,8 @@ class RedisState:
 
     def __init__(self, url: str, *, timeout_s: float = 0.5) -> None:
         self.url = url
+        self.where = redis_location(url)
+        """The URL without its credentials, for logs and the status page."""
         self._redis = aioredis.Redis.from_url(
             url,
             socket_timeout=timeout_s,
@@ -148,14 +151,14 @@ class ResilientState:
         except _FAILURES:
             self._down_since = self._now()
             return False
-        _log.warning("Redis at %s answers again: session state is back in Redis", self._redis.url)
+        _log.warning("Redis at %s answers again: session state is back in Redis", self._redis.where)
         self._down_since = None
         return True
 
     def _fell_back(self, exc: BaseException) -> None:
         self._down_since = self._now()
         _log.warning(
-            "Redis at %s failed (%r): session state carries on in process", self._redis.url, exc
+            "Redis at %s failed (%r): session state carries on in process", self._redis.where, exc
         )
         if self._on_fallback is not None:
             self._on_fallback()
@@ -186,3 +189,12 @@ class ResilientState:
 
     async def close(self) -> None:
         await self._redis.close()
+
+
+def redis_location(url: str) -> str:
+    """A Redis URL without its credentials: `host:port/db` (or a socket's path)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "unix":
+        return parts.path
+    host = parts.hostname or "localhost"
+    return f"{host}:{parts.port or 6379}{parts.path or ''}"

@@ -9,7 +9,6 @@ summary and facts is shown on the status page: names, counts and addresses, neve
 from __future__ import annotations
 
 import asyncio
-import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -18,7 +17,7 @@ from appliance.clock import Clock
 from appliance.engines.models import ModelStore
 from appliance.memory import jobs
 from appliance.memory.db import Database
-from appliance.memory.session import SessionState
+from appliance.memory.session import SessionState, redis_location
 from appliance.observability.metrics import Metrics
 from appliance.settings import TwilioSettings
 from appliance.web.health import Health
@@ -185,15 +184,6 @@ class TwilioHealth:
         return Health(self.part, "ok", "configured", tuple(facts))
 
 
-def _where(url: str) -> str:
-    """A Redis URL without its credentials: `host:port/db`."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme == "unix":
-        return parts.path
-    host = parts.hostname or "localhost"
-    return f"{host}:{parts.port or 6379}{parts.path or ''}"
-
-
 @dataclass(frozen=True, slots=True)
 class RedisHealth:
     """Live session state: in Redis when configured, and whether Redis answers."""
@@ -207,7 +197,7 @@ class RedisHealth:
             return Health(self.part, "off", "not configured: session state is kept in process")
         # A real round trip: the state falls back to the process (and says so) if it fails.
         await self.state.slots("tel3sis-health-probe")
-        where = _where(self.url)
+        where = redis_location(self.url)
         facts = (("server", where), ("session state", self.state.backend))
         if self.state.backend == "redis":
             return Health(self.part, "ok", f"connected to {where}", facts)

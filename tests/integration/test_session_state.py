@@ -110,3 +110,18 @@ def test_state_goes_back_to_redis_when_it_returns(server: RedisServer) -> None:
     assert (down, up) == ("in-process", "redis")
     # What was written while Redis was away is there too (a restarted Redis had lost it all).
     assert in_redis == {"caller": "+1555", "intent": "booking", "turn": "2"}
+
+
+def test_a_failing_redis_is_logged_without_its_password(caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> str:
+        loop = asyncio.get_running_loop()
+        state = ResilientState(RedisState("redis://:s3cret-pw@127.0.0.1:1/0"), now=loop.time)
+        await state.update("c1", {"caller": "+1555"})  # nothing listens on port 1
+        await state.close()
+        return state.backend
+
+    with caplog.at_level(logging.WARNING):
+        backend = asyncio.run(main())
+    assert backend == "in-process"
+    assert "Redis at 127.0.0.1:1/0 failed" in caplog.text
+    assert "s3cret-pw" not in caplog.text
