@@ -99,7 +99,7 @@ def _table(title: str, runs: list[dict[str, float]], stages: tuple[str, ...]) ->
     for stage in stages:
         values = [r[stage] for r in runs if stage in r]
         if values:
-            p50, p95 = _percentile(values, 0.5), _percentile(values, 0.95)
+            p50, p95 = statistics.median(values), _percentile(values, 0.95)
             lines.append(f"  {stage:<16}{p50:>9.0f}{p95:>9.0f}{len(values):>5}")
     return lines
 

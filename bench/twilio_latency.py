@@ -114,6 +114,9 @@ async def main(runs: int) -> None:
                                 clock=app.clock,
                             )
                         else:
+                            # The last call's slot is given back once its records are written.
+                            while app.router.admission.active:
+                                await asyncio.sleep(0.05)
                             report = await twilio.call(steps)
                         record(figures[way], report, twilio, barged=steps is barge)
                         trouble = app.session_config.persona.trouble
