@@ -112,7 +112,6 @@ class CallerScript:
         self._voiced_seen = False
         self._quiet_ticks = 0
         self._agent_on = False
-        self._agent_on_since = 0
 
     def tick(self, heard: bytes, *, agent_speaking: bool) -> bytes | None:
         """One tick: the caller heard `heard`; returns its next frame, None when it hangs up."""
@@ -135,7 +134,6 @@ class CallerScript:
             self._quiet_ticks = 0
             if not self._agent_on:
                 self._agent_on = True
-                self._agent_on_since = self.tick_count
                 self._note("agent-start")
                 if self._agent_started_at is None:
                     self._agent_started_at = self.tick_count
@@ -154,8 +152,7 @@ class CallerScript:
                 self._note("caller-voice", self._index - 1)
             if not self._playing:
                 self._note("caller-end", self._index - 1)
-                # The agent may already be answering, in the recording's trailing silence.
-                self._agent_started_at = self._agent_on_since if self._agent_on else None
+                self._agent_started_at = None
             return frame
         if self._index >= len(self._steps):
             return silence()  # no HangUp step: the caller stays on, silent, until the agent ends it

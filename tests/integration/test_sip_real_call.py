@@ -38,10 +38,12 @@ async def test_a_recorded_caller_over_sip_is_heard_and_hears_the_reply(
     (turn,) = report.turns
     assert wer("go forward ten meters", turn.heard) <= 0.15, turn.heard
     assert turn.reply.strip()
-    # What reached the caller's ear after it finished speaking: the reply, through G.711.
-    caller_end = next(e.at_ms for e in report.timeline if e.what == "caller-end")
+    # What reached the caller's ear after it spoke: the reply, through G.711.
+    # (The reply may begin in the recording's trailing silence, before the caller's side ends.)
+    voice = next(e.at_ms for e in report.timeline if e.what == "caller-voice")
+    answer = next(e.at_ms for e in report.timeline if e.what == "agent-start" and e.at_ms > voice)
     heard_back = await appliance.engines.stt.transcribe(
-        _voiced(report.line.agent_audio[caller_end // 20 :])
+        _voiced(report.line.agent_audio[answer // 20 :])
     )
     error = wer(turn.reply, heard_back.text)
     print(f"reply {turn.reply!r}; the caller heard {heard_back.text!r} (WER {error:.0%})")
