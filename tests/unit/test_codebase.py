@@ -83,3 +83,14 @@ def test_every_data_file_of_the_package_is_installed_with_it() -> None:
         ):
             left_out.append(path.relative_to(ROOT).as_posix())
     assert left_out == [], "add these to [tool.setuptools.package-data] in pyproject.toml"
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    commands = [line for line in readme.splitlines() if line.startswith("./install.sh")]
+    assert commands == [
+        "./install.sh && .venv/bin/appliance serve",
+        "./install.sh --dev && .venv/bin/pytest",
+    ]
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert commands[1] in ci
