@@ -108,10 +108,12 @@ class CallerScript:
         self._playing: list[bytes] = []
         self._waited = 0
         self._agent_started_at: int | None = None
-        """Tick at which the agent began speaking since the caller last finished."""
+        """Tick at which the agent began answering the caller's last words."""
         self._voiced_seen = False
+        self._voiced_at = 0
         self._quiet_ticks = 0
         self._agent_on = False
+        self._agent_on_since = 0
 
     def tick(self, heard: bytes, *, agent_speaking: bool) -> bytes | None:
         """One tick: the caller heard `heard`; returns its next frame, None when it hangs up."""
@@ -134,6 +136,7 @@ class CallerScript:
             self._quiet_ticks = 0
             if not self._agent_on:
                 self._agent_on = True
+                self._agent_on_since = self.tick_count
                 self._note("agent-start")
                 if self._agent_started_at is None:
                     self._agent_started_at = self.tick_count
@@ -149,10 +152,11 @@ class CallerScript:
             frame = self._playing.pop(0)
             if not self._voiced_seen and rms_dbfs(frame) > VOICED_DBFS:
                 self._voiced_seen = True
+                self._voiced_at = self.tick_count
                 self._note("caller-voice", self._index - 1)
             if not self._playing:
                 self._note("caller-end", self._index - 1)
-                self._agent_started_at = None
+                self._agent_started_at = self._answer_started()
             return frame
         if self._index >= len(self._steps):
             return silence()  # no HangUp step: the caller stays on, silent, until the agent ends it
@@ -173,6 +177,16 @@ class CallerScript:
             self._voiced_seen = False
             self._note("caller-start", self._index - 1)
         return silence()
+
+    def _answer_started(self) -> int | None:
+        """At the end of the caller's recording: the tick the agent's answer began, if it has.
+
+        An agent that answers quickly starts in the recording's trailing silence, so its answer
+        may already be under way; speech that began before the caller's voice (a greeting the
+        caller talked over) is not an answer."""
+        if self._agent_on and self._voiced_seen and self._agent_on_since >= self._voiced_at:
+            return self._agent_on_since
+        return None
 
     def _ready(self, step: Step) -> bool:
         started = self._agent_started_at

@@ -50,3 +50,39 @@ def test_a_barge_in_starts_part_way_into_the_reply() -> None:
     _run(script, [True] * 20)
     events = [(e.what, e.at_ms) for e in script.recording.timeline]
     assert events[:2] == [("agent-start", 0), ("caller-start", 80)]
+
+
+def test_an_answer_that_begins_in_the_callers_trailing_silence_counts() -> None:
+    # The caller's recording: ten voiced frames, then ten of silence. The agent answers 100 ms
+    # into that silence and talks for 300 ms, then stays quiet.
+    script = CallerScript([Speak(_VOICE + silence() * 10, gap_ms=100), HangUp(gap_ms=60)])
+    agent = [False] * 15 + [True] * 15 + [False] * 30
+    out = _run(script, [True] * 2 + [False] * 6 + agent)
+    events = [(e.what, e.at_ms) for e in script.recording.timeline]
+    # Caller: starts at 120 ms, first voice at 140, ends at 520; the agent begins answering at
+    # 460, before the caller's side ended, and the caller hangs up once it has been quiet for
+    # 60 ms (its stop is dated to the first quiet tick).
+    assert events[2:6] == [
+        ("caller-start", 120),
+        ("caller-voice", 140),
+        ("agent-start", 460),
+        ("caller-end", 520),
+    ]
+    assert events[-2:] == [("agent-stop", 760), ("hangup", 800)]
+    assert out[-1] is None
+
+
+def test_speech_already_playing_when_the_caller_spoke_is_not_an_answer() -> None:
+    # The agent talks over the whole of the caller's recording (a greeting that was not
+    # cleared): the caller does not take that for an answer and waits for the next one.
+    script = CallerScript([Speak(_VOICE, after="agent-start", offset_ms=40), HangUp(gap_ms=60)])
+    out = _run(script, [True] * 30 + [False] * 10 + [True] * 5 + [False] * 10)
+    events = [(e.what, e.at_ms) for e in script.recording.timeline]
+    assert events[:4] == [
+        ("agent-start", 0),
+        ("caller-start", 40),
+        ("caller-voice", 60),
+        ("caller-end", 240),
+    ]
+    assert events[-3:] == [("agent-start", 800), ("agent-stop", 900), ("hangup", 940)]
+    assert out[-1] is None
