@@ -114,11 +114,6 @@ async def main(runs: int) -> None:
                                 clock=app.clock,
                             )
                         else:
-                            # The last call's slot is given back once its records are written.
-                            for _ in range(200):
-                                if not app.router.admission.active:
-                                    break
-                                await asyncio.sleep(0.05)
                             report = await twilio.call(steps)
                         record(figures[way], report, twilio, barged=steps is barge)
                         trouble = app.session_config.persona.trouble
