@@ -19,12 +19,11 @@ import logging
 import os
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Literal
 
 from appliance.clock import Clock
-from appliance.conversation.events import EventSink
+from appliance.conversation.events import CallEnded, Event, EventSink
 from appliance.conversation.ports import CallLine
 from appliance.conversation.session import Conversation
 from appliance.observability.logs import call_context
@@ -224,20 +223,28 @@ class CallRouter:
         line: CallLine,
         sink: EventSink | None = None,
         *,
-        reservation: AbstractContextManager[object] | None = None,
+        reservation: Reservation | None = None,
     ) -> str:
         """Hold the call until it ends; returns why it ended. Never raises for a call's failure.
 
         `reservation` is a slot the line took when it admitted the call (`Admission.reserve`);
-        without one, a slot is taken here."""
+        without one, a slot is taken here. The slot goes back when the conversation ends, not
+        when its records are written: a caller who rings just then is answered, not told busy."""
         info = line.info
-        slot = reservation if reservation is not None else self.admission.slot()
+        slot = reservation if reservation is not None else self.admission.reserve()
+
+        def releasing(event: Event) -> None:
+            if isinstance(event, CallEnded):
+                slot.release()
+            if sink is not None:
+                sink(event)
+
         with call_context(info.call_id, info.caller), slot:
             self._metrics.active_calls.labels(info.line).inc()
             outcome = "failed"
             try:
                 _log.info("call answered on %s", info.line)
-                reason = await self._new_session(line, sink).run()
+                reason = await self._new_session(line, releasing).run()
                 outcome = reason.replace(" ", "-")
                 _log.info("call ended: %s", reason)
                 return reason

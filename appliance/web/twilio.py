@@ -8,7 +8,6 @@ one-time token. `POST /twilio/status` records call progress. `/twilio/media` is 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
@@ -47,10 +46,6 @@ class TwilioEndpoints:
     metrics: Metrics
     account_sid: str | None = None
     """When set, webhooks for any other account are refused."""
-    slot_grace_s: float = 1.5
-    """How long a call that finds every slot taken waits for one before it hears busy: the last
-    call may be over and only writing its records (tens of milliseconds), and a caller turned
-    away for that would be lost. Twilio waits 15 s for the webhook's answer."""
 
 
 class _Refused(Exception):
@@ -129,22 +124,6 @@ class _Socket:
             await self._ws.close(code, reason)
 
 
-def _slot_free(deps: TwilioEndpoints) -> bool:
-    """Whether a slot is free, counting those held for streams that have yet to attach."""
-    return deps.admission.active + deps.tokens.pending < deps.admission.max_calls
-
-
-async def _slot_frees(deps: TwilioEndpoints) -> bool:
-    """Whether a slot frees within `deps.slot_grace_s`."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + deps.slot_grace_s
-    while not _slot_free(deps):  # slots are plain counters, given back from anywhere
-        if loop.time() >= deadline:
-            return False
-        await asyncio.sleep(0.02)
-    return True
-
-
 def twilio_router(deps: TwilioEndpoints) -> APIRouter:
     """The `/twilio/...` routes, bound to `deps`."""
     router = APIRouter(prefix="/twilio")
@@ -159,8 +138,9 @@ def twilio_router(deps: TwilioEndpoints) -> APIRouter:
         if not call_sid:
             return _refusal(deps, _Refused(400, "no-call-sid"))
         verdict = deps.admission.check(None)
-        if verdict is Verdict.BUSY or (verdict is Verdict.ADMIT and not _slot_free(deps)):
-            verdict = Verdict.ADMIT if await _slot_frees(deps) else Verdict.BUSY
+        reserved = deps.admission.active + deps.tokens.pending
+        if verdict is Verdict.ADMIT and reserved >= deps.admission.max_calls:
+            verdict = Verdict.BUSY
         if verdict is not Verdict.ADMIT:
             deps.metrics.twilio_refused.labels(verdict.value).inc()
             _log.info("call %s refused: %s", call_sid, verdict.value)
