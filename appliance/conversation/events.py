@@ -4,10 +4,13 @@ A call's story, in order: `CallStarted`, then per turn `CallerStartedSpeaking` -
 `CallerStoppedSpeaking` -> `TranscriptFinal` -> (`MemoryRecalled`) -> `ReplyStarted` ->
 `AgentStartedSpeaking` -> (`ToolCalled` -> `ToolFinished`)* -> `ReplyFinished` or
 `ReplyInterrupted` -> `TurnCompleted`, and finally `CallEnded`. A fixed phrase the agent says
-outside a turn (the greeting, "are you still there?") ends in `PhraseSpoken`. `DtmfReceived` may
-come at any time (the caller pressed a key). Observers (the CLI, the records, the status page,
-metrics) receive them through a sink; `Hangup` and `Transfer` are what the conversation asks of
-the line.
+outside a turn (the greeting, "are you still there?") ends in `PhraseSpoken`. When the agent ends
+the call, `AgentHungUp` comes just before `CallEnded`. `DtmfReceived` may come at any time (the
+caller pressed a key). Observers (the CLI, the records, the status page, metrics) receive them
+through a sink; `Transfer` is what the conversation asks of the line.
+
+"heard" always means what reached the caller's ear of the agent's words (`ReplyInterrupted.heard`,
+`PhraseSpoken.heard`); what the caller said is a `transcript`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dataclasses import dataclass, field
 from appliance.conversation.ports import CallInfo, Recollection
 
 __all__ = [
+    "AgentHungUp",
     "AgentStartedSpeaking",
     "AgentStoppedSpeaking",
     "CallEnded",
@@ -30,7 +34,6 @@ __all__ = [
     "Event",
     "EventSink",
     "Fact",
-    "Hangup",
     "MemoryRecalled",
     "PhraseSpoken",
     "ReplyFinished",
@@ -131,7 +134,7 @@ class ReplyInterrupted:
 @dataclass(frozen=True, slots=True)
 class TurnCompleted:
     turn: int
-    heard: str
+    transcript: str
     """What the caller said, as transcribed."""
     reply: str
     """What the caller heard the agent say."""
@@ -185,7 +188,9 @@ class CallEnded:
 
 
 @dataclass(frozen=True, slots=True)
-class Hangup:
+class AgentHungUp:
+    """The agent ended the call (its goodbye was heard) and the line was hung up."""
+
     reason: str
 
 
@@ -213,9 +218,10 @@ Fact = (
     | MemoryRecalled
     | DtmfReceived
     | EngineFellBack
+    | AgentHungUp
     | CallEnded
 )
-Command = Hangup | Transfer
+Command = Transfer
 Event = Fact | Command
 
 EventSink = Callable[[Event], None]

@@ -27,6 +27,7 @@ from typing import Literal, Protocol
 from appliance.audio.frame import frames_of
 from appliance.clock import Clock
 from appliance.conversation.events import (
+    AgentHungUp,
     AgentStartedSpeaking,
     AgentStoppedSpeaking,
     CallEnded,
@@ -35,7 +36,6 @@ from appliance.conversation.events import (
     CallStarted,
     Event,
     EventSink,
-    Hangup,
     MemoryRecalled,
     PhraseSpoken,
     ReplyFinished,
@@ -471,7 +471,7 @@ class CallSession:
             self._emit(
                 TurnCompleted(
                     turn=reply.turn,
-                    heard=reply.user_text,
+                    transcript=reply.user_text,
                     reply=said,
                     interrupted=interrupted,
                     timings_ms=timings,
@@ -480,8 +480,8 @@ class CallSession:
             )
             self._observe(timings)
         if reply.hang_up_after is not None and not interrupted:
-            self._emit(Hangup(reason=reply.hang_up_after))
             await self._line.hang_up()
+            self._emit(AgentHungUp(reason=reply.hang_up_after))
             raise _CallOver(reply.hang_up_after)
 
     # --- interruption ---------------------------------------------------------------------------

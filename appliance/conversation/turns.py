@@ -26,7 +26,8 @@ class TurnConfig:
     stop_threshold: float = 0.35
     """Once speaking, a frame must fall below this to count as silence."""
     min_speech_ms: int = 120
-    """Speech this long starts a turn (or interrupts the agent); shorter is a click or a cough."""
+    """Speech this long starts every caller turn, not only a barge-in (a turn that starts while
+    the agent speaks); shorter is a click or a cough."""
     pause_ms: int = 160
     """Silence after which a transcription starts speculatively."""
     endpoint_ms: int = 500

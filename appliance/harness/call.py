@@ -55,7 +55,7 @@ class CallReport:
         return {
             "turns": [
                 {
-                    "heard": t.heard,
+                    "heard": t.transcript,
                     "reply": t.reply,
                     "interrupted": t.interrupted,
                     "timings_ms": dict(t.timings_ms),

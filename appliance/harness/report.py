@@ -33,7 +33,7 @@ def print_call(report: CallReport, *, reply_wav: Path | None) -> None:
     for turn in turns:
         cut = " (interrupted)" if turn.interrupted else ""
         print(f"turn {turn.turn}")
-        print(f"  heard: {turn.heard}")
+        print(f"  heard: {turn.transcript}")
         print(f"  reply: {turn.reply}{cut}")
         print(f"  ms:    {format_timings(turn.timings_ms)}")
     print(f"call ended: {report.ended}")

@@ -95,11 +95,11 @@ def _check_turn(
             result.failures.append(f"{where}: no such turn (the agent heard {len(report.turns)})")
         return
     if expected.heard is not None:
-        error = wer(expected.heard, turn.heard)
+        error = wer(expected.heard, turn.transcript)
         result.wers.append(round(error, 3))
         if error > expected.max_wer:
             result.failures.append(
-                f"{where}: heard {turn.heard!r}, WER {error:.0%} > {expected.max_wer:.0%}"
+                f"{where}: heard {turn.transcript!r}, WER {error:.0%} > {expected.max_wer:.0%}"
             )
     reply = turn.reply.lower()
     result.failures.extend(

@@ -22,7 +22,7 @@ async def test_a_recorded_caller_is_heard_and_answered(appliance: Appliance) -> 
         clock=appliance.clock,
     )
     (turn,) = [e for e in report.events if isinstance(e, TurnCompleted)]
-    assert wer("go forward ten meters", turn.heard) <= 0.15
+    assert wer("go forward ten meters", turn.transcript) <= 0.15
     assert turn.reply.strip()
     assert turn.timings_ms["turn"] > 0
     assert report.ended == "caller hung up"

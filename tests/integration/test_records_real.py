@@ -43,7 +43,7 @@ async def test_a_call_is_recorded_remembered_and_known_on_the_next_call(
     turns = await records.db.run(calls.turns_of, "real-1")
     (heard,) = [e for e in first.events if isinstance(e, TurnCompleted)]
     assert [(t.turn, t.speaker) for t in turns] == [(0, "agent"), (1, "caller"), (1, "agent")]
-    assert turns[1].text == heard.heard and "table" in heard.heard.lower()
+    assert turns[1].text == heard.transcript and "table" in heard.transcript.lower()
     assert turns[2].text == heard.reply and turns[2].timings["turn"] > 0
 
     # Two channels: the caller's audio on the left, what the caller heard on the right.
@@ -63,7 +63,7 @@ async def test_a_call_is_recorded_remembered_and_known_on_the_next_call(
     assert summary
     memory = await records.db.run(callers.memory_of, NUMBER)
     assert memory.facts, done["memory"].result
-    assert grounded_facts("\n".join(memory.facts), heard.heard) == list(memory.facts)
+    assert grounded_facts("\n".join(memory.facts), heard.transcript) == list(memory.facts)
     assert await records.db.run(vectors.count_vectors, NUMBER) == 1 + len(memory.facts)
 
     # The next call from that number: what the agent knows is in its prompt, and recall finds

@@ -36,7 +36,7 @@ async def test_a_recorded_caller_over_sip_is_heard_and_hears_the_reply(
         )
     assert report.ended == "caller hung up"
     (turn,) = report.turns
-    assert wer("go forward ten meters", turn.heard) <= 0.15, turn.heard
+    assert wer("go forward ten meters", turn.transcript) <= 0.15, turn.transcript
     assert turn.reply.strip()
     # What reached the caller's ear after it spoke: the reply, through G.711.
     # (The reply may begin in the recording's trailing silence, before the caller's side ends.)

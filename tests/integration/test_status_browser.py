@@ -119,7 +119,7 @@ async def test_the_owner_watches_a_call_live_then_finds_and_replays_it(
             await row.locator("a").click()
             await page.wait_for_url(re.compile(r"/calls/web-"))
             await expect(page.locator(".transcript.full li.caller")).to_contain_text(
-                report.turns[0].heard
+                report.turns[0].transcript
             )
             await page.wait_for_function(
                 "() => { const a = document.getElementById('recording');"

@@ -90,7 +90,7 @@ async def test_a_call_is_seen_live_and_counted_on_metrics(appliance: Appliance) 
     assert mine[0]["type"] == "call" and mine[0]["call"]["caller"] == "+15550131"  # type: ignore[index]
     said = [(d["speaker"], str(d["text"])) for d in mine if d["type"] == "line"]
     heard = report.turns[0]
-    assert ("caller", heard.heard) in said and "forward" in heard.heard.lower()
+    assert ("caller", heard.transcript) in said and "forward" in heard.transcript.lower()
     assert ("agent", heard.reply) in said and heard.reply
     timings = next(
         d["timings_ms"]

@@ -43,7 +43,7 @@ async def test_a_recorded_caller_is_heard_and_the_reply_is_heard_back(
     # The call is over (its records may still be being written): the next caller is answered.
     assert appliance.router.admission.active == 0
     (turn,) = report.turns
-    assert wer("go forward ten meters", turn.heard) <= 0.15
+    assert wer("go forward ten meters", turn.transcript) <= 0.15
     assert report.ended == "caller hung up"
     # The reply as the caller's ear played it (mu-law off the wire), transcribed back.
     # (The reply may begin in the recording's trailing silence, before the caller's side ends.)
@@ -85,4 +85,4 @@ async def test_a_caller_cutting_in_is_cleared_and_only_marked_text_is_kept(
     played = {int(n.partition(".")[2]) for n in trace.played_marks if n.startswith("0.")}
     flushed = {int(n.partition(".")[2]) for n in trace.flushed_marks if n.startswith("0.")}
     assert max(played) < min(flushed)
-    assert report.turns[1].heard and not report.turns[1].interrupted
+    assert report.turns[1].transcript and not report.turns[1].interrupted

@@ -226,7 +226,7 @@ def test_malformed_traffic_ends_that_call_cleanly_and_others_go_on(name: str) ->
             report = await good
             await asyncio.sleep(1.0)  # let uvicorn finish with both connections
             assert report.ended == "caller hung up"
-            assert [t.heard for t in report.turns] == ["hello weather"]
+            assert [t.transcript for t in report.turns] == ["hello weather"]
             if name == "abrupt-disconnect":
                 assert code is None or code == 1006
             elif name == "1-MB-frame":

@@ -8,7 +8,7 @@ from dataclasses import replace
 from pydantic import BaseModel
 
 from appliance.conversation.events import (
-    Hangup,
+    AgentHungUp,
     MemoryRecalled,
     ReplyInterrupted,
     ToolCalled,
@@ -31,7 +31,7 @@ def test_one_turn_is_heard_answered_and_remembered() -> None:
     call = play_call([Speak(say("hello", "weather")), HangUp()], replies=["It is sunny today."])
 
     turns = call.events(TurnCompleted)
-    assert [(t.heard, t.reply, t.interrupted) for t in turns] == [
+    assert [(t.transcript, t.reply, t.interrupted) for t in turns] == [
         ("hello weather", "It is sunny today.", False)
     ]
     assert call.history[1:] == [
@@ -120,14 +120,14 @@ def test_barge_in_stops_the_reply_and_history_keeps_only_what_was_heard() -> Non
     assert stop.at_ms - barge.at_ms <= 150
     # And the caller's interruption became the next turn, which was answered.
     turns = call.events(TurnCompleted)
-    assert [t.heard for t in turns] == ["hello", "no more"]
+    assert [t.transcript for t in turns] == ["hello", "no more"]
     assert turns[0].interrupted and not turns[1].interrupted
 
 
 def test_a_short_pause_is_not_the_end_of_the_turn() -> None:
     words = say("hello") + quiet(300) + say("weather")
     call = play_call([Speak(words), HangUp()], replies=["Sure."])
-    assert [t.heard for t in call.events(TurnCompleted)] == ["hello weather"]
+    assert [t.transcript for t in call.events(TurnCompleted)] == ["hello weather"]
     # The pause started a speculative reply, which the caller's second word discarded.
     assert [d.reason for d in call.events(TurnDiscarded)] == ["caller went on"]
     assert call.fakes.llm.seen[-1][-1].content == "hello weather"
@@ -137,7 +137,7 @@ def test_a_long_pause_ends_the_turn() -> None:
     config = SessionConfig(persona=PERSONA)
     words = say("hello") + quiet(1500) + say("weather")
     call = play_call([Speak(words), HangUp()], replies=["Hi.", "Rainy."], config=config)
-    assert [t.heard for t in call.events(TurnCompleted)][:2] == ["hello", "weather"]
+    assert [t.transcript for t in call.events(TurnCompleted)][:2] == ["hello", "weather"]
 
 
 def test_speech_right_after_the_endpoint_joins_the_turn_it_continues() -> None:
@@ -150,7 +150,7 @@ def test_speech_right_after_the_endpoint_joins_the_turn_it_continues() -> None:
         tune=lambda f: setattr(f.llm, "first_token_s", 1.5),
     )
     turns = call.events(TurnCompleted)
-    assert [t.heard for t in turns] == ["hello paris"]
+    assert [t.transcript for t in turns] == ["hello paris"]
     assert turns[0].reply == "Paris it is."
 
 
@@ -176,7 +176,7 @@ def test_a_silent_caller_is_prompted_then_politely_hung_up_on() -> None:
     config = SessionConfig(persona=PERSONA, no_input_timeout_s=3.0)
     call = play_call([Speak(quiet(1000))], config=config)
     assert call.report.ended == "no input"
-    assert call.events(Hangup) == [Hangup(reason="no input")]
+    assert call.events(AgentHungUp) == [AgentHungUp(reason="no input")]
     heard = call.played_sentences(["Hello there.", "Still there?", "Bye for now."])
     assert heard == ["Hello there.", "Still there?", "Bye for now."]
 
@@ -345,7 +345,7 @@ def test_a_phrase_cache_store_is_used_across_restarts() -> None:
 def test_config_replace_keeps_persona() -> None:
     config = replace(SessionConfig(persona=PERSONA), speculate=False)
     call = play_call([Speak(say("hello")), HangUp()], replies=["Hi."], config=config)
-    assert [t.heard for t in call.events(TurnCompleted)] == ["hello"]
+    assert [t.transcript for t in call.events(TurnCompleted)] == ["hello"]
     assert call.events(TurnDiscarded) == []
 
 
@@ -418,4 +418,4 @@ def test_a_hang_up_during_a_reply_ends_the_turn_with_what_was_heard() -> None:
     (cut,) = call.events(ReplyInterrupted)
     assert (cut.heard, cut.unsaid) == ("First part.", "Second part.")
     (turn,) = call.events(TurnCompleted)
-    assert (turn.heard, turn.reply, turn.interrupted) == ("hello", "First part.", True)
+    assert (turn.transcript, turn.reply, turn.interrupted) == ("hello", "First part.", True)
