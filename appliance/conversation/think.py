@@ -1,0 +1,135 @@
+"""The think stage: the model's reply text, with its tool calls run and their results fed back.
+
+`Mind` is what thinks for the whole call (the model, its tools, the apology for when it cannot);
+`Prompt` is one turn's question with the turn's hooks. What `think` did besides writing text
+(the tool messages to keep, when the model started and first answered) goes in a `Thought`, the
+stage's own record, read once the reply is over.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from appliance.clock import Clock
+from appliance.conversation.ports import LanguageModel, Message, TextDelta, ToolCall
+from appliance.conversation.streams import closing
+from appliance.conversation.tools import ToolArgumentsError, ToolContext, ToolRegistry
+from appliance.conversation.voice import Priority
+
+__all__ = ["MAX_TOOL_ROUNDS", "Mind", "Prompt", "Thought", "ToolObserver", "think"]
+
+MAX_TOOL_ROUNDS: Final = 3
+
+ToolObserver = Callable[[ToolCall, bool | None, str], None]
+"""Told of each tool call: `ok` None when it is asked for (or rejected, with the problem), then
+True/False with the result once it has run."""
+
+
+def _ignore(call: ToolCall, ok: bool | None, result: str) -> None:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Mind:
+    """What thinks for a call."""
+
+    llm: LanguageModel
+    tools: ToolRegistry
+    context: ToolContext
+    apology: str
+    """Said when the model cannot make a tool call work."""
+    clock: Clock
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """One turn's question, and how the turn wants to hear of the tools."""
+
+    messages: Sequence[Message]
+    may_act: Callable[[], Awaitable[object]]
+    """Returns once tools may run: a speculative reply must not act on a turn the caller has
+    not finished."""
+    on_tool: ToolObserver = _ignore
+    priority: Priority | None = None
+
+
+@dataclass(slots=True)
+class Thought:
+    """What `think` did besides producing text."""
+
+    messages: list[Message] = field(default_factory=list)
+    """The tool calls and results, for the history."""
+    tools_run: list[tuple[str, bool]] = field(default_factory=list)
+    fell_back_to_apology: bool = False
+    started_at: float | None = None
+    """When the model was first asked (clock seconds)."""
+    first_output_at: float | None = None
+    """When the model first answered, with text or a tool call (clock seconds)."""
+
+
+_call_ids = itertools.count(1)
+
+
+async def think(mind: Mind, prompt: Prompt, thought: Thought) -> AsyncIterator[str]:
+    """The model's reply text; tool calls are run and their results fed back, up to 3 rounds.
+
+    A tool call that cannot be parsed or validated gets one repair attempt: the model is told
+    what was wrong and asked again. If the second attempt fails too, the caller hears the
+    apology. No tool runs before `prompt.may_act` returns.
+    """
+    conversation = list(prompt.messages)
+    repaired = False
+    wrote = False
+    thought.started_at = mind.clock.now()
+    for _ in range(MAX_TOOL_ROUNDS):
+        call: ToolCall | None = None
+        if wrote:
+            yield "\n"  # what the model says after a tool result starts a new sentence
+        async with closing(mind.llm.stream(conversation, mind.tools.specs())) as outputs:
+            async for output in outputs:
+                if prompt.priority is not None:
+                    await prompt.priority.wait()
+                if thought.first_output_at is None:
+                    thought.first_output_at = mind.clock.now()
+                if isinstance(output, TextDelta):
+                    wrote = True
+                    yield output.text
+                else:
+                    call = output
+                    break
+        if call is None:
+            return
+        call = ToolCall(
+            id=call.id or f"call_{next(_call_ids)}", name=call.name, arguments=call.arguments
+        )
+        asked = Message(role="assistant", content="", tool_calls=(call,))
+        try:
+            arguments = mind.tools.parse(call)
+        except ToolArgumentsError as problem:
+            prompt.on_tool(call, None, str(problem))
+            if repaired:
+                thought.fell_back_to_apology = True
+                yield mind.apology
+                return
+            repaired = True
+            answer = Message(
+                role="tool",
+                content=f"error: {problem}. Call the tool again with valid JSON arguments, "
+                "or answer without it.",
+                tool_call_id=call.id,
+            )
+            conversation += [asked, answer]
+            continue
+        await prompt.may_act()
+        prompt.on_tool(call, None, "")
+        ok, result = await mind.tools.run(call, arguments, mind.context)
+        prompt.on_tool(call, ok, result)
+        thought.tools_run.append((call.name, ok))
+        answer = Message(role="tool", content=result, tool_call_id=call.id)
+        conversation += [asked, answer]
+        thought.messages += [asked, answer]
+    thought.fell_back_to_apology = True
+    yield mind.apology
