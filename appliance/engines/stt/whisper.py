@@ -67,6 +67,7 @@ class WhisperSpeechToText:
     async def load(self) -> None:
         """Load the model on the engine's worker thread (once)."""
         if self._model is None:
+            self._offload.start()
             await self._offload.run(self._load)
 
     def _load(self) -> None:

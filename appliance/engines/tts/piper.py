@@ -49,6 +49,7 @@ class PiperTextToSpeech:
 
     async def load(self) -> None:
         if self._voice is None:
+            self._offload.start()
             await self._offload.run(self._load)
 
     def _load(self) -> None:

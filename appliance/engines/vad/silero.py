@@ -72,6 +72,7 @@ class SileroVoiceActivity:
 
     async def load(self) -> None:
         if self._session is None:
+            self._offload.start()
             await self._offload.run(self._load)
 
     def _load(self) -> None:
