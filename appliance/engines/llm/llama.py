@@ -100,7 +100,10 @@ class LlamaLanguageModel:
         context_tokens: int = 4096,
         max_tokens: int = 160,
         temperature: float = 0.3,
+        seed: int = -1,
     ) -> None:
+        """`seed`: llama.cpp's sampling seed; -1 draws a random one (and so does 0, in
+        llama-cpp-python), any other fixes the samples (tests use one)."""
         self.name = name
         self._path = model_path
         self._offload = offloader
@@ -108,6 +111,7 @@ class LlamaLanguageModel:
         self._context = context_tokens
         self._max_tokens = max_tokens
         self._temperature = temperature
+        self._seed = seed
         self._llama: Any = None
         self._formatter: Any = None
         self._grammars: dict[str, Any] = {}
@@ -115,6 +119,7 @@ class LlamaLanguageModel:
 
     async def load(self) -> None:
         if self._llama is None:
+            self._offload.start()
             await self._offload.run(self._load)
 
     def _load(self) -> None:
@@ -130,6 +135,7 @@ class LlamaLanguageModel:
             n_ctx=self._context,
             n_threads=self._threads,
             n_threads_batch=self._threads,
+            seed=self._seed,
             verbose=False,
         )
         template = llama.metadata.get("tokenizer.chat_template")
