@@ -1,9 +1,10 @@
 """The appliance's database: SQLite through apsw, with sqlite-vec, WAL, foreign keys, migrations.
 
 apsw rather than the standard library's sqlite3: this interpreter cannot load extensions into
-sqlite3, and sqlite-vec is one. A `Database` owns one connection on one named thread and runs
-every piece of work there, one at a time: a piece of work is a plain function of the connection
-(usually one transaction), and the event loop only awaits its result. So the process has exactly
+sqlite3, and sqlite-vec is one. A `Database` owns one connection on one named thread (an
+`appliance.workers.Worker`: `open` starts it, `aclose` stops it) and runs every piece of work
+there, one at a time: a piece of work is a plain function of the connection (usually one
+transaction), and the event loop only awaits its result. So the process has exactly
 one writer and the loop never waits on SQLite. Other processes (`appliance calls ...`) open their
 own connections with `connect`; WAL lets them read while the appliance writes.
 
@@ -14,20 +15,19 @@ each in its own transaction together with its row in `schema_version`.
 from __future__ import annotations
 
 import asyncio
-import functools
+import contextlib
 import importlib.resources
 import logging
-import queue
 import re
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Concatenate, Final, ParamSpec, TypeVar
 
 import apsw
 import sqlite_vec
+
+from appliance.workers import Worker, WorkerNotRunning
 
 __all__ = ["Database", "DatabaseError", "connect", "database_path", "migrate"]
 
@@ -115,44 +115,31 @@ class Database:
         """`timeout`: seconds a caller waits for its work (None: as long as it takes)."""
         self.path = path
         self._timeout = timeout
-        # Unbounded, and that is the policy: every producer awaits its work's result, so each
-        # holds at most one piece here; the transcript sink, which does not wait, bounds itself.
-        self._jobs: queue.SimpleQueue[tuple[Callable[[], object], Future[object]] | None] = (
-            queue.SimpleQueue()
-        )
+        self._worker = Worker("memory-db")
         self._conn: apsw.Connection | None = None
-        self._thread: threading.Thread | None = None
-        self._closed = False
 
     async def open(self) -> None:
         """Start the owner thread, open (create, migrate) the database there."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._serve, name="memory-db", daemon=True)
-            self._thread.start()
+        if not self._worker.running:
+            self._worker.start()  # raises WorkerNotRunning once closed: open a new Database
             await self._submit(self._connect)
 
     def _connect(self) -> None:
         self._conn = connect(self.path)
 
-    def _serve(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            fn, future = job
-            if not future.set_running_or_notify_cancel():
-                continue
+    def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
             try:
-                future.set_result(fn())
-            except BaseException as exc:
-                future.set_exception(exc)
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+                conn.close()
+            except apsw.Error:
+                _log.exception("closing the database %s failed", self.path)
 
     def _submit(self, fn: Callable[[], T]) -> asyncio.Future[T]:
-        if self._closed or self._thread is None:
-            raise RuntimeError(f"the database {self.path} is not open")
-        future: Future[T] = Future()
-        self._jobs.put((fn, future))  # type: ignore[arg-type]  # the queue holds work of every T
-        return asyncio.wrap_future(future)
+        try:
+            return asyncio.wrap_future(self._worker.submit(fn))
+        except WorkerNotRunning:
+            raise RuntimeError(f"the database {self.path} is not open") from None
 
     async def run(
         self,
@@ -167,16 +154,23 @@ class Database:
             return fn(self._conn, *args, **kwargs)
 
         async with asyncio.timeout(self._timeout):
-            # Shielded: work that has reached SQLite finishes (and commits) even if the awaiting
-            # task is cancelled; only the wait is given up.
-            return await asyncio.shield(self._submit(functools.partial(work)))
+            # Shielded: work that has reached the queue finishes (and commits) even if the
+            # awaiting task is cancelled; only the wait is given up.
+            return await asyncio.shield(self._submit(work))
+
+    def _stop(self) -> None:
+        """The work queued so far runs, then the connection closes, then the thread exits."""
+        with contextlib.suppress(WorkerNotRunning):  # never opened, or stopped already
+            self._worker.submit(self._disconnect)
+        self._worker.stop()
+
+    async def aclose(self, timeout: float = 5.0) -> bool:  # noqa: ASYNC109 - bounds the join
+        """Finish the queued work, close the connection, without blocking the loop; True once
+        the thread has exited (within `timeout` seconds)."""
+        self._stop()
+        return await self._worker.aclose(timeout)
 
     def close(self, timeout: float = 5.0) -> bool:
-        """Finish the queued work, close the connection; True once the thread has exited."""
-        if not self._closed and self._thread is not None:
-            self._closed = True
-            self._jobs.put(None)
-        if self._thread is None:
-            return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        """`aclose` for code that is not async: this blocks up to `timeout` seconds."""
+        self._stop()
+        return self._worker.join(timeout)

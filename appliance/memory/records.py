@@ -250,12 +250,21 @@ class Records:
         if self.runner is not None:
             self.runner.wake()
 
+    async def aclose(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 - bounds the join
+        """Stop the database thread (up to `timeout` seconds, the loop free), give up the owner."""
+        if not await self.db.aclose(timeout):
+            _log.warning("the database thread did not stop within %.0f s", timeout)
+        owner, self._owner = self._owner, None
+        if owner is not None:
+            await asyncio.to_thread(owner.release)
+
     def close(self, timeout: float = 5.0) -> None:
+        """`aclose` for code that is not async: this blocks up to `timeout` seconds."""
         if not self.db.close(timeout):
             _log.warning("the database thread did not stop within %.0f s", timeout)
-        if self._owner is not None:
-            self._owner.release()
-            self._owner = None
+        owner, self._owner = self._owner, None
+        if owner is not None:
+            owner.release()
 
 
 def _schedule_retention(conn: apsw.Connection, now: float) -> None:

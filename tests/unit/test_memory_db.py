@@ -9,9 +9,11 @@ from pathlib import Path
 import apsw
 import pytest
 
+from appliance.clock import LoopClock
 from appliance.conversation.ports import CallInfo
 from appliance.memory import calls, vectors
 from appliance.memory.db import Database, connect, database_path, migrate
+from tests.support.records import RecordsKit
 
 
 def test_a_new_database_is_migrated_with_wal_foreign_keys_and_sqlite_vec(tmp_path: Path) -> None:
@@ -79,3 +81,38 @@ def test_work_runs_on_the_one_owner_thread_in_order(tmp_path: Path) -> None:
     result = asyncio.run(main())
     assert result[:5] == ["memory-db"] * 5
     assert result[5:] == ["c1", "c1~2"]  # a reused line id is made unique
+
+
+async def test_the_thread_starts_in_open_and_aclose_commits_what_was_queued(
+    tmp_path: Path,
+) -> None:
+    db = Database(tmp_path / "tel3sis.db")
+    assert not any(t.name == "memory-db" for t in threading.enumerate())
+    with pytest.raises(RuntimeError, match="is not open"):
+        await db.run(lambda conn: 1)
+    await db.open()
+    info = CallInfo(call_id="c1", line="wav", caller="+1555")
+    # Not awaited before the close: queued work still runs, then the connection closes.
+    pending = asyncio.ensure_future(
+        db.run(calls.open_call, info, started=1.0, owner="me", memory="")
+    )
+    await asyncio.sleep(0)
+    assert await db.aclose(5)
+    assert await pending == "c1"
+    assert not any(t.name == "memory-db" for t in threading.enumerate())
+    with pytest.raises(RuntimeError, match="is not open"):
+        await db.run(lambda conn: 1)
+    conn = connect(tmp_path / "tel3sis.db")
+    assert conn.execute("SELECT id FROM calls").fetchall() == [("c1",)]
+    conn.close()
+
+
+async def test_records_aclose_stops_the_database_and_gives_up_the_owner(tmp_path: Path) -> None:
+    kit = await RecordsKit(tmp_path, LoopClock()).open()
+    owners = tmp_path / "data" / "owners"
+    assert [p.stem for p in owners.iterdir()] == [kit.records.owner]
+    await kit.records.aclose(5)
+    assert list(owners.iterdir()) == []
+    assert not any(t.name == "memory-db" for t in threading.enumerate())
+    await kit.records.aclose(5)  # twice is fine
+    kit.close()
