@@ -146,9 +146,8 @@ class Worker:
         The generator is created, advanced and closed on the worker. A consumer that stops early
         (or is cancelled) stops it before its next item. `stop()` ends one that waits for a slow
         consumer with `WorkerNotRunning` (so that the loop's end cannot leave a producer waiting
-        forever). `TimeoutError` when
-        no item comes for `timeout` seconds. An error in the generator arrives after the items
-        it produced before it.
+        forever). `TimeoutError` when no item comes for `timeout` seconds. An error in `produce`
+        or the generator arrives after the items produced before it.
         """
         loop = asyncio.get_running_loop()
         # Bounded by the credits: at most `buffer` items, then an error or the end marker.
@@ -169,20 +168,25 @@ class Worker:
                     raise WorkerNotRunning(f"worker {self.name} stopped during a stream")
             return not consumer_gone.is_set()
 
-        def work() -> None:
+        def feed() -> None:
             items = produce()
             try:
                 for item in items:
                     if not wanted():
                         return
                     hand_over(item)
-            except BaseException as exc:
-                hand_over(exc)
             finally:
                 close = getattr(items, "close", None)
                 if close is not None:
                     close()
-                hand_over(_DONE)
+
+        def work() -> None:
+            try:
+                feed()
+            except BaseException as exc:
+                hand_over(exc)
+            finally:
+                hand_over(_DONE)  # always, or the consumer would wait for ever
 
         job = self.submit(work)
         try:

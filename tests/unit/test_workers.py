@@ -138,6 +138,9 @@ async def test_a_stream_times_out_when_nothing_comes_and_errors_follow_the_items
         yield 1
         raise RuntimeError("decoder broke")
 
+    def no_generator() -> Iterator[int]:
+        raise RuntimeError("no model")
+
     try:
         got = []
         with pytest.raises(TimeoutError):
@@ -149,6 +152,9 @@ async def test_a_stream_times_out_when_nothing_comes_and_errors_follow_the_items
             async for item in worker.stream(broken):
                 got.append(item)  # noqa: PERF401 - as above
         assert got == [1]
+        with pytest.raises(RuntimeError, match="no model"):
+            async for _ in worker.stream(no_generator, timeout=5):
+                pass
     finally:
         worker.close(2)
 
