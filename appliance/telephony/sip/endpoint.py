@@ -9,6 +9,15 @@ the owner thread before `libDestroy()`; one still referenced then would abort th
 
 `stop()` hangs up what is still up (BYE for answered calls), gives the peers a moment to answer,
 unregisters, deletes every pj object and destroys the library, in that order.
+
+The owner thread is not an `appliance.workers.Worker`, on purpose: a Worker's thread sleeps on
+its queue until a job comes, but pjsip only makes progress inside `libHandleEvents`, so this
+thread alternates between polling events and draining commands. Its setup and teardown are pj
+calls that must run on the thread itself, its command queue is bounded and refuses (`SipError`)
+rather than waits, and pj errors cross back as `SipError`. What it shares with a Worker is the
+life cycle: the thread starts in `start()` (never in the constructor), has a name and a stop
+signal (an Event), and is waited for with `workers.join_all` / `ajoin_all`, so that `stop()`
+never blocks the loop.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ from appliance.telephony.sip.setup import (
 )
 from appliance.telephony.sip.status import RegistrationStatus
 from appliance.telephony.sip.vector import vector_reader
+from appliance.workers import ajoin_all, join_all
 
 __all__ = ["EndpointEvents", "SipEndpoint", "SipError"]
 
@@ -83,9 +93,11 @@ class SipEndpoint:
         self._loop = loop
         self._commands: queue.Queue[tuple[Callable[[], object], concurrent.futures.Future[Any]]]
         self._commands = queue.Queue(maxsize=_COMMANDS)
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.name = name
+        """The owner thread's name."""
+        self._thread: threading.Thread | None = None
         self._ready: concurrent.futures.Future[list[str]] = concurrent.futures.Future()
-        self._stopping = False
+        self._stopping = threading.Event()
         self.listening: list[str] = []
         """`udp 127.0.0.1:5060`, one per transport, once started."""
         self.port = 0
@@ -100,7 +112,11 @@ class SipEndpoint:
 
     async def start(self) -> None:
         """Start the owner thread and wait until it listens; raises SipError when it cannot."""
-        self._thread.start()
+        if self._thread is None:
+            if self._stopping.is_set():
+                raise SipError("the SIP endpoint has been stopped; make a new one")
+            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+            self._thread.start()
         self.listening = await asyncio.wrap_future(self._ready)
 
     async def answer(self, key: int, media: CallMedia) -> None:
@@ -139,21 +155,21 @@ class SipEndpoint:
 
     async def stop(self, wait_s: float = 10.0) -> bool:
         """Hang up, release every pj object, destroy the library; False if the thread hangs."""
-        if self._thread.is_alive():
-            self._stopping = True
-            await asyncio.to_thread(self._thread.join, wait_s)
-        alive = self._thread.is_alive()
-        if alive:
+        self._stopping.set()
+        stopped = await ajoin_all(self._threads(), wait_s)
+        if not stopped:
             _log.error("the SIP endpoint thread did not stop within %.0f s", wait_s)
-        return not alive
+        return stopped
 
     def join(self, timeout: float) -> bool:
-        """Wait for the owner thread to end; True when it has."""
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        """Wait for the owner thread to end (this blocks); True when it has."""
+        return join_all(self._threads(), timeout)
+
+    def _threads(self) -> list[threading.Thread]:
+        return [] if self._thread is None else [self._thread]
 
     async def _call(self, work: Callable[[], _T]) -> _T:
-        if self._stopping or not self._thread.is_alive():
+        if self._stopping.is_set() or self._thread is None or not self._thread.is_alive():
             raise SipError("the SIP endpoint is not running")
         done: concurrent.futures.Future[_T] = concurrent.futures.Future()
         try:
@@ -178,7 +194,7 @@ class SipEndpoint:
             return
         self._ready.set_result(listening)
         next_housekeeping = time.monotonic()
-        while not self._stopping:
+        while not self._stopping.is_set():
             try:
                 self._lib.libHandleEvents(_POLL_MS)
                 self._run_commands()
