@@ -234,7 +234,7 @@ class Appliance:
         session_config = SessionConfig(
             persona=persona,
             turn=TurnConfig(
-                endpoint_ms=conv.endpoint_silence_ms, min_speech_ms=conv.barge_in_min_speech_ms
+                endpoint_ms=conv.endpoint_silence_ms, min_speech_ms=conv.turn_min_speech_ms
             ),
             max_history_turns=conv.max_history_turns,
             no_input_timeout_s=conv.no_input_timeout_s,

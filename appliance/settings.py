@@ -1,22 +1,30 @@
 """Every setting of the appliance, loaded once from the environment and `.env`.
 
 One frozen model per section. The environment variable names are the ones in `.env.example`
-(the seed's names are kept as they were); attribute names are what the code reads. Nothing
-else in the package reads `os.environ`: the composition root passes sections down.
+(the seed's names are kept as they were), and the environment is read under those names only:
+a variable such as `PORT` or `LEVEL`, set for some other program, must not configure the box.
+Attribute names are what the code reads, and what Python callers construct sections with.
+Nothing else in the package reads `os.environ`: the composition root passes sections down.
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Literal, Self
+from types import MappingProxyType
+from typing import Any, Literal, Self
 
+from dotenv import dotenv_values
 from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
+    "DEPRECATED_NAMES",
     "SECTIONS",
     "CallSettings",
     "ConversationSettings",
@@ -31,21 +39,48 @@ __all__ = [
     "TwilioSettings",
     "WebSettings",
     "ZeroconfSettings",
+    "config_warnings",
+    "env_names",
 ]
 
 
+DEPRECATED_NAMES: Mapping[str, str] = MappingProxyType(
+    {"BARGE_IN_MIN_SPEECH_MS": "TURN_MIN_SPEECH_MS"}
+)
+"""Old environment names still read (with a warning at start-up), and the names replacing them."""
+
+
 def _env(name: str) -> AliasChoices:
-    return AliasChoices(name)
+    """The documented name first (it wins), then any old name it replaced."""
+    return AliasChoices(name, *(old for old, new in DEPRECATED_NAMES.items() if new == name))
+
+
+def _documented(field: FieldInfo) -> str:
+    """The environment name `.env.example` lists for a field."""
+    alias = field.validation_alias
+    assert isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str)
+    return alias.choices[0]
 
 
 class _Section(BaseSettings):
+    # No `populate_by_name`/`validate_by_name`: with either, pydantic-settings also reads each
+    # field from the environment under its attribute name (`PORT`, `LEVEL`, `DATA_DIR`).
     model_config = SettingsConfigDict(
         frozen=True,
         extra="ignore",
         env_file_encoding="utf-8",
-        populate_by_name=True,
         env_ignore_empty=True,  # `NAME=` in .env means "use the default"
     )
+
+    def __init__(self, **values: Any) -> None:
+        """Python callers name fields by attribute (`WebSettings(port=9000)`).
+
+        Without this, pydantic would silently ignore such a keyword (`extra="ignore"`): inputs
+        are matched by the documented names only."""
+        known = type(self).model_fields
+        super().__init__(
+            **{(_documented(known[k]) if k in known else k): v for k, v in values.items()}
+        )
 
 
 def _default_data_dir() -> Path:
@@ -120,6 +155,8 @@ class EngineSettings(_Section):
     llm_temperature: float = Field(
         default=0.3, ge=0.0, le=2.0, validation_alias=_env("LLM_TEMPERATURE")
     )
+    llm_seed: int = Field(default=-1, ge=-1, le=0xFFFFFFFF, validation_alias=_env("LLM_SEED"))
+    """Sampling seed; -1 draws a new one (as llama.cpp does), any other repeats the same replies."""
     llm_budget_ms: int = Field(default=4000, ge=100, validation_alias=_env("LLM_BUDGET_MS"))
     """Time to the first token after which the next engine is tried."""
     tts_voice: str = Field(default="piper-en_US-joe-medium", validation_alias=_env("TTS_VOICE"))
@@ -137,11 +174,6 @@ class EngineSettings(_Section):
     """Embeds call summaries and caller facts for recall."""
     engine_timeout_s: float = Field(default=60.0, gt=0, validation_alias=_env("ENGINE_TIMEOUT_S"))
     """How long one model call (a load, a warm-up, a turn) may take before it is abandoned."""
-    openai_api_key: SecretStr | None = Field(default=None, validation_alias=_env("OPENAI_API_KEY"))
-    openai_base_url: str | None = Field(default=None, validation_alias=_env("OPENAI_BASE_URL"))
-    eleven_labs_api_key: SecretStr | None = Field(
-        default=None, validation_alias=_env("ELEVEN_LABS_API_KEY")
-    )
 
 
 class ConversationSettings(_Section):
@@ -158,10 +190,10 @@ class ConversationSettings(_Section):
         default=500, ge=100, le=3000, validation_alias=_env("ENDPOINT_SILENCE_MS")
     )
     """Silence that ends the caller's turn (the transcript so far may shorten or lengthen it)."""
-    barge_in_min_speech_ms: int = Field(
-        default=120, ge=40, le=2000, validation_alias=_env("BARGE_IN_MIN_SPEECH_MS")
+    turn_min_speech_ms: int = Field(
+        default=120, ge=40, le=2000, validation_alias=_env("TURN_MIN_SPEECH_MS")
     )
-    """Caller speech over the agent this long interrupts the agent."""
+    """Caller speech this long starts a turn (and, over the agent, interrupts it)."""
     no_input_timeout_s: float = Field(
         default=8.0, ge=1.0, le=120.0, validation_alias=_env("NO_INPUT_TIMEOUT_S")
     )
@@ -182,10 +214,7 @@ class CallSettings(_Section):
 
 
 class SipSettings(_Section):
-    """The SIP line: a trunk or a PBX calls the box here (pjsua2, in process).
-
-    Attribute names avoid common environment names (PORT, USERNAME, LOG_LEVEL): with
-    `populate_by_name`, pydantic-settings reads a field from its own name too."""
+    """The SIP line: a trunk or a PBX calls the box here (pjsua2, in process)."""
 
     sip_enabled: bool = Field(default=True, validation_alias=_env("SIP_ENABLED"))
     """`appliance serve` answers SIP calls."""
@@ -273,13 +302,6 @@ class IntegrationSettings(_Section):
     escalation_phone_number: str | None = Field(
         default=None, validation_alias=_env("ESCALATION_PHONE_NUMBER")
     )
-    token_encryption_key: SecretStr | None = Field(
-        default=None, validation_alias=_env("TOKEN_ENCRYPTION_KEY")
-    )
-    google_client_id: str | None = Field(default=None, validation_alias=_env("GOOGLE_CLIENT_ID"))
-    google_client_secret: SecretStr | None = Field(
-        default=None, validation_alias=_env("GOOGLE_CLIENT_SECRET")
-    )
     sendgrid_api_key: SecretStr | None = Field(
         default=None, validation_alias=_env("SENDGRID_API_KEY")
     )
@@ -320,9 +342,7 @@ class WebSettings(_Section):
 
 
 class ZeroconfSettings(_Section):
-    """Finding the box on the LAN: mDNS/DNS-SD (zeroconf) as `tel3sis-<id>.local`.
-
-    Attribute names carry the prefix: pydantic-settings would also read `ENABLED`."""
+    """Finding the box on the LAN: mDNS/DNS-SD (zeroconf) as `tel3sis-<id>.local`."""
 
     zeroconf_enabled: bool = Field(default=True, validation_alias=_env("ZEROCONF_ENABLED"))
     """`appliance serve` advertises the status page (`_http._tcp`) and SIP (`_sip._udp`)."""
@@ -408,5 +428,90 @@ class Settings:
     def load(cls, env_file: Path | None = Path(".env")) -> Settings:
         """Read the environment, and `env_file` when it exists; the environment wins."""
         found = env_file if env_file is not None and env_file.is_file() else None
-        sections = [section(_env_file=found) for section in SECTIONS]  # type: ignore[call-arg]
+        sections = [section(_env_file=found) for section in SECTIONS]
         return cls(*sections)  # type: ignore[arg-type]
+
+
+def env_names() -> dict[str, tuple[type[_Section], str]]:
+    """Every documented environment name, with the section and the attribute it sets."""
+    return {
+        _documented(field): (section, name)
+        for section in SECTIONS
+        for name, field in section.model_fields.items()
+    }
+
+
+_BUDGETS: Mapping[str, str] = MappingProxyType(
+    {
+        "STT_BUDGET_MS": "speech recognizer",
+        "LLM_BUDGET_MS": "language model",
+        "TTS_BUDGET_MS": "voice",
+    }
+)
+"""The fallback chains' budgets. The last engine left in a chain has none (it has nothing to
+yield to), and today each chain is one local engine: no setting names a second one."""
+
+
+def config_warnings(
+    settings: Settings, env_file: Path | None, environ: Mapping[str, str]
+) -> list[str]:
+    """One line for each setting that will not do what whoever set it meant, to log at start-up.
+
+    `env_file` and `environ` are what `settings` were loaded from (`Settings.load`): keys of
+    the file that are no setting, old names, and values that nothing reads. A value that is
+    the default changes nothing, so it is not reported (a copy of `.env.example` is quiet)."""
+    in_file = _read_env_file(env_file)
+    named = {key.upper() for source in (in_file, environ) for key, value in source.items() if value}
+    given = named & _changed(settings)
+    known = env_names()
+    found: list[str] = []
+    for key in in_file:
+        if key.upper() not in known and key.upper() not in DEPRECATED_NAMES:
+            close = difflib.get_close_matches(key.upper(), known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            found.append(f"{env_file}: {key} is no setting and is ignored{hint}")
+    for old, new in DEPRECATED_NAMES.items():
+        if old in named:
+            wins = f" ({new} is set too, and wins)" if new in named else ""
+            found.append(f"{old} is deprecated: name it {new}{wins}")
+    found += (
+        f"{name} acts on nothing: the {engine} is the only engine of its chain, and the last "
+        "engine left has no budget"
+        for name, engine in _BUDGETS.items()
+        if name in given
+    )
+    found += _unheeded(settings, given)
+    return found
+
+
+def _read_env_file(env_file: Path | None) -> dict[str, str | None]:
+    """The file's keys and values, parsed as `Settings.load` parses them (python-dotenv)."""
+    if env_file is None or not env_file.is_file():
+        return {}
+    return dotenv_values(env_file, encoding="utf-8")
+
+
+def _changed(settings: Settings) -> set[str]:
+    """The documented names of the settings that hold other than their defaults."""
+    changed = set()
+    for item in fields(settings):
+        section = getattr(settings, item.name)
+        for name, field in type(section).model_fields.items():
+            if field.default_factory is None and getattr(section, name) != field.default:
+                changed.add(_documented(field))
+    return changed
+
+
+def _unheeded(settings: Settings, given: set[str]) -> Iterator[str]:
+    """Settings given a value that another setting leaves unread."""
+    sip, zeroconf = settings.sip, settings.zeroconf
+    rules = (
+        (("SIP_USERNAME", "SIP_PASSWORD", "SIP_REGISTER_EXPIRES_S"), not sip.registrar,
+         "SIP_REGISTRAR is not set"),
+        (("SIP_REFUSAL",), not sip.allowed_sources.strip(),
+         "SIP_ALLOWED_SOURCES is empty, so no address is refused"),
+        (("ZEROCONF_INTERFACES",), not zeroconf.zeroconf_enabled, "ZEROCONF_ENABLED is false"),
+    )  # fmt: skip
+    for names, unread, why in rules:
+        if unread:
+            yield from (f"{name} acts on nothing: {why}" for name in names if name in given)

@@ -1,47 +1,165 @@
-"""Settings: each in .env.example, loaded once, environment over file, bad values refused."""
+"""Settings: each in .env.example, read under its documented name only, environment over file,
+bad values refused, and start-up warnings for settings that will not do what was meant."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import re
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from appliance.settings import SECTIONS, Settings
+from appliance.settings import (
+    DEPRECATED_NAMES,
+    SECTIONS,
+    PathSettings,
+    Settings,
+    TwilioSettings,
+    WebSettings,
+    config_warnings,
+    env_names,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED_NAMES = {
-    "OPENAI_API_KEY", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "ELEVEN_LABS_API_KEY", "REDIS_URL",
-    "DATABASE_URL", "ESCALATION_PHONE_NUMBER", "TOKEN_ENCRYPTION_KEY", "GOOGLE_CLIENT_ID",
-    "GOOGLE_CLIENT_SECRET", "SENDGRID_API_KEY", "SENDGRID_FROM_EMAIL", "NOTIFY_EMAIL", "BASE_URL",
-    "APPLIANCE_DATA_DIR", "MODELS_DIR",
+    "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "REDIS_URL", "DATABASE_URL",
+    "ESCALATION_PHONE_NUMBER", "SENDGRID_API_KEY", "SENDGRID_FROM_EMAIL", "NOTIFY_EMAIL",
+    "BASE_URL", "APPLIANCE_DATA_DIR", "MODELS_DIR",
 }  # fmt: skip
+"""The seed's names still read (its OpenAI, ElevenLabs, Google and token keys return with their
+features)."""
+GENERIC_NAMES = {"PORT", "HOST", "LEVEL", "FORMAT", "DATA_DIR", "USERNAME", "PASSWORD", "ENABLED"}
+"""Set for other programs on many machines; none may configure the box."""
 
 
-def _env_names() -> set[str]:
-    names = set()
-    for section in SECTIONS:
-        for field in section.model_fields.values():
-            alias = field.validation_alias
-            names.update(alias.choices if hasattr(alias, "choices") else [alias])  # type: ignore[union-attr]
-    return names
-
-
-def test_env_example_lists_every_setting_and_nothing_else() -> None:
+def _example_keys() -> set[str]:
     text = (ROOT / ".env.example").read_text()
-    listed = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", text, re.MULTILINE))
-    assert listed == _env_names()
-    assert listed >= SEED_NAMES
+    return set(re.findall(r"^([A-Z][A-Z0-9_]*)=", text, re.MULTILINE))
+
+
+def _clean(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    """No setting from the test runner's own environment, and a home of the test's own."""
+    for name in [*env_names(), *DEPRECATED_NAMES]:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+
+
+def _reaches_a_setting(defaults: Settings) -> bool:
+    """Whether the environment changes a setting from `defaults`, or is refused."""
+    try:
+        return Settings.load(None) != defaults
+    except ValidationError:
+        return True
+
+
+@pytest.fixture
+def defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Every setting at its default, in a clean environment the test may add to."""
+    _clean(monkeypatch, tmp_path)
+    return Settings.load(None)
+
+
+def test_each_key_of_the_example_is_read_by_a_setting(
+    defaults: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unread = []
+    for name in sorted(_example_keys()):
+        with monkeypatch.context() as env:
+            read = False
+            for value in ("0", "1"):  # one of them differs from any default, or is refused
+                env.setenv(name, value)
+                read = read or _reaches_a_setting(defaults)
+            if not read:
+                unread.append(name)
+    assert unread == []
+
+
+def test_each_setting_is_in_the_example_under_its_documented_name() -> None:
+    assert _example_keys() == set(env_names())
+    assert _example_keys() >= SEED_NAMES
+    assert not _example_keys() & set(DEPRECATED_NAMES)
+
+
+@pytest.mark.parametrize("value", ["0", "1", "/x"])
+@pytest.mark.parametrize("source", ["environment", "file"])
+def test_attribute_names_and_generic_variables_configure_nothing(
+    defaults: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str, source: str
+) -> None:
+    documented = set(env_names())
+    names = {field for section in SECTIONS for field in section.model_fields} | GENERIC_NAMES
+    hostile = {
+        spelled
+        for name in names
+        if name.upper() not in documented  # `sip_port` is SIP_PORT's own name, in lower case
+        for spelled in (name.upper(), name.lower())
+    }
+    assert {"PORT", "port", "LEVEL", "DATA_DIR", "HOST", "BIND_ADDRESS"} <= hostile
+    env_file = tmp_path / ".env"
+    if source == "file":
+        env_file.write_text("".join(f"{name}={value}\n" for name in sorted(hostile)))
+    else:
+        for name in hostile:
+            monkeypatch.setenv(name, value)
+    assert Settings.load(env_file) == defaults
+
+
+def test_the_generic_variables_of_the_issue_leave_the_defaults(
+    defaults: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PORT", "3000")
+    monkeypatch.setenv("LEVEL", "DEBUG")
+    monkeypatch.setenv("DATA_DIR", "/x")
+    settings = Settings.load(None)
+    assert settings.web.port == 8080
+    assert settings.logs.level == "INFO"
+    assert settings.paths.data_dir == defaults.paths.data_dir != Path("/x")
+
+
+def test_the_documented_names_configure_the_box(
+    defaults: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WEB_PORT", "3000")
+    monkeypatch.setenv("LOG_LEVEL", "DEBUG")
+    monkeypatch.setenv("APPLIANCE_DATA_DIR", "/x")
+    monkeypatch.setenv("LLM_SEED", "42")
+    monkeypatch.setenv("TURN_MIN_SPEECH_MS", "200")
+    settings = Settings.load(None)
+    assert settings.web.port == 3000
+    assert settings.logs.level == "DEBUG"
+    assert settings.paths.models == Path("/x/models")
+    assert (defaults.engines.llm_seed, settings.engines.llm_seed) == (-1, 42)
+    assert settings.conversation.turn_min_speech_ms == 200
+
+
+def test_the_old_name_of_turn_min_speech_still_works_and_the_new_one_wins(
+    defaults: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BARGE_IN_MIN_SPEECH_MS", "300")
+    assert Settings.load(None).conversation.turn_min_speech_ms == 300
+    monkeypatch.setenv("TURN_MIN_SPEECH_MS", "200")
+    assert Settings.load(None).conversation.turn_min_speech_ms == 200
+
+
+def test_python_callers_construct_sections_by_attribute_name(
+    defaults: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WEB_PORT", "9100")  # a keyword wins over the environment
+    assert WebSettings(port=9000, bind_address="127.0.0.1").port == 9000
+    assert WebSettings(bind_address="127.0.0.1").bind_address == "127.0.0.1"
+    paths = PathSettings(data_dir=tmp_path, models_dir=tmp_path / "m")
+    assert (paths.models, paths.recordings) == (tmp_path / "m", tmp_path / "recordings")
+    assert TwilioSettings(account_sid="AC1", base_url="https://x").base_url == "https://x"
+    web = dataclasses.replace(defaults, web=WebSettings(metrics_public=True)).web
+    assert web.metrics_public
 
 
 def test_the_example_file_itself_loads_as_the_defaults(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in _env_names():
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    _clean(monkeypatch, tmp_path)
     settings = Settings.load(ROOT / ".env.example")
     data = tmp_path / ".local" / "share" / "tel3sis"
     assert settings.paths.data_dir == data
@@ -50,6 +168,7 @@ def test_the_example_file_itself_loads_as_the_defaults(
     assert settings.engines.stt_model == "whisper-tiny.en"
     assert settings.web.port == 8080
     assert settings.twilio.auth_token is None
+    assert settings == Settings.load(None)
 
 
 def test_environment_wins_over_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -78,6 +197,7 @@ def test_sections_are_frozen(monkeypatch: pytest.MonkeyPatch) -> None:
         ("STT_THREADS", "0"),
         ("LOG_LEVEL", "LOUD"),
         ("ENDPOINT_SILENCE_MS", "soon"),
+        ("LLM_SEED", "-2"),
     ],
 )
 def test_bad_values_are_refused_by_name(
@@ -86,3 +206,67 @@ def test_bad_values_are_refused_by_name(
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError, match=name):
         Settings.load(None)
+
+
+def _warnings(
+    env_file: Path, text: str, monkeypatch: pytest.MonkeyPatch, **environ: str
+) -> list[str]:
+    """The start-up warnings of settings loaded from `text` in a file and from `environ`."""
+    env_file.write_text(text)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    return config_warnings(Settings.load(env_file), env_file, os.environ)
+
+
+def test_a_copy_of_the_example_warns_of_nothing(defaults: Settings) -> None:
+    assert config_warnings(defaults, ROOT / ".env.example", {}) == []
+    assert config_warnings(defaults, None, {"PORT": "3000", "PATH": "/bin"}) == []
+
+
+def test_a_key_of_the_file_that_is_no_setting_is_named_with_the_nearest_setting(
+    defaults: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env_file = tmp_path / ".env"
+    found = _warnings(env_file, "WEBPORT=9000\nLOG_LEVEL=DEBUG\nQWERTYUIOP=1\n", monkeypatch)
+    assert found == [
+        f"{env_file}: WEBPORT is no setting and is ignored (did you mean WEB_PORT?)",
+        f"{env_file}: QWERTYUIOP is no setting and is ignored",
+    ]
+
+
+def test_an_old_name_is_reported_with_its_new_one(
+    defaults: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env_file = tmp_path / ".env"
+    old = "BARGE_IN_MIN_SPEECH_MS is deprecated: name it TURN_MIN_SPEECH_MS"
+    assert _warnings(env_file, "BARGE_IN_MIN_SPEECH_MS=200\n", monkeypatch) == [old]
+    assert _warnings(env_file, "", monkeypatch, BARGE_IN_MIN_SPEECH_MS="200") == [old]
+    both = _warnings(env_file, "TURN_MIN_SPEECH_MS=150\n", monkeypatch)
+    assert both == [f"{old} (TURN_MIN_SPEECH_MS is set too, and wins)"]
+
+
+def test_a_budget_of_a_chain_of_one_engine_acts_on_nothing(
+    defaults: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env_file = tmp_path / ".env"
+    text = "LLM_BUDGET_MS=2500\nSTT_BUDGET_MS=3000\n"
+    found = _warnings(env_file, text, monkeypatch, TTS_BUDGET_MS="900")
+    assert [line.split(" ")[0] for line in found] == ["LLM_BUDGET_MS", "TTS_BUDGET_MS"]
+    assert "only engine" in found[0]  # STT_BUDGET_MS=3000 is the default: nothing to report
+
+
+def test_settings_that_another_setting_leaves_unread(
+    defaults: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env_file = tmp_path / ".env"
+    text = (
+        "SIP_USERNAME=4930\nSIP_REFUSAL=silent\n"
+        "ZEROCONF_ENABLED=false\nZEROCONF_INTERFACES=10.0.0.2\n"
+    )
+    assert [line.split(" ")[0] for line in _warnings(env_file, text, monkeypatch)] == [
+        "SIP_USERNAME",
+        "SIP_REFUSAL",
+        "ZEROCONF_INTERFACES",
+    ]
+    heeded = "SIP_ALLOWED_SOURCES=10.0.0.0/8\nSIP_REFUSAL=silent\nZEROCONF_INTERFACES=10.0.0.2\n"
+    assert _warnings(env_file, heeded, monkeypatch) == []
