@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import signal
@@ -19,7 +18,7 @@ from appliance import __version__
 if TYPE_CHECKING:
     from appliance.app import Appliance
     from appliance.harness.call import CallRecording
-    from appliance.harness.runner import PlaceCall
+    from appliance.harness.ways import Via
     from appliance.settings import Settings
     from appliance.telephony.wavfile import Step
 
@@ -219,19 +218,14 @@ class _NotReady(Exception):
     """The appliance cannot start; the message says what to fix."""
 
 
-def _models_in_use(settings: Settings) -> list[str]:
-    eng = settings.engines
-    names = [eng.stt_model, eng.llm_model, eng.tts_voice]
-    return names if eng.vad_model == "energy" else [*names, eng.vad_model]
-
-
 def _check_models(settings: Settings) -> None:
     """Refuse to start, naming the fix, when a model the settings ask for is missing or damaged."""
     from appliance.engines.models import Manifest, ModelStore  # noqa: PLC0415
+    from appliance.engines.models.chosen import models_in_use  # noqa: PLC0415
 
     store = ModelStore(settings.paths.models, Manifest.load())
     problems = []
-    for name in _models_in_use(settings):
+    for name in models_in_use(settings.engines):
         try:
             problems += store.verify(name)
         except LookupError as exc:
@@ -285,7 +279,7 @@ async def _serve(settings: Settings) -> int:
     finally:
         # Patiently: a post-call job may have the model mid-prompt (on a Pi, many seconds), and
         # leaving while C code runs on a worker thread can crash the interpreter on its way out.
-        app.close(timeout=60.0)
+        await app.aclose(timeout=60.0)
     return EXIT_OK
 
 
@@ -324,19 +318,19 @@ async def _call(
     from appliance.harness.report import print_call  # noqa: PLC0415
 
     app = await _start(settings)
-    # Through the router, as a phone line's call would go: recorded, remembered, post-call jobs
-    # queued (`appliance serve` runs them).
+    # Answered as a phone line's call is: recorded, remembered, post-call jobs queued
+    # (`appliance serve` runs them).
     info = CallInfo(call_id=f"cli-{uuid.uuid4().hex[:10]}", line="wav", caller=caller)
     try:
         report = await run_wav_call(
-            app.routed,
+            app.answer,
             steps,
             clock=app.clock,
             info=info,
             max_call_s=settings.conversation.max_call_minutes * 60,
         )
     finally:
-        app.close()
+        await app.aclose()
     if out is not None:
         try:
             await asyncio.to_thread(_save_agent_audio, report.line, out)
@@ -366,12 +360,12 @@ async def _harness(
     out: Path | None,
     *,
     as_json: bool,
-    via: str = "wav",
+    via: Via = "wav",
     codec: str = "PCMU",
 ) -> int:
     from appliance.harness.report import print_results  # noqa: PLC0415
-    from appliance.harness.runner import run_scenarios  # noqa: PLC0415
     from appliance.harness.scenario import ScenarioError, load_scenarios  # noqa: PLC0415
+    from appliance.harness.ways import run_harness  # noqa: PLC0415
 
     try:
         scenarios = load_scenarios(paths)
@@ -380,60 +374,18 @@ async def _harness(
         return EXIT_USAGE
     app = await _start(settings)
     try:
-        async with contextlib.AsyncExitStack() as stack:
-            place_call = None
-            if via == "twilio":
-                place_call = await _via_twilio(app, stack)
-            elif via == "sip":
-                place_call = await _via_sip(app, stack, codec)
-            results = await run_scenarios(
-                scenarios,
-                lambda line, sink: app.session(line, sink=sink),
-                clock=app.clock,
-                out_dir=out,
-                progress=lambda text: print(text, file=sys.stderr, flush=True),
-                place_call=place_call,
-            )
+        results = await run_harness(
+            app,
+            scenarios,
+            via=via,
+            codec=codec,
+            out_dir=out,
+            progress=lambda text: print(text, file=sys.stderr, flush=True),
+        )
     finally:
-        app.close()
+        await app.aclose()
     if as_json:
         print(json.dumps([r.to_json() for r in results], indent=2))
     else:
         print_results(results)
     return EXIT_OK if all(r.passed for r in results) else EXIT_FAILED
-
-
-async def _via_sip(app: Appliance, stack: contextlib.AsyncExitStack, codec: str) -> PlaceCall:
-    """`--via sip`: the SIP line on a loopback port, and a second pjsua2 endpoint that calls it."""
-    from appliance.harness.sipvia import SipVia  # noqa: PLC0415
-
-    via = await stack.enter_async_context(SipVia(app.loopback_sip, codecs=[codec]))
-    return lambda steps, info: via.place(steps, info=info)
-
-
-async def _via_twilio(app: Appliance, stack: contextlib.AsyncExitStack) -> PlaceCall:
-    """`--via twilio`: the web app on a loopback port, and a client that plays Twilio."""
-    import secrets  # noqa: PLC0415
-
-    from pydantic import SecretStr  # noqa: PLC0415
-
-    from appliance.harness.twilio import CallObservers, TwilioCaller  # noqa: PLC0415
-    from appliance.settings import TwilioSettings  # noqa: PLC0415
-
-    # A made-up account and public address: the caller signs for it, as Twilio would, and
-    # delivers to 127.0.0.1, as a proxy would.
-    account_sid, token, public = "AC" + "0" * 32, secrets.token_hex(16), "https://tel3sis.invalid"
-    observers = CallObservers()
-    account = TwilioSettings(account_sid=account_sid, auth_token=SecretStr(token), base_url=public)
-    web = await stack.enter_async_context(
-        app.web_server("127.0.0.1", 0, twilio=account, observe=observers)
-    )
-    caller = TwilioCaller(
-        server_url=web.url,
-        public_url=public,
-        auth_token=token,
-        clock=app.clock,
-        observers=observers,
-        account_sid=account_sid,
-    )
-    return caller.call

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from appliance.engines.models import Manifest, ModelStore
+from appliance.engines.models.chosen import models_in_use
 from appliance.observability import system
 from appliance.settings import Settings
 
@@ -43,11 +44,7 @@ def _python() -> Iterator[Check]:
 
 def _models(settings: Settings) -> Iterator[Check]:
     store = ModelStore(settings.paths.models, Manifest.load())
-    eng = settings.engines
-    wanted = [eng.stt_model, eng.llm_model, eng.tts_voice]
-    if eng.vad_model != "energy":
-        wanted.append(eng.vad_model)
-    for name in wanted:
+    for name in models_in_use(settings.engines):
         try:
             problems = store.verify(name)
         except LookupError as exc:

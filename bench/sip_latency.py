@@ -38,7 +38,7 @@ from appliance.conversation.ports import CallInfo, CallLine
 from appliance.harness.call import CallReport, run_wav_call
 from appliance.harness.sipvia import SipVia
 from appliance.settings import Settings
-from appliance.telephony.calls import Admission, CallRouter
+from appliance.telephony.calls import Admission, CallDesk
 from appliance.telephony.script import VOICED_DBFS, HangUp, Speak, Step
 from appliance.telephony.wavfile import load_wav
 
@@ -110,15 +110,15 @@ def _beep() -> bytes:
 
 async def measure_echo(app: Appliance, codec: str, calls: int) -> list[float]:
     """SIP round trips with an echo in place of the appliance's session."""
-    router = CallRouter(
-        Admission(clock=app.clock, max_calls=1, rate_limit=0), lambda line, _: _Echo(line),
+    desk = CallDesk(
+        Admission(clock=app.clock, max_calls=1, rate_limit=0), lambda line, *_: _Echo(line),
         app.metrics,
     )  # fmt: skip
     burst = _beep() * 3
     steps: list[Step] = [Speak(burst, gap_ms=400) for _ in range(5)]
     trips: list[float] = []
     listener = partial(app.sip_listener, bind_address="127.0.0.1", port=0, rtp_port=0,
-                       router=router, register=False)  # fmt: skip
+                       desk=desk, register=False)  # fmt: skip
     async with SipVia(lambda sinks: listener(sinks=sinks), codecs=[codec]) as sip:
         for n in range(calls):
             info = CallInfo(call_id=f"echo-{n}", line="sip", caller="bench")
@@ -161,7 +161,7 @@ async def run(calls: int, codec: str) -> int:
                     info = CallInfo(call_id=f"bench-{name}-{n}", line=name, caller="bench")
                     if name == "wav":
                         report = await run_wav_call(
-                            lambda line, sink: app.session(line, sink=sink),
+                            app.answer,
                             _steps(), clock=app.clock, info=info,
                         )  # fmt: skip
                     else:
@@ -172,7 +172,7 @@ async def run(calls: int, codec: str) -> int:
                         t.timings_ms["turn"] for t in report.turns if "turn" in t.timings_ms
                     )
     finally:
-        app.close()
+        await app.aclose()
     print(f"Mouth-to-ear latency of a turn, {calls} calls of {len(CARDS)} turns each, medians")
     print(f"{'line':<26} {'turns':>5} {'median ms':>10} {'p90':>7} {'min':>6} {'max':>6} "
           f"{'appliance turn':>14}")  # fmt: skip

@@ -112,7 +112,7 @@ async def _pages(settings: Settings, calls_count: int) -> dict[str, float]:
         async with app.web_server("127.0.0.1", 0) as server:
             found |= await asyncio.to_thread(_client, server.url)
     finally:
-        app.close()
+        await app.aclose()
     return found
 
 

@@ -43,9 +43,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 async def _streaming_turn(app: Appliance, pcm: bytes) -> dict[str, float] | None:
-    report = await run_wav_call(
-        lambda line, sink: app.session(line, sink=sink), [Speak(pcm), HangUp()], clock=app.clock
-    )
+    report = await run_wav_call(app.answer, [Speak(pcm), HangUp()], clock=app.clock)
     turns = [t for t in report.turns if "turn" in t.timings_ms]
     return dict(turns[0].timings_ms) if turns else None
 
@@ -132,7 +130,7 @@ async def main() -> int:
                     file=sys.stderr,
                 )
     finally:
-        app.close()
+        await app.aclose()
 
     stream_p50 = statistics.median(r["turn"] for r in streaming)
     naive_p50 = statistics.median(r["turn"] for r in naive)

@@ -109,7 +109,7 @@ async def main(runs: int) -> None:
                     for steps in (turn, barge):
                         if way == "wav":
                             report = await run_wav_call(
-                                lambda line, sink: app.session(line, sink=sink),
+                                app.answer,
                                 steps,
                                 clock=app.clock,
                             )
@@ -121,7 +121,7 @@ async def main(runs: int) -> None:
                         failed[way] += max(0, (2 if steps is barge else 1) - len(report.turns))
                 print(f"run {run + 1}/{runs} done", flush=True)
     finally:
-        app.close()
+        await app.aclose()
     print(f"\nmedians over {runs} runs, ms (2-core machine, shared)")
     names = list(figures["wav"])
     print(f"{'way in':<8}" + "".join(f"{n:>14}" for n in names))

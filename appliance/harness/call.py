@@ -6,7 +6,7 @@ Twilio, real SIP over loopback) report the same `CallReport`, so the runner chec
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -14,12 +14,13 @@ from typing import Protocol
 from appliance.clock import Clock
 from appliance.conversation.events import Event, EventSink, TurnCompleted
 from appliance.conversation.ports import CallInfo, CallLine
-from appliance.conversation.session import Conversation
 from appliance.telephony.wavfile import LineEvent, Step, WavLine
 
-__all__ = ["CallRecording", "CallReport", "SessionFactory", "run_wav_call"]
+__all__ = ["Answer", "CallRecording", "CallReport", "run_wav_call"]
 
-SessionFactory = Callable[[CallLine, EventSink], Conversation]
+Answer = Callable[[CallLine, EventSink], Awaitable[str]]
+"""Takes a call on a line, as every line's calls are taken (`Appliance.answer`); returns why it
+ended."""
 
 
 class CallRecording(Protocol):
@@ -68,7 +69,7 @@ class CallReport:
 
 
 async def run_wav_call(
-    new_session: SessionFactory,
+    answer: Answer,
     steps: Sequence[Step],
     *,
     clock: Clock,
@@ -76,7 +77,7 @@ async def run_wav_call(
     max_call_s: float = 300.0,
     on_event: EventSink | None = None,
 ) -> CallReport:
-    """Play the caller's script against a fresh session, in real time, and report."""
+    """Play the caller's script into a call answered by `answer`, in real time, and report."""
     line = WavLine(steps, clock=clock, info=info, max_call_s=max_call_s)
     report = CallReport(line=line)
 
@@ -85,5 +86,5 @@ async def run_wav_call(
         if on_event is not None:
             on_event(event)
 
-    report.ended = await new_session(line, sink).run()
+    report.ended = await answer(line, sink)
     return report

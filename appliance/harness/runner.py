@@ -10,7 +10,7 @@ from pathlib import Path
 from appliance.clock import Clock
 from appliance.conversation.events import TurnCompleted
 from appliance.conversation.ports import CallInfo
-from appliance.harness.call import CallReport, SessionFactory, run_wav_call
+from appliance.harness.call import Answer, CallReport, run_wav_call
 from appliance.harness.scenario import CallerTurn, Scenario, TurnExpectation
 from appliance.harness.voices import caller_voice
 from appliance.harness.wer import wer
@@ -142,7 +142,7 @@ def _save_agent_audio(report: CallReport, path: Path) -> None:
 
 async def run_scenarios(
     scenarios: Sequence[Scenario],
-    new_session: SessionFactory,
+    answer: Answer,
     *,
     clock: Clock,
     out_dir: Path | None = None,
@@ -151,7 +151,7 @@ async def run_scenarios(
 ) -> list[ScenarioResult]:
     """Play each scenario as a call, in real time, one after another.
 
-    `place_call` is the way in (`--via`); by default, a WAV line straight into a session."""
+    `place_call` is the way in (`--via`); by default, a WAV line answered by `answer`."""
     results: list[ScenarioResult] = []
     for n, scenario in enumerate(scenarios, 1):
         progress(f"[{n}/{len(scenarios)}] {scenario.name}")
@@ -165,7 +165,7 @@ async def run_scenarios(
             if place_call is not None:
                 report = await place_call(steps, info)
             else:
-                report = await run_wav_call(new_session, steps, clock=clock, info=info)
+                report = await run_wav_call(answer, steps, clock=clock, info=info)
         except RuntimeError as exc:  # the way in failed (a SIP caller that was not answered)
             results.append(ScenarioResult(scenario.name, None, [f"the call failed: {exc}"]))
             continue

@@ -1,13 +1,13 @@
 """Everything memory does around a call: its row, recording, transcript, caller memory, jobs.
 
-`Records.call(line, sink, new_session)` is what the CallRouter runs for every call on every line:
-- At the start, the caller's memory (by number: their name, facts and latest summaries) becomes
+`Records.open(line)` keeps the records of every call on every line (`CallDesk.answer` opens it):
+- On entry, the caller's memory (by number: their name, facts and latest summaries) becomes
   the session's context, and is kept on the call's row (what the agent knew); the recording
   starts; the live slots get the caller's number and name.
 - During the call the line is a `RecordingLine`, the events go through a `TranscriptSink`, and
   each turn may `recall` the caller's nearest past summaries and facts (sqlite-vec).
-- At the end the transcript and recording are flushed, and the call is ended together with its
-  post-call jobs, in one transaction.
+- On exit the transcript and recording are flushed, and the call is ended (with the reason its
+  `CallEnded` event gave) together with its post-call jobs, in one transaction.
 
 `start` also recovers what a dead process left behind (see `owners`): its open calls are ended as
 interrupted, their recordings' headers made to match the audio on disk and their jobs enqueued;
@@ -21,16 +21,15 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import apsw
 
 from appliance.clock import Clock
-from appliance.conversation.events import EventSink
+from appliance.conversation.events import CallEnded, Event, EventSink
 from appliance.conversation.ports import CallInfo, CallLine, Embedder, Message, Recall
-from appliance.conversation.session import Conversation
 from appliance.memory import callers, calls, jobs, owners, vectors
 from appliance.memory.db import Database
 from appliance.memory.postcall import PostCall
@@ -40,15 +39,12 @@ from appliance.memory.session import SessionState
 from appliance.memory.transcript import TranscriptSink
 from appliance.observability.metrics import Metrics
 
-__all__ = ["NewSession", "Records"]
+__all__ = ["RecordedCall", "Records"]
 
 _log = logging.getLogger(__name__)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._~-]")
 _INTERRUPTED = "interrupted: the appliance stopped during the call"
 _DAY_S = 86400.0
-
-NewSession = Callable[[CallLine, EventSink, Sequence[Message], Recall | None], Conversation]
-"""Makes the session for a call: its (recording) line, sink, context and recall."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,9 +203,67 @@ class Records:
         if self.runner is not None:
             self.runner.wake()
 
-    def call(self, line: CallLine, sink: EventSink | None, new_session: NewSession) -> Conversation:
-        """The call on `line`, recorded (see the module docstring)."""
-        return _RecordedCall(self, line, sink, new_session)
+    @contextlib.asynccontextmanager
+    async def open(self, line: CallLine) -> AsyncIterator[RecordedCall]:
+        """The records of the call on `line` while the block runs (see the module docstring)."""
+        info = line.info
+        started = self._clock.wall()
+        opened: _Opened | None = None
+        try:
+            opened = await self.db.run(
+                _open, info, started=started, owner=self.owner, remember=self._remember
+            )
+        except Exception:
+            # A broken database must not stop the box answering: the call goes on unrecorded.
+            _log.exception("could not open the call's records; it goes on without them")
+            if self._metrics is not None:
+                self._metrics.errors.labels("records").inc()
+        if opened is None:
+            yield RecordedCall(line=line, write=_ignore)
+            return
+        call_id = opened.call_id
+        recorder, line = await self._start_recording(call_id, started, line)
+        await self._fill_slots(call_id, info, started, opened.memory)
+        transcript = TranscriptSink(
+            self.db, call_id, state=self.state, forward=None, metrics=self._metrics
+        )
+        memory = context_message(opened.memory) if opened.memory is not None else ""
+        call = RecordedCall(
+            line=line,
+            write=transcript,
+            context=[Message(role="system", content=memory)] if memory else [],
+            recall=CallerRecall(self.db, self._embedder, info.caller) if opened.vectors else None,
+        )
+        try:
+            async with self._hold(call, transcript, recorder):
+                yield call
+        finally:
+            try:
+                await self._finish(
+                    call_id, info.caller, call.reason, recorder, transcript.caller_turns
+                )
+            except Exception:
+                # A full or failing disk: the call itself went fine. Its row stays open and the
+                # next start ends it and queues its jobs (see `_recover`).
+                _log.exception("could not close the call's records; the next start will")
+
+    async def _start_recording(
+        self, call_id: str, started: float, line: CallLine
+    ) -> tuple[Recorder | None, CallLine]:
+        made = self._recorder(call_id, started)
+        if made is None:
+            return None, line
+        recorder, relative = made
+        await self.db.run(calls.set_recording, call_id, "recording", path=relative)
+        return recorder, RecordingLine(line, recorder)
+
+    async def _fill_slots(
+        self, call_id: str, info: CallInfo, started: float, memory: callers.CallerMemory | None
+    ) -> None:
+        slots = {"caller": info.caller, "line": info.line, "started": f"{started:.3f}"}
+        if memory is not None and memory.name:
+            slots["caller_name"] = memory.name
+        await self.state.update(call_id, slots)
 
     def _recorder(self, call_id: str, started: float) -> tuple[Recorder, str] | None:
         if not self._record:
@@ -250,6 +304,28 @@ class Records:
         if self.runner is not None:
             self.runner.wake()
 
+    @contextlib.asynccontextmanager
+    async def _hold(
+        self, call: RecordedCall, transcript: TranscriptSink, recorder: Recorder | None
+    ) -> AsyncIterator[None]:
+        """The transcript and recording writers, running while the block runs. The block's
+        failure goes up only once they have written what they have."""
+        failure: Exception | None = None
+        async with asyncio.TaskGroup() as writers:
+            writers.create_task(transcript.run(), name="transcript")
+            if recorder is not None:
+                writers.create_task(recorder.run(), name="recording")
+            try:
+                yield
+            except Exception as exc:
+                failure = exc
+            finally:
+                transcript.close()
+                if recorder is not None:
+                    recorder.close()
+        if failure is not None:
+            raise failure
+
     async def aclose(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 - bounds the join
         """Stop the database thread (up to `timeout` seconds, the loop free), give up the owner."""
         if not await self.db.aclose(timeout):
@@ -280,100 +356,21 @@ def _ignore(event: object) -> None:
     del event
 
 
-class _RecordedCall:
-    """One call and its records; `run` holds it until it ends."""
+@dataclass(slots=True)
+class RecordedCall:
+    """What a recorded call's session is given; `sink` learns how the call ended."""
 
-    def __init__(
-        self,
-        records: Records,
-        line: CallLine,
-        sink: EventSink | None,
-        new_session: NewSession,
-    ) -> None:
-        self._records = records
-        self._line = line
-        self._sink = sink
-        self._new_session = new_session
+    line: CallLine
+    """The recording line (the call's own line when it is not recorded)."""
+    write: EventSink
+    """The transcript's writer."""
+    context: list[Message] = field(default_factory=list)
+    """What the agent knows of this caller from earlier calls."""
+    recall: Recall | None = None
+    reason: str = "failed"
+    """Why the call ended, from its `CallEnded` event; "failed" until one comes."""
 
-    async def run(self) -> str:
-        records = self._records
-        info = self._line.info
-        started = records._clock.wall()
-        try:
-            opened = await records.db.run(
-                _open,
-                info,
-                started=started,
-                owner=records.owner,
-                remember=records._remember,
-            )
-        except Exception:
-            # A broken database must not stop the box answering: the call goes on unrecorded.
-            _log.exception("could not open the call's records; it goes on without them")
-            if records._metrics is not None:
-                records._metrics.errors.labels("records").inc()
-            return await self._new_session(self._line, self._sink or _ignore, [], None).run()
-        call_id = opened.call_id
-        context = [] if opened.memory is None else [context_message(opened.memory)]
-        recall = (
-            CallerRecall(records.db, records._embedder, info.caller) if opened.vectors else None
-        )
-        made = records._recorder(call_id, started)
-        recorder: Recorder | None = None
-        line: CallLine = self._line
-        if made is not None:
-            recorder, relative = made
-            await records.db.run(calls.set_recording, call_id, "recording", path=relative)
-            line = RecordingLine(self._line, recorder)
-        slots = {"caller": info.caller, "line": info.line, "started": f"{started:.3f}"}
-        if opened.memory is not None and opened.memory.name:
-            slots["caller_name"] = opened.memory.name
-        await records.state.update(call_id, slots)
-        transcript = TranscriptSink(
-            records.db,
-            call_id,
-            state=records.state,
-            forward=self._sink,
-            metrics=records._metrics,
-        )
-        session = self._new_session(
-            line,
-            transcript,
-            [Message(role="system", content=text) for text in context if text],
-            recall,
-        )
-        reason = "failed"
-        try:
-            reason = await self._hold(session, transcript, recorder)
-        finally:
-            try:
-                await records._finish(
-                    call_id, info.caller, reason, recorder, transcript.caller_turns
-                )
-            except Exception:
-                # A full or failing disk: the call itself went fine. Its row stays open and the
-                # next start ends it and queues its jobs (see `_recover`).
-                _log.exception("could not close the call's records; the next start will")
-        return reason
-
-    async def _hold(
-        self, session: Conversation, transcript: TranscriptSink, recorder: Recorder | None
-    ) -> str:
-        failure: Exception | None = None
-        reason = "failed"
-        async with asyncio.TaskGroup() as writers:
-            writers.create_task(transcript.run(), name="transcript")
-            if recorder is not None:
-                writers.create_task(recorder.run(), name="recording")
-            try:
-                reason = await session.run()
-            except Exception as exc:
-                # The writers still finish what they have before the failure goes up.
-                failure = exc
-            finally:
-                transcript.close()
-                if recorder is not None:
-                    recorder.close()
-        if failure is not None:
-            raise failure
-        return reason
+    def sink(self, event: Event) -> None:
+        if isinstance(event, CallEnded):
+            self.reason = event.reason
+        self.write(event)

@@ -1,13 +1,18 @@
-"""Where every call comes in: admission control, then one CallSession per admitted call.
+"""Where every call comes in: admission control, then `CallDesk.answer`, the one path of a call.
 
 Every line (SIP, Twilio, the speakerphone) asks `Admission.check` before it answers, and hands
-the answered call to `CallRouter.handle`. The checks, in order: the source is one we take calls
-from (the trunk's addresses), it is not calling faster than `rate_limit` calls per
-`rate_window_s`, it proved who it is when `auth` is set (digest credentials), and there is a free
-slot (`max_calls`; beyond it, busy). A line that answers later than it checks (SIP answers on
-its own thread) takes a `reserve()`d slot at once, so two calls checked in the same instant
-cannot both take the last slot. `refusal` says how a line turns strangers away: with an error
-(`reject`) or without a word (`silent`), as far as its protocol allows.
+the answered call to `CallDesk.answer`; the offline harness hands its calls there too. The
+checks, in order: the source is one we take calls from (the trunk's addresses), it is not
+calling faster than `rate_limit` calls per `rate_window_s`, it proved who it is when `auth` is
+set (digest credentials), and there is a free slot (`max_calls`; beyond it, busy). A line that
+answers later than it checks (SIP answers on its own thread) takes a `reserve()`d slot at once,
+so two calls checked in the same instant cannot both take the last slot. `refusal` says how a
+line turns strangers away: with an error (`reject`) or without a word (`silent`), as far as its
+protocol allows.
+
+`answer` reads top to bottom: hold a slot, open the call's records, list it for the status page,
+run its session with one sink that fans its events out, give the slot back when the
+conversation ends, and close the records.
 """
 
 from __future__ import annotations
@@ -19,12 +24,13 @@ import logging
 import os
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from appliance.clock import Clock
-from appliance.conversation.events import CallEnded, Event, EventSink
-from appliance.conversation.ports import CallLine
+from appliance.conversation.events import Event, EventSink
+from appliance.conversation.ports import CallInfo, CallLine, Message, Recall
 from appliance.conversation.session import Conversation
 from appliance.observability.logs import call_context
 from appliance.observability.metrics import Metrics
@@ -32,8 +38,13 @@ from appliance.telephony.digest import DigestAuth, DigestOutcome
 
 __all__ = [
     "Admission",
+    "CallDesk",
+    "CallRecord",
+    "CallRecords",
     "CallRouter",
+    "CallWatchers",
     "Credentials",
+    "NewSession",
     "Refusal",
     "Reservation",
     "Verdict",
@@ -207,51 +218,171 @@ class Admission:
             self.active -= 1
 
 
-SessionFactory = Callable[[CallLine, EventSink | None], Conversation]
+NewSession = Callable[[CallLine, EventSink, Sequence[Message], Recall | None], Conversation]
+"""Makes a call's session from its line, its sink, what the agent knows of the caller
+(`context`) and how to recall more (`recall`)."""
 
 
-class CallRouter:
-    """Runs an admitted call's session, with its call id on every log line, and counts it."""
+class CallRecord(Protocol):
+    """A call's records while it runs: what its session is given."""
 
-    def __init__(self, admission: Admission, new_session: SessionFactory, metrics: Metrics) -> None:
-        self.admission = admission
-        self._new_session = new_session
-        self._metrics = metrics
+    @property
+    def line(self) -> CallLine:
+        """The line the session talks on (the recording line, when the call is recorded)."""
+        ...
 
-    async def handle(
+    def sink(self, event: Event) -> None:
+        """Write the session's event down."""
+        ...
+
+    @property
+    def context(self) -> Sequence[Message]:
+        """What the agent knows of this caller from earlier calls."""
+        ...
+
+    @property
+    def recall(self) -> Recall | None: ...
+
+
+class CallRecords(Protocol):
+    """Where calls are written down (the memory's `Records`)."""
+
+    def open(self, line: CallLine) -> AbstractAsyncContextManager[CallRecord]:
+        """The call's records, kept while the block runs and closed when it ends. It learns
+        how the call ended from the `CallEnded` event through its sink."""
+        ...
+
+
+class CallWatchers(Protocol):
+    """Who watches calls as they happen (the status page's `LiveCalls`)."""
+
+    def watch(self, info: CallInfo) -> AbstractContextManager[EventSink]:
+        """A sink for the call's events, listed while the block runs."""
+        ...
+
+
+class CallRouter(Protocol):
+    """What a line needs to take calls: who may call, and where an admitted call goes."""
+
+    @property
+    def admission(self) -> Admission: ...
+
+    async def answer(
         self,
         line: CallLine,
-        sink: EventSink | None = None,
+        observe: EventSink | None = None,
         *,
         reservation: Reservation | None = None,
     ) -> str:
-        """Hold the call until it ends; returns why it ended. Never raises for a call's failure.
+        """Hold the call on `line` until it ends; returns why it ended. Never raises for a
+        call's failure."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Unrecorded:
+    line: CallLine
+    context: Sequence[Message] = ()
+    recall: Recall | None = None
+
+    def sink(self, event: Event) -> None:
+        del event
+
+
+class CallDesk:
+    """Answers every call on every line, and in the harness, the same way (`answer`)."""
+
+    def __init__(
+        self,
+        admission: Admission,
+        new_session: NewSession,
+        metrics: Metrics,
+        *,
+        records: CallRecords | None = None,
+        watchers: CallWatchers | None = None,
+    ) -> None:
+        self.admission = admission
+        self._new_session = new_session
+        self._metrics = metrics
+        self._records = records
+        self._watchers = watchers
+
+    async def answer(
+        self,
+        line: CallLine,
+        observe: EventSink | None = None,
+        *,
+        reservation: Reservation | None = None,
+    ) -> str:
+        """The whole of a call, from its admission to its records; returns why it ended.
 
         `reservation` is a slot the line took when it admitted the call (`Admission.reserve`);
         without one, a slot is taken here. The slot goes back when the conversation ends, not
-        when its records are written: a caller who rings just then is answered, not told busy."""
+        when its records are written: a caller who rings just then is answered, not told busy.
+        Every event goes to the records first (they must not miss one), then to the status page
+        and to `observe` (the line's or the harness's watcher)."""
         info = line.info
         slot = reservation if reservation is not None else self.admission.reserve()
+        with call_context(info.call_id, info.caller), slot, _Counted(info, self._metrics) as call:
+            async with self._record(line) as record:
+                with self._watch(info) as watch:
+                    sink = _fan_out(record.sink, watch, observe)
+                    session = self._new_session(record.line, sink, record.context, record.recall)
+                    try:
+                        call.reason = await session.run()
+                    finally:
+                        slot.release()
+        return call.reason
 
-        def releasing(event: Event) -> None:
-            if isinstance(event, CallEnded):
-                slot.release()
-            if sink is not None:
-                sink(event)
+    def _record(self, line: CallLine) -> AbstractAsyncContextManager[CallRecord]:
+        if self._records is None:
+            return contextlib.nullcontext(_Unrecorded(line))
+        return self._records.open(line)
 
-        with call_context(info.call_id, info.caller), slot:
-            self._metrics.active_calls.labels(info.line).inc()
-            outcome = "failed"
+    def _watch(self, info: CallInfo) -> AbstractContextManager[EventSink | None]:
+        if self._watchers is None:
+            return contextlib.nullcontext(None)
+        return self._watchers.watch(info)
+
+
+class _Counted:
+    """A call in the logs and metrics, from its answer to its end. A call's failure stops here
+    (logged and counted): it must not take down the line that answered it."""
+
+    def __init__(self, info: CallInfo, metrics: Metrics) -> None:
+        self._line = info.line
+        self._metrics = metrics
+        self.reason = "failed"
+        """Why the call ended."""
+
+    def __enter__(self) -> _Counted:
+        _log.info("call answered on %s", self._line)
+        self._metrics.active_calls.labels(self._line).inc()
+        return self
+
+    def __exit__(self, kind: object, error: BaseException | None, trace: object) -> bool:
+        self._metrics.active_calls.labels(self._line).dec()
+        failed = isinstance(error, Exception)
+        if failed:
+            _log.error("the call failed", exc_info=error)
+            self._metrics.errors.labels("call").inc()
+            self.reason = "failed"
+        elif error is None:
+            _log.info("call ended: %s", self.reason)
+        self._metrics.calls.labels(self._line, self.reason.replace(" ", "-")).inc()
+        return failed
+
+
+def _fan_out(*sinks: EventSink | None) -> EventSink:
+    """One sink that passes each event to every sink in order; one failing does not stop the
+    rest."""
+    chosen = [sink for sink in sinks if sink is not None]
+
+    def sink(event: Event) -> None:
+        for each in chosen:
             try:
-                _log.info("call answered on %s", info.line)
-                reason = await self._new_session(line, releasing).run()
-                outcome = reason.replace(" ", "-")
-                _log.info("call ended: %s", reason)
-                return reason
+                each(event)
             except Exception:
-                _log.exception("the call failed")
-                self._metrics.errors.labels("call").inc()
-                return "failed"
-            finally:
-                self._metrics.active_calls.labels(info.line).dec()
-                self._metrics.calls.labels(info.line, outcome).inc()
+                _log.exception("an event observer failed on %s", type(event).__name__)
+
+    return sink

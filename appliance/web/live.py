@@ -1,7 +1,7 @@
 """Calls in progress and what is being said on them, fanned out to the status pages watching.
 
-`LiveCalls.track` wraps each call the router runs: the call is listed while it runs, and every
-event of its session (through the sink it is given) becomes a small update: a line of the
+`LiveCalls.watch` lists each call `CallDesk.answer` runs while it runs, and every event of its
+session (through the sink it gives) becomes a small update: a line of the
 transcript, a change of state, the end. Each watching page holds a `Subscription`: a bounded
 queue of updates. Overflow policy: a page that reads too slowly loses the oldest updates, the
 loss is counted (`tel3sis_live_updates_dropped`) and the page is sent a fresh snapshot instead,
@@ -13,9 +13,9 @@ only appends. At most `max_subscribers` pages watch at once; each call keeps its
 from __future__ import annotations
 
 import asyncio
-import logging
+import contextlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,12 +35,9 @@ from appliance.conversation.events import (
     TurnCompleted,
 )
 from appliance.conversation.ports import CallInfo
-from appliance.conversation.session import Conversation
 from appliance.observability.metrics import Metrics
 
 __all__ = ["LiveCalls", "Subscription", "TooManyWatchers", "Update"]
-
-_log = logging.getLogger(__name__)
 
 Update = dict[str, Any]
 """One JSON object sent to the page: `{"type": "line" | "state" | "call" | "ended", ...}`."""
@@ -165,14 +162,22 @@ class LiveCalls:
         for subscription in self._subscribers:
             subscription.put(update)
 
-    def track(
-        self,
-        info: CallInfo,
-        sink: EventSink | None,
-        start: Callable[[EventSink], Conversation],
-    ) -> Conversation:
-        """The call `start(sink)` makes, listed while it runs; `sink` still gets every event."""
-        return _Tracked(self, info, sink, start)
+    @contextlib.contextmanager
+    def watch(self, info: CallInfo) -> Iterator[EventSink]:
+        """A sink for the call's events, the call listed while the block runs."""
+        call = self._begin(info)
+        ended = "failed"
+
+        def sink(event: Event) -> None:
+            nonlocal ended
+            if isinstance(event, CallEnded):
+                ended = event.reason
+            self._note(call, event)
+
+        try:
+            yield sink
+        finally:
+            self._end(call, ended)
 
     def _begin(self, info: CallInfo) -> _Call:
         call = _Call(info=info, started=self._clock.wall(), lines=deque(maxlen=self._max_lines))
@@ -229,37 +234,3 @@ def _updates(call: _Call, event: Event) -> list[Update]:  # noqa: PLR0911 - one 
             return [_state("ended")]
         case _:
             return []
-
-
-class _Tracked:
-    def __init__(
-        self,
-        live: LiveCalls,
-        info: CallInfo,
-        sink: EventSink | None,
-        start: Callable[[EventSink], Conversation],
-    ) -> None:
-        self._live = live
-        self._info = info
-        self._sink = sink
-        self._start = start
-
-    async def run(self) -> str:
-        live = self._live
-        call = live._begin(self._info)
-        forward = self._sink
-
-        def sink(event: Event) -> None:
-            if forward is not None:
-                forward(event)  # the records first: the page can miss an update, they cannot
-            try:
-                live._note(call, event)
-            except Exception:
-                _log.exception("the live view failed on %s", type(event).__name__)
-
-        reason = "failed"
-        try:
-            reason = await self._start(sink).run()
-            return reason
-        finally:
-            live._end(call, reason)

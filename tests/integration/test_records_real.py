@@ -30,7 +30,7 @@ async def test_a_call_is_recorded_remembered_and_known_on_the_next_call(
 ) -> None:
     records = appliance.records
     first = await run_wav_call(
-        appliance.routed,
+        appliance.answer,
         [Speak(caller_voice(FIRST)), HangUp()],
         clock=appliance.clock,
         info=CallInfo(call_id="real-1", line="wav", caller=NUMBER),
@@ -40,11 +40,19 @@ async def test_a_call_is_recorded_remembered_and_known_on_the_next_call(
     # The call's row and every turn, both sides, as the caller heard them.
     call = await records.db.run(calls.find_call, "real-1")
     assert call is not None and call.outcome == "caller hung up" and call.ended is not None
+    # The caller's three sentences are usually one turn; where the endpoint falls depends on
+    # how fast each transcript came (a loaded machine), so the rows are checked against the
+    # turns the session reported, however many there were.
     turns = await records.db.run(calls.turns_of, "real-1")
-    (heard,) = [e for e in first.events if isinstance(e, TurnCompleted)]
-    assert [(t.turn, t.speaker) for t in turns] == [(0, "agent"), (1, "caller"), (1, "agent")]
-    assert turns[1].text == heard.transcript and "table" in heard.transcript.lower()
-    assert turns[2].text == heard.reply and turns[2].timings["turn"] > 0
+    completed = [e for e in first.events if isinstance(e, TurnCompleted)]
+    assert completed and (turns[0].turn, turns[0].speaker) == (0, "agent")
+    agent = [t for t in turns if t.speaker == "agent" and t.turn > 0]
+    assert [(t.turn, t.text) for t in agent] == [(e.turn, e.reply) for e in completed]
+    assert agent[-1].text and agent[-1].timings["turn"] > 0
+    caller = {t.turn: t.text for t in turns if t.speaker == "caller"}
+    assert all(caller[e.turn] == e.transcript for e in completed)
+    said = " ".join(e.transcript for e in completed)
+    assert "table" in said.lower()
 
     # Two channels: the caller's audio on the left, what the caller heard on the right.
     assert call.recording_state == "complete" and call.recording is not None
@@ -63,13 +71,13 @@ async def test_a_call_is_recorded_remembered_and_known_on_the_next_call(
     assert summary
     memory = await records.db.run(callers.memory_of, NUMBER)
     assert memory.facts, done["memory"].result
-    assert grounded_facts("\n".join(memory.facts), heard.transcript) == list(memory.facts)
+    assert grounded_facts("\n".join(memory.facts), said) == list(memory.facts)
     assert await records.db.run(vectors.count_vectors, NUMBER) == 1 + len(memory.facts)
 
     # The next call from that number: what the agent knows is in its prompt, and recall finds
     # the first call when the caller brings it up.
     second = await run_wav_call(
-        appliance.routed,
+        appliance.answer,
         [Speak(caller_voice("Hello again. Can I change my booking for Friday?")), HangUp()],
         clock=appliance.clock,
         info=CallInfo(call_id="real-2", line="wav", caller=NUMBER),

@@ -22,7 +22,7 @@ from appliance.conversation.ports import CallInfo, CallLine, Transferable
 from appliance.conversation.session import SessionConfig
 from appliance.harness.sipvia import SipVia
 from appliance.observability.metrics import Metrics
-from appliance.telephony.calls import Admission, CallRouter
+from appliance.telephony.calls import Admission, CallDesk
 from appliance.telephony.script import HangUp, Speak
 from appliance.telephony.sip import SipConfig
 from appliance.telephony.sip.listener import SinkFactory, SipListener
@@ -191,7 +191,7 @@ async def test_the_codec_decides_the_bandwidth_the_appliance_hears(
             return probes[-1]
 
         admission = Admission(clock=clock, max_calls=1, rate_limit=0)
-        router = CallRouter(admission, probe, Metrics())
+        router = CallDesk(admission, lambda line, sink, _, __: probe(line, sink), Metrics())
         config = SipConfig(bind_address="127.0.0.1", port=0, rtp_port=0)
         return SipListener(config, router, clock=clock, metrics=Metrics(), sinks=sinks)
 

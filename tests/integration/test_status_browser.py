@@ -89,7 +89,7 @@ async def test_the_owner_watches_a_call_live_then_finds_and_replays_it(
             # A call comes in: it appears with what the caller says, then the agent's reply.
             call = asyncio.create_task(
                 run_wav_call(
-                    appliance.routed,
+                    appliance.answer,
                     [Speak(caller, label="goforward"), HangUp(gap_ms=3000)],
                     clock=appliance.clock,
                     info=info,

@@ -71,7 +71,7 @@ async def test_a_call_is_seen_live_and_counted_on_metrics(appliance: Appliance) 
             assert kind == "snapshot" and first["dropped"] == 0
             call = asyncio.create_task(
                 run_wav_call(
-                    appliance.routed,
+                    appliance.answer,
                     [Speak(caller, label="goforward"), HangUp()],
                     clock=appliance.clock,
                     info=info,

@@ -41,9 +41,13 @@ async def test_a_recorded_caller_is_heard_and_the_reply_is_heard_back(
     audio = load_wav(AUDIO / "goforward.wav").pcm
     report = await caller.call([Speak(audio), HangUp()])
     # The call is over (its records may still be being written): the next caller is answered.
-    assert appliance.router.admission.active == 0
-    (turn,) = report.turns
-    assert wer("go forward ten meters", turn.transcript) <= 0.15
+    assert appliance.desk.admission.active == 0
+    # One sentence is usually one turn; where the endpoint falls depends on how fast the
+    # transcript came (a loaded machine), so the caller's words are checked across the turns.
+    turns = report.turns
+    assert turns and not turns[-1].interrupted
+    said = " ".join(t.transcript for t in turns)
+    assert wer("go forward ten meters", said) <= 0.15, said
     assert report.ended == "caller hung up"
     # The reply as the caller's ear played it (mu-law off the wire), transcribed back.
     # (The reply may begin in the recording's trailing silence, before the caller's side ends.)
@@ -51,9 +55,10 @@ async def test_a_recorded_caller_is_heard_and_the_reply_is_heard_back(
     answer = next(e for e in report.timeline if e.what == "agent-start" and e.at_ms > voice.at_ms)
     reply_audio = b"".join(report.line.agent_audio[answer.at_ms // 20 :])
     transcript = await appliance.engines.stt.transcribe(reply_audio)
-    print(f"said: {turn.reply!r}\nheard back: {transcript.text!r}")
+    reply = " ".join(t.reply for t in turns)
+    print(f"said: {reply!r}\nheard back: {transcript.text!r}")
     # Whisper tiny hears a mu-law "forward" as "for" now and then: one word in four.
-    assert wer(turn.reply, transcript.text) <= 0.3
+    assert wer(reply, transcript.text) <= 0.3
     # Every frame sent was marked, and every mark came back as played.
     (trace,) = [t for t in caller.traces.values() if t.call_sid == report.line.info.call_id]
     assert len(trace.played_marks) == len(trace.marked) > 0
@@ -77,12 +82,16 @@ async def test_a_caller_cutting_in_is_cleared_and_only_marked_text_is_kept(
     # order is checked here: the clear follows the caller's voice, within the turn.
     print(f"clear after the caller's voice: {clears} ms")
     assert clears and clears[0] < 1000
-    (interrupted,) = [e for e in report.events if isinstance(e, ReplyInterrupted)]
-    cut = report.turns[0]
-    assert cut.interrupted and cut.reply == interrupted.heard
+    # The cut reply keeps what the caller heard. (The second recording names three cards with
+    # pauses between them: the agent may start on one and be cut again, so there may be more.)
+    interruptions = [e for e in report.events if isinstance(e, ReplyInterrupted)]
+    assert interruptions and report.turns[0].interrupted
+    for interrupted in interruptions:
+        (cut,) = [t for t in report.turns if t.turn == interrupted.turn]
+        assert cut.interrupted and cut.reply == interrupted.heard
     # Audio Twilio had not played when the clear came was dropped and never counted as heard.
     assert trace.flushed_marks
     played = {int(n.partition(".")[2]) for n in trace.played_marks if n.startswith("0.")}
     flushed = {int(n.partition(".")[2]) for n in trace.flushed_marks if n.startswith("0.")}
     assert max(played) < min(flushed)
-    assert report.turns[1].transcript and not report.turns[1].interrupted
+    assert report.turns[-1].transcript and not report.turns[-1].interrupted

@@ -108,7 +108,9 @@ def play_call(
             sessions.append(session)
             return session
 
-        report = await run_wav_call(new_session, steps, clock=clock, max_call_s=120)
+        report = await run_wav_call(
+            lambda line, sink: new_session(line, sink).run(), steps, clock=clock, max_call_s=120
+        )
         return Call(report=report, fakes=fakes, sessions=sessions)
 
     return run_virtual(main())

@@ -97,7 +97,7 @@ async def main() -> int:
     finally:
         # The call's session may have left a reply generating on the llm worker; let it end
         # rather than leave the interpreter to exit under a running llama.cpp thread.
-        app.close(timeout=120)
+        await app.aclose(timeout=120)
     assert run.returncode == 0, run.screen
     assert "forward" in heard.text.lower(), heard.text
     assert said.strip() and voice > 8000 and tls.startswith("TLSv1.3")

@@ -2,7 +2,7 @@
 
 `RecordsKit` builds `Records` the way the appliance does (the composition root's parts, in a
 scratch directory) around the scripted fakes of `tests.support.fakes`; `call` plays one call
-through them, the way the CallRouter does for a line.
+through them, the way `CallDesk.answer` does for a line.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from appliance.memory.records import Records
 from appliance.memory.session import InProcessState, SessionState
 from appliance.observability.metrics import Metrics
 from appliance.settings import Settings
+from appliance.telephony.calls import Admission, CallDesk
 from appliance.telephony.wavfile import Step
 from tests.support.calls import PERSONA
 from tests.support.fakes import ScriptedLanguageModel, ToneSpeechToText, ToneTextToSpeech
@@ -190,16 +191,21 @@ class RecordsKit:
         call_id: str = "call-1",
         on_event: EventSink | None = None,
     ) -> CallReport:
-        """One call through the records, as the router runs a line's call."""
+        """One call through the records, answered as a line's call is (`CallDesk.answer`)."""
         info = CallInfo(call_id=call_id, line="wav", caller=caller, callee="+15550199")
         return await run_wav_call(
-            lambda line, sink: self.records.call(line, sink, self._session),
+            self.desk().answer,
             steps,
             clock=self.clock,
             info=info,
             max_call_s=120,
             on_event=on_event,
         )
+
+    def desk(self) -> CallDesk:
+        """Where the kit's calls are answered: with its records, at most one at a time."""
+        admission = Admission(clock=self.clock, max_calls=1, rate_limit=0)
+        return CallDesk(admission, self._session, self.metrics, records=self.records)
 
     def replace(self, **changes: object) -> RecordsKit:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

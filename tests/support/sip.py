@@ -22,7 +22,7 @@ from appliance.conversation.session import CallSession, Engines, SessionConfig
 from appliance.conversation.tools import Tool, ToolRegistry
 from appliance.engines.vad.energy import EnergyVoiceActivity
 from appliance.observability.metrics import Metrics
-from appliance.telephony.calls import Admission, CallRouter
+from appliance.telephony.calls import Admission, CallDesk
 from appliance.telephony.sip import SipConfig
 from appliance.telephony.sip.listener import SipListener
 from tests.support.calls import PERSONA
@@ -304,7 +304,7 @@ async def fake_listener(
 
     base = config or SipConfig()
     sip = replace(base, bind_address=LOOPBACK, port=0, rtp_port=0, max_calls=gate.max_calls)
-    router = CallRouter(gate, new_session, metrics)
+    router = CallDesk(gate, lambda line, sink, _, __: new_session(line, sink), metrics)
     listener = SipListener(sip, router, clock=clock, metrics=metrics, sinks=sink_for)
     async with listener:
         yield FakeCalls(listener, gate, metrics, sessions, events)

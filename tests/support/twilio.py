@@ -26,7 +26,7 @@ from appliance.conversation.tools import ToolRegistry
 from appliance.engines.vad.energy import EnergyVoiceActivity
 from appliance.harness.twilio import CallObservers, TwilioCaller
 from appliance.observability.metrics import Metrics
-from appliance.telephony.calls import Admission, CallRouter
+from appliance.telephony.calls import Admission, CallDesk
 from appliance.telephony.twilio.line import LineConfig
 from appliance.telephony.twilio.progress import CallProgress
 from appliance.telephony.twilio.rest import TwilioCalls
@@ -156,7 +156,7 @@ async def twilio_box(
         return session
 
     admission = Admission(clock=clock, max_calls=max_calls)
-    router = CallRouter(admission, new_session, metrics)
+    router = CallDesk(admission, lambda line, sink, _, __: new_session(line, sink), metrics)
     tokens = StreamTokens(clock, ttl_s=token_ttl_s)
     observers = CallObservers()
     streams = MediaStreams(

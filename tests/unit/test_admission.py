@@ -3,16 +3,11 @@ the router holds a call's slot."""
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
-from types import SimpleNamespace
 
 import pytest
 
-from appliance.conversation.events import CallEnded, Event, EventSink
-from appliance.conversation.ports import CallInfo
-from appliance.observability.metrics import Metrics
-from appliance.telephony.calls import Admission, CallRouter, Credentials, Verdict, parse_networks
+from appliance.telephony.calls import Admission, Credentials, Verdict, parse_networks
 from appliance.telephony.digest import DigestAuth
 from tests.support.digest import digest_answer
 from tests.support.hand_clock import HandClock
@@ -93,32 +88,3 @@ def test_sources_are_checked_before_credentials_and_credentials_before_slots() -
         wrong = Credentials("INVITE", "Digest username=pbx")
         assert gate.check("192.0.2.1", wrong) is Verdict.UNAUTHORIZED  # nothing said of slots
     assert gate.refusal == "reject"
-
-
-def test_a_call_gives_its_slot_back_when_the_conversation_ends_not_after_its_records() -> None:
-    """The next caller is answered while the last call still writes its records."""
-    seen: list[Verdict] = []
-
-    class _Call:
-        """A conversation that ends, then spends a while writing its records."""
-
-        def __init__(self, sink: EventSink | None) -> None:
-            assert sink is not None  # the router always passes one: it watches for the end
-            self._sink = sink
-
-        async def run(self) -> str:
-            assert gate.check(None) is Verdict.BUSY  # the call holds the only slot
-            self._sink(CallEnded(reason="caller hung up", at=0.0))
-            seen.append(gate.check(None))  # the records are being written now
-            await asyncio.sleep(0)
-            return "caller hung up"
-
-    gate, _ = _admission(max_calls=1, rate_limit=0)
-    router = CallRouter(gate, lambda _line, sink: _Call(sink), Metrics())
-    line = SimpleNamespace(info=CallInfo(call_id="c1", line="sip", caller="+1555"))
-    events: list[Event] = []
-    reason = asyncio.run(router.handle(line, events.append))
-    assert reason == "caller hung up"
-    assert seen == [Verdict.ADMIT]
-    assert events == [CallEnded(reason="caller hung up", at=0.0)]  # still passed on
-    assert gate.active == 0

@@ -106,7 +106,7 @@ def test_turns_are_stored_as_each_turn_completes_not_at_hang_up(
 
         try:
             await run_wav_call(
-                lambda line, sink: kit.records.call(line, sink, kit._session),
+                kit.desk().answer,
                 [Speak(say("hello")), Speak(say("time")), HangUp()],
                 clock=kit.clock,
                 info=CallInfo(call_id="call-1", line="wav", caller="+15550100"),
@@ -119,8 +119,11 @@ def test_turns_are_stored_as_each_turn_completes_not_at_hang_up(
 
     run_records(main())
     # By the time the caller's second turn was transcribed, the greeting and both sides of the
-    # first turn were in the database, long before the hang-up.
-    assert seen_mid_call == [["0:agent", "1:caller", "1:agent"]]
+    # first turn were in the database, long before the hang-up (the records see each event
+    # before any observer, so the second turn's words may be there too; its reply cannot be).
+    (seen,) = seen_mid_call
+    assert seen[:3] == ["0:agent", "1:caller", "1:agent"]
+    assert seen[3:] in ([], ["2:caller"])
 
 
 def test_the_jobs_remember_the_caller_and_their_next_call_knows_and_recalls_it(

@@ -52,8 +52,14 @@ def test_a_watcher_sees_the_call_its_transcript_and_its_end() -> None:
                 sink=sink,
             )
 
-        def watched(line: CallLine, sink: EventSink) -> Conversation:
-            return live.track(line.info, sink, lambda tee: session(line, tee))
+        async def watched(line: CallLine, sink: EventSink) -> str:
+            with live.watch(line.info) as note:
+
+                def both(event: Event) -> None:
+                    sink(event)
+                    note(event)
+
+                return await session(line, both).run()
 
         def on_event(event: Event) -> None:
             forwarded.append(event)

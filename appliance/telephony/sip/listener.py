@@ -2,10 +2,11 @@
 
 On entry it starts the endpoint (transports, account, registration) and from then on every
 INVITE goes through the shared `Admission`: admitted calls are answered and handed to the
-`CallRouter` as a `SipLine`; the rest are refused with the code their verdict maps to (`403`,
-`503`, `401` with a digest challenge, `486`), or, for strangers with `refusal="silent"`, left
-unanswered. On exit it refuses new INVITEs, hangs up every call (BYE), waits for the sessions to
-finish and stops the endpoint, which releases every pj object and destroys the library.
+`CallRouter` (`answer`) as a `SipLine`; the rest are refused with the code their verdict maps
+to (`403`, `503`, `401` with a digest challenge, `486`), or, for strangers with
+`refusal="silent"`, left unanswered. On exit it refuses new INVITEs, hangs up every call (BYE),
+waits for the sessions to finish and stops the endpoint, which releases every pj object and
+destroys the library.
 """
 
 from __future__ import annotations
@@ -204,7 +205,7 @@ class SipListener:
             self.status.calls_answered += 1
             try:
                 line.sink = self._sinks(line.info)
-                await self._router.handle(line, line.sink, reservation=reservation)
+                await self._router.answer(line, line.sink, reservation=reservation)
                 await line.disconnect()
                 try:
                     async with asyncio.timeout(_ENDED_WAIT_S):

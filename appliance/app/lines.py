@@ -1,0 +1,138 @@
+"""The phone lines from settings: who may call (admission), the SIP trunk, Twilio's endpoints."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from appliance.clock import Clock
+from appliance.observability.metrics import Metrics
+from appliance.settings import Settings, TwilioSettings
+from appliance.telephony.calls import Admission, CallRouter, parse_networks
+from appliance.telephony.digest import DigestAuth
+from appliance.telephony.sip import Registration, SipConfig
+from appliance.telephony.twilio.progress import CallProgress
+from appliance.telephony.twilio.rest import TwilioCalls
+from appliance.telephony.twilio.streams import MediaStreams, Observe, StreamOptions
+from appliance.telephony.twilio.tokens import StreamTokens
+from appliance.telephony.twilio.webhooks import SignatureCheck
+from appliance.web.twilio import TwilioEndpoints
+
+__all__ = ["TwilioLine", "admission_from", "sip_config", "twilio_line"]
+
+_log = logging.getLogger(__name__)
+
+
+def admission_from(settings: Settings, clock: Clock) -> Admission:
+    """Admission for every line; its sources, rate and digest come from the SIP settings (lines
+    that report no source address or carry no credentials, like Twilio's, skip those checks)."""
+    sip = settings.sip
+    auth = None
+    if sip.inbound_username and sip.inbound_password is not None:
+        auth = DigestAuth(
+            username=sip.inbound_username,
+            password=sip.inbound_password.get_secret_value(),
+            realm="tel3sis",
+            clock=clock,
+        )
+    return Admission(
+        clock=clock,
+        max_calls=settings.calls.max_concurrent_calls,
+        allowed=parse_networks(sip.allowed_sources),
+        rate_limit=sip.rate_limit,
+        rate_window_s=sip.rate_window_s,
+        refusal=sip.refusal,
+        auth=auth,
+    )
+
+
+def sip_config(settings: Settings, max_calls: int) -> SipConfig:
+    """The SIP line's configuration (pjsua2's, in our words)."""
+    sip = settings.sip
+    registration = None
+    if sip.registrar and sip.registrar_username and sip.registrar_password is not None:
+        registration = Registration(
+            registrar=sip.registrar,
+            username=sip.registrar_username,
+            password=sip.registrar_password.get_secret_value(),
+            expires_s=sip.register_expires_s,
+        )
+    transports = tuple(t.strip().lower() for t in sip.transports.split(",") if t.strip())
+    if max_calls >= sip.pjsua_max_calls:
+        _log.warning(
+            "MAX_CONCURRENT_CALLS (%d) leaves no pjsua call for refusing INVITEs "
+            "(SIP_PJSUA_MAX_CALLS is %d): callers beyond it get 486 from pjsua itself",
+            max_calls,
+            sip.pjsua_max_calls,
+        )
+    return SipConfig(
+        bind_address=sip.bind_address,
+        port=sip.sip_port,
+        transports=transports,  # type: ignore[arg-type]
+        public_address=sip.public_address or "",
+        rtp_port=sip.rtp_port,
+        rtp_port_range=sip.rtp_port_range,
+        codecs=tuple(c.strip() for c in sip.codecs.split(",") if c.strip()),
+        registration=registration,
+        rtp_timeout_s=sip.rtp_timeout_s,
+        max_calls=max_calls,
+        pjsua_max_calls=sip.pjsua_max_calls,
+        log_level=sip.pj_log_level,
+        transfer_to=settings.integrations.escalation_phone_number or "",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TwilioLine:
+    """Twilio's webhooks and media streams, and what must be stopped with them."""
+
+    endpoints: TwilioEndpoints
+    streams: MediaStreams
+    rest: TwilioCalls | None
+    """Twilio's REST API (transfers), when the account is configured."""
+
+    async def close(self) -> None:
+        """Hang up every stream and close the REST client."""
+        await self.streams.hang_up_all()
+        if self.rest is not None:
+            await self.rest.aclose()
+
+
+def twilio_line(
+    router: CallRouter,
+    account: TwilioSettings,
+    *,
+    escalation_number: str | None,
+    clock: Clock,
+    metrics: Metrics,
+    api_url: str | None = None,
+    observe: Observe | None = None,
+) -> TwilioLine:
+    """Twilio's endpoints for `account`; `api_url` points the REST client at another server (a
+    fake Twilio) and `observe` watches each call's events."""
+    token = account.auth_token.get_secret_value() if account.auth_token else None
+    rest = (
+        TwilioCalls(account.account_sid, token, api_base_url=api_url)
+        if account.account_sid and token
+        else None
+    )
+    tokens = StreamTokens(clock)
+    streams = MediaStreams(
+        router,
+        tokens,
+        clock=clock,
+        metrics=metrics,
+        options=StreamOptions(escalation_number=escalation_number),
+        dial=rest.dial if rest is not None else None,
+        observe=observe,
+    )
+    endpoints = TwilioEndpoints(
+        signatures=SignatureCheck(token, account.base_url),
+        admission=router.admission,
+        tokens=tokens,
+        streams=streams,
+        progress=CallProgress(clock),
+        metrics=metrics,
+        account_sid=account.account_sid,
+    )
+    return TwilioLine(endpoints=endpoints, streams=streams, rest=rest)

@@ -1,0 +1,132 @@
+"""What the operator sees: the status page and its login, /metrics and /healthz, the health
+of every part, and the zeroconf advertisement."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastapi import APIRouter
+
+from appliance import __version__
+from appliance.clock import Clock
+from appliance.engines.fallback import (
+    FallbackLanguageModel,
+    FallbackSpeechToText,
+    FallbackTextToSpeech,
+)
+from appliance.engines.models import Manifest, ModelStore
+from appliance.engines.models.chosen import models_in_use
+from appliance.memory.records import Records
+from appliance.observability.metrics import Metrics
+from appliance.settings import Settings
+from appliance.telephony.calls import Admission
+from appliance.telephony.sip import SipStatus
+from appliance.web.advertise import Advertisement, box_id
+from appliance.web.auth import Auth, auth_router
+from appliance.web.health import HealthBoard, HealthSource, NotConfigured
+from appliance.web.history import CallHistory
+from appliance.web.live import LiveCalls
+from appliance.web.machine import BoxHealth, CpuHealth, DiskHealth, MemoryHealth
+from appliance.web.metrics import metrics_router
+from appliance.web.pages import Pages
+from appliance.web.parts import (
+    CallsHealth,
+    EngineHealth,
+    JobsHealth,
+    ModelsHealth,
+    RedisHealth,
+    SipHealth,
+    TwilioHealth,
+)
+from appliance.web.status import StatusPage, status_router
+
+__all__ = ["Watched", "advertisement", "status_routers"]
+
+
+@dataclass(frozen=True, slots=True)
+class Watched:
+    """The parts of a running appliance whose health the status page shows."""
+
+    settings: Settings
+    clock: Clock
+    metrics: Metrics
+    chains: list[object]
+    """The engines' fallback chains (STT, LLM, TTS)."""
+    admission: Admission
+    records: Records
+    sip_status: SipStatus
+    live: LiveCalls
+    started_at: Callable[[], float | None]
+    ready: Callable[[], bool]
+
+
+def status_routers(parts: Watched) -> tuple[APIRouter, ...]:
+    """The status page, its login, /metrics and /healthz."""
+    settings = parts.settings
+    auth = Auth(
+        settings.paths.admin_password,
+        clock=parts.clock,
+        metrics=parts.metrics,
+        metrics_public=settings.web.metrics_public,
+    )
+    board = HealthBoard(_health_sources(parts), clock=parts.clock, metrics=parts.metrics)
+    pages = Pages(version=__version__, box=settings.conversation.business_name)
+    page = StatusPage(
+        auth=auth,
+        pages=pages,
+        board=board,
+        live=parts.live,
+        history=CallHistory(parts.records.db),
+        recordings=settings.paths.recordings,
+    )
+    return (
+        auth_router(auth, pages),
+        status_router(page),
+        metrics_router(auth, board, parts.metrics, parts.ready),
+    )
+
+
+def _health_sources(parts: Watched) -> list[HealthSource]:
+    settings, records, clock = parts.settings, parts.records, parts.clock
+    chains = [
+        EngineHealth(e.port, e)
+        for e in parts.chains
+        if isinstance(e, FallbackSpeechToText | FallbackLanguageModel | FallbackTextToSpeech)
+    ]
+    return [
+        BoxHealth(__version__, parts.started_at() or clock.wall(), clock),
+        ModelsHealth(
+            ModelStore(settings.paths.models, Manifest.load()),
+            models_in_use(settings.engines),
+            parts.ready,
+        ),
+        *chains,
+        CallsHealth(parts.admission),
+        SipHealth(parts.sip_status) if settings.sip.sip_enabled else NotConfigured("sip"),
+        TwilioHealth(settings.twilio),
+        RedisHealth(settings.integrations.redis_url, records.state),
+        JobsHealth(records.db, clock, parts.metrics),
+        DiskHealth(settings.paths.data_dir, parts.metrics),
+        MemoryHealth(),
+        CpuHealth(parts.metrics),
+    ]
+
+
+async def advertisement(
+    settings: Settings, web_port: int, sip_port: int | None = None
+) -> Advertisement:
+    """The zeroconf advertisement of this box's status page (and SIP line), not yet entered."""
+    zeroconf = settings.zeroconf
+    bind = settings.web.bind_address
+    specific = [] if bind in ("0.0.0.0", "::", "") else [bind]  # noqa: S104 - the wildcards
+    return Advertisement(
+        box=await asyncio.to_thread(box_id, settings.paths.data_dir),
+        version=__version__,
+        models=models_in_use(settings.engines),
+        web_port=web_port,
+        sip_port=sip_port,
+        interfaces=zeroconf.addresses,
+        addresses=zeroconf.addresses or specific,
+    )
