@@ -1,7 +1,12 @@
 """Shared fixtures: the installed models, settings in a scratch data dir, a started appliance.
 
 Tests that need a model use the real one; when the models are not installed they fail and say
-how to install them (they are never skipped).
+how to install them (they are never skipped). The real language model runs at temperature 0
+with a fixed seed, so a test sees the same reply however loaded the machine is.
+
+The lanes (pyproject's markers): a test that uses the installed models is marked `models`, and
+every test under tests/integration `slow` (real servers, real calls, real time), here; tests
+elsewhere that take real time, or run an external checker (`tools`), say so themselves.
 """
 
 from __future__ import annotations
@@ -20,10 +25,22 @@ from appliance.engines.offload import Offloader
 from appliance.engines.stt.whisper import WhisperSpeechToText
 from appliance.engines.tts.piper import PiperTextToSpeech
 from appliance.engines.vad.silero import SileroVoiceActivity
-from appliance.settings import PathSettings, Settings
+from appliance.settings import EngineSettings, PathSettings, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 AUDIO = ROOT / "tests" / "fixtures" / "audio"
+LLM_SEED = 42
+"""The language model's sampling seed wherever a test runs it (at temperature 0)."""
+_INTEGRATION = ROOT / "tests" / "integration"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark what is known without reading the test: the models it loads, where it lives."""
+    for item in items:
+        if "models_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.models)
+        if item.path.is_relative_to(_INTEGRATION):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -50,10 +67,14 @@ def models_dir() -> Path:
 
 
 def settings_in(data_dir: Path, models_dir: Path, **sections: object) -> Settings:
-    """Settings from the environment, with a scratch data dir and the installed models."""
+    """Settings from the environment, with a scratch data dir, the installed models, and the
+    language model at temperature 0 with a fixed seed."""
     base = Settings.load(None)
     paths = PathSettings(data_dir=data_dir, models_dir=models_dir)
-    return dataclasses.replace(base, paths=paths, **sections)  # type: ignore[arg-type]
+    engines = sections.pop("engines", base.engines)
+    assert isinstance(engines, EngineSettings)
+    steady = engines.model_copy(update={"llm_temperature": 0.0, "llm_seed": LLM_SEED})
+    return dataclasses.replace(base, paths=paths, engines=steady, **sections)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -73,7 +94,7 @@ async def appliance(
     app = Appliance.build(settings_in(tmp_path_factory.mktemp("appliance"), models_dir))
     await app.start()
     yield app
-    app.close()
+    await app.aclose()
 
 
 # --- single engines, loaded once per session from the installed models ------------------------
@@ -94,7 +115,10 @@ async def whisper(models_dir: Path) -> AsyncIterator[WhisperSpeechToText]:
 async def llama(models_dir: Path) -> AsyncIterator[LlamaLanguageModel]:
     worker = Offloader("contract-llm")
     engine = LlamaLanguageModel(
-        models_dir / "qwen2.5-coder-0.5b-instruct" / "model.gguf", offloader=worker, temperature=0.0
+        models_dir / "qwen2.5-coder-0.5b-instruct" / "model.gguf",
+        offloader=worker,
+        temperature=0.0,
+        seed=LLM_SEED,
     )
     await engine.load()
     yield engine

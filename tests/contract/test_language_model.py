@@ -28,7 +28,14 @@ def _scripted(messages: list[Message]) -> object:
     return "Hello! How can I help?"
 
 
-@pytest.fixture(params=["llama", "scripted", "fallback"])
+# The real engines (and fallbacks onto them) load the installed models.
+@pytest.fixture(
+    params=[
+        pytest.param("llama", marks=pytest.mark.models),
+        "scripted",
+        pytest.param("fallback", marks=pytest.mark.models),
+    ]
+)
 def llm(request: pytest.FixtureRequest) -> LanguageModel:
     if request.param == "scripted":
         return ScriptedLanguageModel(LoopClock(), respond=_scripted)  # type: ignore[arg-type]

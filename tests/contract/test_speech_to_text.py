@@ -26,7 +26,14 @@ class Case:
     said: str
 
 
-@pytest.fixture(params=["whisper", "tone", "fallback"])
+# The real engines (and fallbacks onto them) load the installed models.
+@pytest.fixture(
+    params=[
+        pytest.param("whisper", marks=pytest.mark.models),
+        "tone",
+        pytest.param("fallback", marks=pytest.mark.models),
+    ]
+)
 def case(request: pytest.FixtureRequest) -> Case:
     if request.param == "tone":
         return Case(

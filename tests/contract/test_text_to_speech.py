@@ -17,7 +17,14 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 TEXT = "Thank you for calling. How can I help you today?"
 
 
-@pytest.fixture(params=["piper", "tone", "fallback"])
+# The real engines (and fallbacks onto them) load the installed models.
+@pytest.fixture(
+    params=[
+        pytest.param("piper", marks=pytest.mark.models),
+        "tone",
+        pytest.param("fallback", marks=pytest.mark.models),
+    ]
+)
 def tts(request: pytest.FixtureRequest) -> TextToSpeech:
     if request.param == "tone":
         return ToneTextToSpeech(LoopClock(), delay_s=0.01)

@@ -14,7 +14,13 @@ from tests.conftest import AUDIO
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-@pytest.fixture(params=["silero", "energy"])
+# Silero loads the installed model.
+@pytest.fixture(
+    params=[
+        pytest.param("silero", marks=pytest.mark.models),
+        "energy",
+    ]
+)
 def vad(request: pytest.FixtureRequest) -> VoiceActivity:
     if request.param == "energy":
         return EnergyVoiceActivity()

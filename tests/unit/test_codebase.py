@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
+@pytest.mark.tools
 @pytest.mark.parametrize(
     "command",
     [
@@ -36,6 +37,7 @@ def test_tool_is_clean(command: list[str]) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.tools
 def test_shell_scripts_pass_shellcheck() -> None:
     scripts = [
         ROOT / "install.sh",

@@ -49,17 +49,20 @@ def _expressions(node: object) -> list[str]:
     return []
 
 
+@pytest.mark.tools
 def test_the_alert_rules_pass_promtool() -> None:
     checked = _promtool("check", "rules", RULES.name)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "SUCCESS: 3 rules found" in checked.stdout
 
 
+@pytest.mark.tools
 def test_each_alert_fires_on_its_sample_series_and_not_before() -> None:
     tested = _promtool("test", "rules", "alerts.test.yml")
     assert tested.returncode == 0, tested.stdout + tested.stderr
 
 
+@pytest.mark.tools
 def test_the_example_prometheus_config_is_valid() -> None:
     checked = _promtool("check", "config", "prometheus.example.yml")
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -81,6 +84,7 @@ def test_every_metric_the_rules_and_the_dashboard_use_exists() -> None:
     assert "tel3sis_disk_used_ratio > 0.9" in alerts["Tel3sisDiskAlmostFull"]
 
 
+@pytest.mark.tools
 def test_every_dashboard_query_is_valid_promql(tmp_path: Path) -> None:
     dashboard = json.loads(DASHBOARD.read_text())
     exprs = _expressions(dashboard)

@@ -33,12 +33,14 @@ def _tool(*command: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+@pytest.mark.tools
 def test_ansible_lint_passes_the_production_profile() -> None:
     done = _tool("ansible-lint", "--nocolor", cwd=ANSIBLE)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Profile 'production' was required, and it passed" in done.stdout + done.stderr
 
 
+@pytest.mark.tools
 def test_the_playbook_passes_its_syntax_check() -> None:
     done = _tool(
         "ansible-playbook", "--syntax-check", "-i", "inventory.example.yml", "site.yml", cwd=ANSIBLE
@@ -46,6 +48,7 @@ def test_the_playbook_passes_its_syntax_check() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.tools
 def test_hadolint_passes_the_dockerfile() -> None:
     done = _tool("hadolint", "--no-color", "Dockerfile.arm64")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -190,12 +193,14 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.tools
 def test_the_roles_compile_the_llama_cpp_python_the_lock_pins(rendered: Path) -> None:
     llama = re.search(r"^llama-cpp-python==(\S+)", LOCK.read_text(), re.MULTILINE)
     assert llama is not None
     assert (rendered / "llama-version").read_text() == llama[1]
 
 
+@pytest.mark.tools
 def test_the_unit_is_valid_with_its_watchdog_and_notify(rendered: Path) -> None:
     unit = (rendered / "tel3sis.service").read_text()
     assert "Type=notify" in unit
@@ -211,6 +216,7 @@ def test_the_unit_is_valid_with_its_watchdog_and_notify(rendered: Path) -> None:
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.tools
 def test_the_firewall_rules_load_and_open_only_what_they_should(rendered: Path) -> None:
     rules = (rendered / "nftables.conf").read_text()
     assert "policy drop;" in rules
@@ -230,6 +236,7 @@ def test_the_firewall_rules_load_and_open_only_what_they_should(rendered: Path) 
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.tools
 def test_the_provisioning_scripts_pass_shellcheck() -> None:
     scripts = [ANSIBLE / "verify-in-chroot.sh", *sorted((ROOT / "requirements").glob("*.sh"))]
     done = subprocess.run(
@@ -238,6 +245,7 @@ def test_the_provisioning_scripts_pass_shellcheck() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("lan", "passes"), [("[192.168.1.0/24]", True), ("[]", False)])
 def test_the_inventory_wins_over_the_roles_defaults(tmp_path: Path, lan: str, passes: bool) -> None:
     # The networks and the password come from the inventory's `all: vars:`, as the example has
