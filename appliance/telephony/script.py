@@ -11,6 +11,12 @@ On the WAV line the agent is speaking while its queue has frames; over a real li
 speaking while what the caller hears is loud, and a line can ask for a hangover: the agent
 counts as stopped only after that many quiet ticks (pauses between words are not the end of a
 reply), and the stop is then dated back to the first quiet tick.
+
+Silence alone cannot tell the end of a reply from a pause between its sentences on a loaded
+machine. Where the line can pass the script the session's own events (`observe`: the WAV line
+and the Twilio harness run in the session's process), the agent's answer is over only once the
+session also says its agent stopped speaking; a far end that gives no events (the SIP caller,
+in its own process) is judged by silence alone.
 """
 
 from __future__ import annotations
@@ -23,6 +29,13 @@ from pathlib import Path
 from typing import Literal
 
 from appliance.audio.frame import FRAME_MS, SAMPLE_RATE, frames_of, rms_dbfs, silence
+from appliance.conversation.events import (
+    AgentStartedSpeaking,
+    AgentStoppedSpeaking,
+    CallEnded,
+    Event,
+    TurnDiscarded,
+)
 
 __all__ = ["CallerScript", "HangUp", "LineEvent", "Recording", "Speak", "Step"]
 
@@ -48,7 +61,8 @@ class Speak:
 
 @dataclass(frozen=True, slots=True)
 class HangUp:
-    """The caller hangs up once the agent has been quiet for `gap_ms` after answering them.
+    """The caller hangs up once the agent has been quiet for `gap_ms` after answering them
+    (and, where the session's events reach the script, once the session says it stopped).
 
     A script without one keeps the caller on the line, silent, until the agent hangs up."""
 
@@ -114,6 +128,8 @@ class CallerScript:
         self._quiet_ticks = 0
         self._agent_on = False
         self._agent_on_since = 0
+        self._session_speaking: bool | None = None
+        """What the session last said of its agent; None while it has said nothing (no events)."""
 
     def tick(self, heard: bytes, *, agent_speaking: bool) -> bytes | None:
         """One tick: the caller heard `heard`; returns its next frame, None when it hangs up."""
@@ -126,6 +142,18 @@ class CallerScript:
         self.recording.caller_audio.append(frame)
         self.tick_count += 1
         return frame
+
+    def observe(self, event: Event) -> None:
+        """The session's own event (an `EventSink`): whether its agent is speaking."""
+        match event:
+            case AgentStartedSpeaking():
+                self._session_speaking = True
+            case AgentStoppedSpeaking() | TurnDiscarded() | CallEnded():
+                # A reply dropped before the caller heard any of it ends with TurnDiscarded.
+                self._session_speaking = False
+            case _:
+                if self._session_speaking is None:
+                    self._session_speaking = False
 
     def _note(self, what: EventKind, step: int = -1, ticks_ago: int = 0) -> None:
         at_ms = (self.tick_count - ticks_ago) * FRAME_MS
@@ -194,4 +222,6 @@ class CallerScript:
             return False
         if isinstance(step, Speak) and step.after == "agent-start":
             return (self.tick_count - started) * FRAME_MS >= step.offset_ms
+        if self._session_speaking:
+            return False  # a pause between sentences, however long, is not the end of the answer
         return not self._agent_on and self._quiet_ticks * FRAME_MS >= step.gap_ms

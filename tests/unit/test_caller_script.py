@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 from appliance.audio.frame import silence
+from appliance.conversation.events import (
+    AgentStartedSpeaking,
+    AgentStoppedSpeaking,
+    Event,
+    TurnDiscarded,
+)
 from appliance.telephony.script import CallerScript, HangUp, Speak
 from tests.support.fakes import tone
 
@@ -85,4 +91,73 @@ def test_speech_already_playing_when_the_caller_spoke_is_not_an_answer() -> None
         ("caller-end", 240),
     ]
     assert events[-3:] == [("agent-start", 800), ("agent-stop", 900), ("hangup", 940)]
+    assert out[-1] is None
+
+
+def _run_with_session(
+    script: CallerScript, agent: list[bool], said: dict[int, Event]
+) -> list[bytes | None]:
+    """As `_run`, and before tick `i` the session tells the script `said[i]`."""
+    out: list[bytes | None] = []
+    for i, speaking in enumerate(agent):
+        if i in said:
+            script.observe(said[i])
+        out.append(script.tick(_LOUD if speaking else silence(), agent_speaking=speaking))
+        if out[-1] is None:
+            break
+    return out
+
+
+# The agent answers for 100 ms, pauses 400 ms between two sentences (a loaded machine), and
+# says its second sentence for 100 ms. The caller's recording ends at 380 ms (as above).
+_PAUSED_REPLY = [True] * 5 + [False] * 20 + [True] * 5 + [False] * 20 + [True] * 5 + [False] * 20
+
+
+def test_without_the_sessions_events_a_long_pause_is_taken_for_the_end() -> None:
+    script = CallerScript([Speak(_VOICE, gap_ms=100), HangUp(gap_ms=300)])
+    _run(script, _PAUSED_REPLY)
+    events = [(e.what, e.at_ms) for e in script.recording.timeline]
+    # The reply began at 500 ms and paused at 600 ms: on the pause's 15th quiet tick (880 ms)
+    # the caller took it for the end and hung up on the second sentence.
+    assert events[-3:] == [("agent-start", 500), ("agent-stop", 600), ("hangup", 880)]
+
+
+def test_with_the_sessions_events_the_caller_waits_for_the_reply_to_end() -> None:
+    script = CallerScript([Speak(_VOICE, gap_ms=100), HangUp(gap_ms=300)])
+    said: dict[int, Event] = {
+        0: AgentStartedSpeaking(turn=0, at=0.0),
+        5: AgentStoppedSpeaking(turn=0, at=0.1),
+        25: AgentStartedSpeaking(turn=1, at=0.5),
+        # ... no stop during the 400 ms pause: the reply goes on ...
+        55: AgentStoppedSpeaking(turn=1, at=1.1),
+    }
+    out = _run_with_session(script, _PAUSED_REPLY, said)
+    events = [(e.what, e.at_ms) for e in script.recording.timeline]
+    # The caller stays through the pause, hears the second sentence (1000-1100 ms), and hangs
+    # up once the session has said the agent stopped and 300 ms of quiet have passed.
+    assert events[-5:] == [
+        ("agent-start", 500),
+        ("agent-stop", 600),
+        ("agent-start", 1000),
+        ("agent-stop", 1100),
+        ("hangup", 1380),
+    ]
+    assert out[-1] is None
+
+
+def test_a_reply_dropped_before_it_was_heard_does_not_hold_the_caller() -> None:
+    script = CallerScript([Speak(_VOICE, gap_ms=100), HangUp(gap_ms=60)])
+    said: dict[int, Event] = {
+        0: AgentStartedSpeaking(turn=0, at=0.0),
+        5: AgentStoppedSpeaking(turn=0, at=0.1),
+        25: AgentStartedSpeaking(turn=1, at=0.5),
+        30: AgentStoppedSpeaking(turn=1, at=0.6),
+        # A second reply is queued and dropped before any of it reached the caller's ear: the
+        # session says no AgentStoppedSpeaking for it, only that the turn was discarded.
+        31: AgentStartedSpeaking(turn=2, at=0.62),
+        32: TurnDiscarded(turn=2, reason="caller went on before the reply"),
+    }
+    out = _run_with_session(script, [True] * 5 + [False] * 20 + [True] * 5 + [False] * 10, said)
+    events = [(e.what, e.at_ms) for e in script.recording.timeline]
+    assert events[-3:] == [("agent-start", 500), ("agent-stop", 600), ("hangup", 640)]
     assert out[-1] is None
