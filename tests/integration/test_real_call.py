@@ -21,8 +21,13 @@ async def test_a_recorded_caller_is_heard_and_answered(appliance: Appliance) -> 
         [Speak(audio), HangUp()],
         clock=appliance.clock,
     )
-    (turn,) = [e for e in report.events if isinstance(e, TurnCompleted)]
-    assert wer("go forward ten meters", turn.transcript) <= 0.15
-    assert turn.reply.strip()
-    assert turn.timings_ms["turn"] > 0
+    # One sentence is usually one turn, but where the endpoint falls depends on how fast the
+    # transcript came (a loaded machine): the caller's words are checked across the turns.
+    turns = [e for e in report.events if isinstance(e, TurnCompleted)]
+    assert turns
+    said = " ".join(t.transcript for t in turns)
+    assert wer("go forward ten meters", said) <= 0.15, said
+    last = turns[-1]
+    assert last.reply.strip()
+    assert last.timings_ms["turn"] > 0
     assert report.ended == "caller hung up"

@@ -35,9 +35,12 @@ async def test_a_recorded_caller_over_sip_is_heard_and_hears_the_reply(
             info=CallInfo(call_id="sip-real", line="sip", caller="harness"),
         )
     assert report.ended == "caller hung up"
-    (turn,) = report.turns
-    assert wer("go forward ten meters", turn.transcript) <= 0.15, turn.transcript
-    assert turn.reply.strip()
+    # One sentence is usually one turn; where the endpoint falls depends on how fast the
+    # transcript came (a loaded machine), so the caller's words are checked across the turns.
+    turns = report.turns
+    assert turns and turns[-1].reply.strip()
+    said = " ".join(t.transcript for t in turns)
+    assert wer("go forward ten meters", said) <= 0.15, said
     # What reached the caller's ear after it spoke: the reply, through G.711.
     # (The reply may begin in the recording's trailing silence, before the caller's side ends.)
     voice = next(e.at_ms for e in report.timeline if e.what == "caller-voice")
@@ -45,8 +48,9 @@ async def test_a_recorded_caller_over_sip_is_heard_and_hears_the_reply(
     heard_back = await appliance.engines.stt.transcribe(
         _voiced(report.line.agent_audio[answer // 20 :])
     )
-    error = wer(turn.reply, heard_back.text)
-    print(f"reply {turn.reply!r}; the caller heard {heard_back.text!r} (WER {error:.0%})")
+    reply = " ".join(t.reply for t in turns)
+    error = wer(reply, heard_back.text)
+    print(f"reply {reply!r}; the caller heard {heard_back.text!r} (WER {error:.0%})")
     # Whisper tiny hears a G.711 "forward" as "for" now and then: one word in four.
     assert error <= 0.3
 
