@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 import uuid
@@ -27,6 +28,8 @@ __all__ = ["main"]
 _log = logging.getLogger("appliance")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+_STARTS_THE_APPLIANCE = frozenset({"serve", "call", "harness", "doctor"})
+"""Commands whose settings act: a mistyped or idle setting is worth a warning there."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -129,17 +132,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one return per command
     args = _parser().parse_args(argv)
-    from appliance.observability.logs import configure_logging  # noqa: PLC0415 - after --help
-    from appliance.settings import Settings  # noqa: PLC0415
-
-    try:
-        settings = Settings.load(args.env_file)
-    except ValueError as exc:
-        print(f"appliance: bad settings: {exc}", file=sys.stderr)
+    settings = _settings(args)
+    if settings is None:
         return EXIT_USAGE
-    configure_logging(
-        settings.logs.level if args.command == "serve" else "WARNING", settings.logs.format
-    )
     try:
         match args.command:
             case "serve":
@@ -174,6 +169,26 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
     except KeyboardInterrupt:
         return 130
     raise AssertionError(args.command)
+
+
+def _settings(args: argparse.Namespace) -> Settings | None:
+    """The settings (None after saying why they are bad), with logging set up and a warning
+    for each setting that will not do what was meant."""
+    from appliance.observability.logs import configure_logging  # noqa: PLC0415 - after --help
+    from appliance.settings import Settings, config_warnings  # noqa: PLC0415
+
+    try:
+        settings = Settings.load(args.env_file)
+    except ValueError as exc:
+        print(f"appliance: bad settings: {exc}", file=sys.stderr)
+        return None
+    configure_logging(
+        settings.logs.level if args.command == "serve" else "WARNING", settings.logs.format
+    )
+    if args.command in _STARTS_THE_APPLIANCE:
+        for warning in config_warnings(settings, args.env_file, os.environ):
+            _log.warning("%s", warning)
+    return settings
 
 
 def _set_password(settings: Settings, *, from_stdin: bool) -> int:
