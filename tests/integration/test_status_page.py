@@ -87,11 +87,9 @@ async def box(app_settings: Settings) -> AsyncIterator[Box]:
 
 
 SECRETS = {
-    "OPENAI_API_KEY": "sk-openai-SECRET-4e1f",
-    "ELEVEN_LABS_API_KEY": "el-SECRET-77aa",
     "TWILIO_AUTH_TOKEN": "twilio-SECRET-9b2c",
-    "TOKEN_ENCRYPTION_KEY": "tek-SECRET-0c3d",
-    "GOOGLE_CLIENT_SECRET": "google-SECRET-5e6f",
+    "SIP_PASSWORD": "sip-SECRET-4e1f",
+    "SIP_INBOUND_PASSWORD": "sip-in-SECRET-77aa",
     "SENDGRID_API_KEY": "SG.sendgrid-SECRET-1a2b",
     "REDIS_PASSWORD": "redis-SECRET-8d9e",
 }
