@@ -17,7 +17,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 async def test_a_recorded_caller_is_heard_and_answered(appliance: Appliance) -> None:
     audio = load_wav(AUDIO / "goforward.wav").pcm
     report = await run_wav_call(
-        lambda line, sink: appliance.session(line, sink=sink),
+        appliance.answer,
         [Speak(audio), HangUp()],
         clock=appliance.clock,
     )
