@@ -228,6 +228,11 @@ async def test_a_failed_expectation_fails_the_harness(tmp_path: Path, models_dir
     done = await _appliance("harness", str(tmp_path / "zebra.yaml"), env=_env(tmp_path, models_dir))
     assert done.returncode == 1
     assert "FAIL" in done.stdout and "reply lacks 'zebra'" in done.stdout
+    # The harness's call was answered as any line's is: it is in the history, recorded.
+    history = await _appliance("calls", "list", "--json", env=_env(tmp_path, models_dir))
+    (call,) = json.loads(history.stdout)
+    assert call["line"] == "wav" and call["recording_state"] == "complete", call
+    assert call["caller_turns"] >= 1, call
 
 
 async def test_a_broken_scenario_file_is_a_usage_error(tmp_path: Path, models_dir: Path) -> None:

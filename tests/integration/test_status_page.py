@@ -100,6 +100,7 @@ async def secret_box(app_settings: Settings, monkeypatch: pytest.MonkeyPatch) ->
     """Every secret setting set, loaded from the environment as the appliance loads them."""
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SIP_INBOUND_USERNAME", "trunk")
     monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC" + "5" * 32)
     monkeypatch.setenv("BASE_URL", "https://box.example.com")
     monkeypatch.setenv("NOTIFY_EMAIL", "owner@example.com")
