@@ -82,6 +82,7 @@ async def run_wav_call(
     report = CallReport(line=line)
 
     def sink(event: Event) -> None:
+        line.observe(event)
         report.events.append(event)
         if on_event is not None:
             on_event(event)

@@ -157,6 +157,7 @@ class TwilioCaller:
         ended = asyncio.Event()
 
         def sink(event: Event) -> None:
+            line.observe(event)
             report.events.append(event)
             if isinstance(event, CallEnded):
                 report.ended = event.reason

@@ -67,6 +67,9 @@ class HangUp:
     A script without one keeps the caller on the line, silent, until the agent hangs up."""
 
     gap_ms: int = 1500
+    in_pause: bool = False
+    """Hang up in the first quiet of `gap_ms`, even a pause the session says is mid-reply (a
+    caller who gives up while the agent is still answering)."""
 
 
 Step = Speak | HangUp
@@ -222,6 +225,7 @@ class CallerScript:
             return False
         if isinstance(step, Speak) and step.after == "agent-start":
             return (self.tick_count - started) * FRAME_MS >= step.offset_ms
-        if self._session_speaking:
+        mid_reply_ok = isinstance(step, HangUp) and step.in_pause
+        if self._session_speaking and not mid_reply_ok:
             return False  # a pause between sentences, however long, is not the end of the answer
         return not self._agent_on and self._quiet_ticks * FRAME_MS >= step.gap_ms

@@ -18,6 +18,7 @@ from pathlib import Path
 from appliance.audio.frame import FRAME_BYTES, FRAME_MS, silence
 from appliance.audio.wav import WavAudio, decode_wav
 from appliance.clock import Clock
+from appliance.conversation.events import Event
 from appliance.conversation.ports import CallInfo
 from appliance.telephony.script import CallerScript, HangUp, LineEvent, Speak, Step
 
@@ -68,6 +69,10 @@ class WavLine:
     @property
     def timeline(self) -> list[LineEvent]:
         return self._script.recording.timeline
+
+    def observe(self, event: Event) -> None:
+        """The session's own event: the caller waits on it, not only on silence."""
+        self._script.observe(event)
 
     def write_agent_wav(self, path: Path) -> None:
         """The agent's side of the whole call, time-aligned, as a 16 kHz mono WAV."""

@@ -161,3 +161,17 @@ def test_a_reply_dropped_before_it_was_heard_does_not_hold_the_caller() -> None:
     events = [(e.what, e.at_ms) for e in script.recording.timeline]
     assert events[-3:] == [("agent-start", 500), ("agent-stop", 600), ("hangup", 640)]
     assert out[-1] is None
+
+
+def test_a_caller_who_gives_up_hangs_up_in_a_pause_the_session_says_is_mid_reply() -> None:
+    script = CallerScript([Speak(_VOICE, gap_ms=100), HangUp(gap_ms=300, in_pause=True)])
+    said: dict[int, Event] = {
+        0: AgentStartedSpeaking(turn=0, at=0.0),
+        5: AgentStoppedSpeaking(turn=0, at=0.1),
+        25: AgentStartedSpeaking(turn=1, at=0.5),
+    }
+    out = _run_with_session(script, _PAUSED_REPLY, said)
+    events = [(e.what, e.at_ms) for e in script.recording.timeline]
+    # As without events: on the pause's 15th quiet tick (880 ms) the caller has had enough.
+    assert events[-3:] == [("agent-start", 500), ("agent-stop", 600), ("hangup", 880)]
+    assert out[-1] is None

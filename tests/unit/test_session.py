@@ -410,7 +410,7 @@ def test_a_slow_recall_is_skipped_and_the_turn_goes_on() -> None:
 def test_a_hang_up_during_a_reply_ends_the_turn_with_what_was_heard() -> None:
     # A slow voice leaves a long silence between the sentences, and the caller hangs up in it.
     call = play_call(
-        [Speak(say("hello")), HangUp(gap_ms=1000)],
+        [Speak(say("hello")), HangUp(gap_ms=1000, in_pause=True)],
         replies=["First part. Second part."],
         tune=lambda f: setattr(f.tts, "delay_s", 2.0),
     )
