@@ -107,7 +107,7 @@ class SessionConfig:
 
 
 class Conversation(Protocol):
-    """What holds a call until it ends: a CallSession, or one wrapped with its records."""
+    """What holds a call until it ends (a CallSession; a test's stand-in)."""
 
     async def run(self) -> str:
         """Hold the call; returns why it ended."""
