@@ -66,10 +66,20 @@ def steps_for(scenario: Scenario) -> list[Step]:
 
 
 def _stop_after_voice(timeline: Sequence[LineEvent], step: int) -> float | None:
+    """How long the agent went on speaking after the caller's voice cut in (milliseconds)."""
     voice = next((e for e in timeline if e.what == "caller-voice" and e.step == step), None)
     if voice is None:
         return None
-    stop = next((e for e in timeline if e.what == "agent-stop" and e.at_ms >= voice.at_ms), None)
+    agent = [e for e in timeline if e.what in ("agent-start", "agent-stop")]
+    before = [e for e in agent if e.at_ms <= voice.at_ms]
+    if not before or before[-1].what == "agent-stop":
+        # The caller cut into a pause between the reply's sentences: the agent was quiet, and
+        # must stay quiet while they speak (the rest of the reply must not start over them).
+        end = next((e for e in timeline if e.what == "caller-end" and e.step == step), None)
+        over = next((e for e in agent if e.what == "agent-start" and e.at_ms > voice.at_ms), None)
+        if over is None or (end is not None and over.at_ms >= end.at_ms):
+            return 0.0
+    stop = next((e for e in agent if e.what == "agent-stop" and e.at_ms >= voice.at_ms), None)
     return None if stop is None else stop.at_ms - voice.at_ms
 
 
