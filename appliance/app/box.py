@@ -36,7 +36,7 @@ from appliance.memory.records import Records
 from appliance.observability.metrics import Metrics
 from appliance.observability.systemd import ServiceNotifier
 from appliance.settings import ConversationSettings, Settings, TwilioSettings
-from appliance.telephony.calls import Admission, CallDesk, Reservation
+from appliance.telephony.calls import Admission, CallDesk
 from appliance.telephony.sip import SipStatus
 from appliance.telephony.twilio.streams import Observe
 from appliance.tools.call import end_call
@@ -78,7 +78,9 @@ class Appliance:
         self.live = LiveCalls(clock=clock, metrics=metrics)
         """Calls in progress and what is said on them, for the status page."""
         self.desk = self._desk(admission_from(settings, clock))
-        """Where every line hands its calls (`answer`)."""
+        """Where every line hands its calls."""
+        self.answer = self.desk.answer
+        """Take a call on a line as every line does (`CallDesk.answer`); returns why it ended."""
         self.sip_status = SipStatus()
         """Where the SIP line listens, its registration and its calls (for the status page)."""
         self.ready = False
@@ -135,16 +137,6 @@ class Appliance:
         took["records"] = round(self.clock.now() - started, 2)
 
     # --- calls ----------------------------------------------------------------------------------
-
-    async def answer(
-        self,
-        line: CallLine,
-        observe: EventSink | None = None,
-        *,
-        reservation: Reservation | None = None,
-    ) -> str:
-        """Take the call on `line` as every line does (`CallDesk.answer`); returns why it ended."""
-        return await self.desk.answer(line, observe, reservation=reservation)
 
     def _desk(self, admission: Admission) -> CallDesk:
         return CallDesk(
