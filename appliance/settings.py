@@ -186,6 +186,8 @@ class ConversationSettings(_Section):
     """A persona/system prompt to use instead of the built-in one."""
     greeting: str | None = Field(default=None, validation_alias=_env("GREETING"))
     """Spoken on answer; the persona's greeting when unset."""
+    business_file: Path | None = Field(default=None, validation_alias=_env("BUSINESS_FILE"))
+    """The business profile (TOML or YAML): hours, holidays, services, FAQ, people to reach."""
     endpoint_silence_ms: int = Field(
         default=500, ge=100, le=3000, validation_alias=_env("ENDPOINT_SILENCE_MS")
     )
