@@ -8,7 +8,7 @@ import threading
 import pjsua2 as pj
 import pytest
 
-from appliance.audio.frame import FRAME_BYTES
+from appliance.audio.frame import FRAME_BYTES, silence
 from appliance.clock import LoopClock
 from appliance.conversation.ports import CallInfo, Transferable, TransferError
 from appliance.telephony.sip.config import SipConfig
@@ -135,3 +135,38 @@ async def test_a_line_with_nowhere_to_transfer_to_says_so() -> None:
     assert isinstance(line, Transferable)
     with pytest.raises(TransferError, match="ESCALATION_PHONE_NUMBER"):
         await line.transfer()
+
+
+async def test_playing_on_a_call_that_is_over_lets_the_loop_see_the_end() -> None:
+    class _Endpoint:
+        async def hang_up(self, key: int) -> None:
+            raise AssertionError("not called")
+
+        async def transfer(self, key: int, target: str) -> bool:
+            raise AssertionError("not called")
+
+    media = CallMedia(asyncio.get_running_loop())
+    line = SipLine(
+        CallInfo(call_id="c", line="sip", caller="x"),
+        key=1,
+        media=media,
+        control=_Endpoint(),
+        clock=LoopClock(),
+    )
+    media.end()
+    played = 0
+    seen: list[int] = []
+
+    async def watcher() -> None:  # any other work of the loop: the listen loop seeing the end
+        seen.append(played)
+
+    async def speaker() -> None:  # plays until it is stopped, as a session's reply may
+        nonlocal played
+        for _ in range(1000):
+            await line.play(silence())
+            played += 1
+
+    watching = asyncio.create_task(watcher())
+    await speaker()
+    await watching
+    assert seen and seen[0] < 1000, seen  # the loop ran other work while the speaker played

@@ -107,7 +107,10 @@ class SipLine:
             if position is not None:
                 return position
             await self.media.wait_for(lambda: len(out) < out.capacity)
-        return out.heard + len(out)  # the call is over: the frame goes nowhere
+        # The call is over: the frame goes nowhere. Yield all the same, or a speaker that plays
+        # until it is cancelled would hold the loop and never let the end of the call be seen.
+        await asyncio.sleep(0)
+        return out.heard + len(out)
 
     async def clear(self) -> int:
         return self.media.outbound.clear()
