@@ -312,13 +312,6 @@ class Appliance:
                 _log.warning("engine worker %s did not stop within %.0f s", worker.name, timeout)
         await self.records.aclose(timeout)
 
-    def close(self, timeout: float = 5.0) -> None:
-        """`aclose` for code that is not async (this blocks up to `timeout` for each thread)."""
-        for worker in self._local.workers:
-            if not worker.close(timeout):
-                _log.warning("engine worker %s did not stop within %.0f s", worker.name, timeout)
-        self.records.close(timeout)
-
 
 def _session_config(conv: ConversationSettings) -> SessionConfig:
     persona = Persona.load(

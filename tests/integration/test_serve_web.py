@@ -60,4 +60,4 @@ async def test_serve_answers_twilio_until_stopped(app_settings: Settings) -> Non
     finally:
         stop.set()
         await serving
-        app.close()
+        await app.aclose()

@@ -77,7 +77,7 @@ async def _box(settings: Settings) -> AsyncIterator[Box]:
         async with app.web_server("127.0.0.1", 0) as server:
             yield Box(app=app, server=server, clock=clock, call_id=call_id)
     finally:
-        app.close()
+        await app.aclose()
 
 
 @pytest_asyncio.fixture

@@ -114,7 +114,7 @@ async def test_serve_advertises_its_status_page(app_settings: Settings, browser:
     finally:
         stop.set()
         await serving
-        app.close()
+        await app.aclose()
     await browser.wait_for(name, ServiceStateChange.Removed)
 
 
