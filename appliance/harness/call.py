@@ -65,6 +65,8 @@ class CallReport:
             ],
             "reply_wav": reply_wav,
             "ended": self.ended,
+            # When each side spoke, in milliseconds of the call (the reply WAV's time).
+            "timeline": [{"at_ms": e.at_ms, "what": e.what} for e in self.timeline],
         }
 
 
