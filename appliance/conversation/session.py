@@ -92,6 +92,12 @@ class Engines:
     vad: VoiceActivity
 
 
+_RECALLED = (
+    ("business", "From the business's answers to common questions:"),
+    ("caller", "From earlier calls with this caller:"),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class SessionConfig:
     persona: Persona
@@ -373,11 +379,15 @@ class CallSession:
             _log.warning("recall failed for this turn: %r", exc)
             self._observers.error("recall")
         reply.recall = Span(started, self._clock.now())
-        new = [r.text for r in reply.recalled if r.text not in self._known]
-        if not new:
-            return []
-        lines = "\n".join(f"- {text}" for text in new)
-        return [Message(role="system", content=f"From earlier calls with this caller:\n{lines}")]
+        messages = []
+        for source, heading in _RECALLED:
+            new = [
+                r.text for r in reply.recalled if r.source == source and r.text not in self._known
+            ]
+            if new:
+                lines = "\n".join(f"- {text}" for text in new)
+                messages.append(Message(role="system", content=f"{heading}\n{lines}"))
+        return messages
 
     async def _apologise(self, reply: Reply) -> Outcome:
         """Say the trouble phrase as this turn's reply (after a failure)."""
