@@ -91,5 +91,5 @@ async def test_the_faq_comes_before_the_callers_own_memory(
     index = FaqIndex(BusinessProfile.load(_profile(tmp_path)).faq, embedder)
     await index.build()
     found = await WithFaq(index, Remembers()).recall("is there parking")
-    assert [r.source for r in found][0] == "business" and found[-1].source == "caller"
+    assert found[0].source == "business" and found[-1].source == "caller"
     assert await WithFaq(index, None).recall("is there parking") == found[:-1]
