@@ -107,6 +107,11 @@ class Appliance:
         """systemd's readiness and watchdog (a no-op when not run by systemd)."""
 
     @property
+    def system_prompt(self) -> str:
+        """What the agent is told on every call: persona, business facts, which tool for what."""
+        return self.session_config.persona.system_prompt
+
+    @property
     def model_names(self) -> list[str]:
         """The models this configuration runs."""
         return models_in_use(self.settings.engines)
