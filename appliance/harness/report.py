@@ -64,3 +64,7 @@ def print_results(results: Sequence[ScenarioResult]) -> None:
         print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4])
     passed = sum(r.passed for r in results)
     print(f"{passed} passed, {len(results) - passed} failed")
+    said = sum(r.utterances for r in results)
+    if said:
+        good = sum(r.utterances_passed for r in results)
+        print(f"{good} of {said} caller turns passed ({good / said:.0%})")

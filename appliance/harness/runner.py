@@ -32,10 +32,20 @@ class ScenarioResult:
     report: CallReport | None
     failures: list[str] = field(default_factory=list)
     wers: list[float] = field(default_factory=list)
+    utterances: int = 0
+    """The caller's turns in the scenario."""
 
     @property
     def passed(self) -> bool:
         return not self.failures
+
+    @property
+    def utterances_passed(self) -> int:
+        """Caller turns with no failure of their own; a failure of the whole call fails all."""
+        if any(not f.startswith("turn ") for f in self.failures):
+            return 0
+        failed = {f.split(":", 1)[0] for f in self.failures}
+        return sum(f"turn {n}" not in failed for n in range(1, self.utterances + 1))
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -43,6 +53,8 @@ class ScenarioResult:
             "passed": self.passed,
             "failures": self.failures,
             "wer": self.wers,
+            "utterances": self.utterances,
+            "utterances_passed": self.utterances_passed,
             "call": self.report.to_json() if self.report else None,
         }
 
@@ -127,7 +139,9 @@ def _check_turn(
             )
     reply = turn.reply.lower()
     result.failures.extend(
-        f"{where}: reply lacks {w!r}" for w in expected.reply_contains if w.lower() not in reply
+        f"{where}: reply lacks {w!r}"
+        for w in expected.reply_contains
+        if not any(alternative.strip().lower() in reply for alternative in w.split("|"))
     )
     result.failures.extend(
         f"{where}: reply contains {w!r}" for w in expected.reply_not_contains if w.lower() in reply
@@ -184,7 +198,7 @@ def _said_before(turn: TurnCompleted, report: CallReport) -> list[str]:
 def check(scenario: Scenario, report: CallReport, *, known: str = "") -> ScenarioResult:
     """Compare one call's report with the scenario's expectations; `known` is what the agent
     was told (its system prompt: the business profile), where a reply's facts may come from."""
-    result = ScenarioResult(name=scenario.name, report=report)
+    result = ScenarioResult(name=scenario.name, report=report, utterances=len(scenario.caller))
     turns = report.turns
     for i, caller_turn in enumerate(scenario.caller):
         turn = turns[i] if i < len(turns) else None
@@ -228,7 +242,10 @@ async def run_scenarios(
         try:
             steps = steps_for(scenario)
         except (OSError, ValueError, RuntimeError) as exc:
-            results.append(ScenarioResult(scenario.name, None, [f"cannot build the caller: {exc}"]))
+            failure = f"cannot build the caller: {exc}"
+            results.append(
+                ScenarioResult(scenario.name, None, [failure], utterances=len(scenario.caller))
+            )
             continue
         info = CallInfo(call_id=f"harness-{n}", line="wav", caller=scenario.name)
         try:
@@ -237,7 +254,10 @@ async def run_scenarios(
             else:
                 report = await run_wav_call(answer, steps, clock=clock, info=info)
         except RuntimeError as exc:  # the way in failed (a SIP caller that was not answered)
-            results.append(ScenarioResult(scenario.name, None, [f"the call failed: {exc}"]))
+            failure = f"the call failed: {exc}"
+            results.append(
+                ScenarioResult(scenario.name, None, [failure], utterances=len(scenario.caller))
+            )
             continue
         if out_dir is not None:
             await asyncio.to_thread(_save_agent_audio, report, out_dir / f"{scenario.name}.wav")

@@ -46,6 +46,7 @@ class TurnExpectation(_Strict):
     """Reference text of what the caller said."""
     max_wer: float = Field(default=0.15, ge=0.0)
     reply_contains: list[str] = Field(default_factory=list)
+    """Words the reply must hold (any case); "9 AM|nine" is met by either."""
     reply_not_contains: list[str] = Field(default_factory=list)
     max_turn_ms: float | None = Field(default=None, gt=0)
     agent_stops_within_ms: float | None = Field(default=None, gt=0)

@@ -103,3 +103,23 @@ def test_a_mulaw_caller_is_band_limited_to_the_phone() -> None:
     low = (np.sin(2 * np.pi * 1_000 * t) * 8000).astype("<i2").tobytes()
     assert rms_dbfs(phone_line(high)) < rms_dbfs(high) - 30  # above 4 kHz: gone
     assert abs(rms_dbfs(phone_line(low)) - rms_dbfs(low)) < 1.0  # speech band: kept
+
+
+def test_a_word_the_reply_must_hold_may_have_alternatives() -> None:
+    reply = _report(_turn("We open at nine."))
+    assert check(_scenario(reply_contains=["9|nine"], grounded=False), reply).failures == []
+    assert check(_scenario(reply_contains=["10|ten"], grounded=False), reply).failures == [
+        "turn 1: reply lacks '10|ten'"
+    ]
+
+
+def test_caller_turns_are_counted_one_by_one() -> None:
+    two = Scenario.model_validate({"name": "s", "caller": [{"text": "Hi."}, {"text": "Bye."}]})
+    result = check(two, _report(_turn("Hello.")))
+    assert result.utterances == 2
+    assert result.failures == []  # turn 2 expected nothing, so its absence is no failure
+    assert result.utterances_passed == 2
+    result.failures.append("turn 2: reply lacks 'bye'")
+    assert result.utterances_passed == 1
+    result.failures.append("call ended with 'no input', expected 'caller hung up'")
+    assert result.utterances_passed == 0
