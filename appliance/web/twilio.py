@@ -3,7 +3,9 @@
 `POST /twilio/voice` answers an incoming call: 403 unless Twilio signed it; `<Reject
 reason="busy">` when admission control says no (the calls in progress and those whose stream is
 about to attach count against the limit); otherwise `<Connect><Stream>` to `/twilio/media` with a
-one-time token. `POST /twilio/status` records call progress. `/twilio/media` is the websocket.
+one-time token. `POST /twilio/status` records call progress. `POST /twilio/whisper/{token}`
+(signed) answers `<Say>` with a hand-off's summary, for the person a caller is put through to
+(see telephony/twilio/whispers.py). `/twilio/media` is the websocket.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from appliance.telephony.twilio.webhooks import (
     stream_twiml,
     webhook_params,
 )
+from appliance.telephony.twilio.whispers import Whispers, whisper_twiml
 
 __all__ = ["TwilioEndpoints", "twilio_router"]
 
@@ -46,6 +49,8 @@ class TwilioEndpoints:
     metrics: Metrics
     account_sid: str | None = None
     """When set, webhooks for any other account are refused."""
+    whispers: Whispers | None = None
+    """Hand-off summaries for the people callers are put through to."""
 
 
 class _Refused(Exception):
@@ -165,6 +170,17 @@ def twilio_router(deps: TwilioEndpoints) -> APIRouter:
         deps.metrics.twilio_call_status.labels(call_status).inc()
         _log.info("call %s is %s", call_sid, call_status)
         return Response(status_code=204)
+
+    @router.post("/whisper/{token}")
+    async def whisper(token: str, request: Request) -> Response:
+        try:
+            await _signed_params(deps, request)
+        except _Refused as refused:
+            return _refusal(deps, refused)
+        summary = deps.whispers.get(token) if deps.whispers is not None else None
+        if summary is None:
+            return _refusal(deps, _Refused(404, "no-whisper"))
+        return Response(whisper_twiml(summary), media_type=_XML)
 
     @router.websocket("/media")
     async def media(websocket: WebSocket) -> None:

@@ -123,10 +123,14 @@ def busy_twiml() -> str:
     return str(response)
 
 
-def dial_twiml(number: str) -> str:
-    """Hand the live call to `number`."""
+def dial_twiml(target: str, *, whisper_url: str | None = None) -> str:
+    """Hand the live call to `target` (a number, or a `sip:` URI); the person who answers is
+    first played the TwiML at `whisper_url`, when given."""
     response = VoiceResponse()
     dial = Dial()
-    dial.number(number)
+    if target.startswith(("sip:", "sips:")):
+        dial.sip(target, url=whisper_url)
+    else:
+        dial.number(target, url=whisper_url)
     response.append(dial)
     return str(response)
