@@ -315,6 +315,9 @@ class CallSession:
         reply.task = self._tg.create_task(
             self._see_through(reply, work), name=f"reply-{reply.kind}"
         )
+        # A reply cancelled before it starts (the call ended that instant) never runs `work`:
+        # close it, or it warns that it was never awaited.
+        reply.task.add_done_callback(lambda _: work.close())
 
     async def _see_through(self, reply: Reply, work: Coroutine[Any, Any, Outcome]) -> None:
         """Run a reply to its end, unless it is cancelled (barge-in, caller hung up)."""
