@@ -177,6 +177,8 @@ class CallSession:
         self._over: asyncio.Future[str] | None = None
         self._handing_off = False
         """A transfer is under way: the caller's speech and the timers wait for its outcome."""
+        self._caller_gone = False
+        """The line's audio has ended."""
         self._message_for: Handoff | None = None
         """Nobody took the caller: their next turn is a message for this person."""
 
@@ -249,7 +251,9 @@ class CallSession:
                 or (self._reply is not None and self._reply.active)
             )
             await self._on_timer(self._timers.due(busy=busy))
-        self._end("caller hung up")
+        self._caller_gone = True
+        if not self._handing_off:
+            self._end("caller hung up")  # during a hand-off the line ends as it succeeds
 
     async def _on_timer(self, due: Due | None) -> None:
         persona = self._config.persona
@@ -478,6 +482,9 @@ class CallSession:
             return
         self._handing_off = False
         self._observers.emit(TransferFailed(target=handoff.target, reason=problem))
+        if self._caller_gone:
+            self._end("caller hung up")
+            return
         self._message_for = handoff
         self._say(not_answering(handoff.who))
 
