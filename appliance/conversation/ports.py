@@ -203,6 +203,9 @@ class CallInfo:
     caller: str
     """The caller's number or address, as the line knows it."""
     callee: str = ""
+    back_from: Handoff | None = None
+    """The hand-off nobody answered, when the caller comes back to the agent after it (on
+    Twilio, a new stream of the same call): the agent starts by taking a message."""
 
 
 class CallerAudio(Protocol):

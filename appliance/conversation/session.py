@@ -203,7 +203,7 @@ class CallSession:
                 if isinstance(self._line, Keypad)
                 else None
             )
-            self._say(config.persona.greeting)
+            self._open()
             reason = await self._over
             listening.cancel()
             if keys is not None:
@@ -213,6 +213,17 @@ class CallSession:
         await self._cut_off_by_hang_up()
         self._observers.emit(CallEnded(reason=reason, at=self._clock.now()))
         return reason
+
+    def _open(self) -> None:
+        """The greeting; or, for a caller back from a hand-off nobody answered, an offer to take
+        a message."""
+        back = self._line.info.back_from
+        if back is None:
+            self._say(self._config.persona.greeting)
+            return
+        self._observers.emit(TransferFailed(target=back.target, reason="nobody answered"))
+        self._message_for = back
+        self._say(not_answering(back.who))
 
     def _end(self, reason: str) -> None:
         """The call ends, for the first reason given."""

@@ -4,8 +4,10 @@
 reason="busy">` when admission control says no (the calls in progress and those whose stream is
 about to attach count against the limit); otherwise `<Connect><Stream>` to `/twilio/media` with a
 one-time token. `POST /twilio/status` records call progress. `POST /twilio/whisper/{token}`
-(signed) answers `<Say>` with a hand-off's summary, for the person a caller is put through to
-(see telephony/twilio/whispers.py). `/twilio/media` is the websocket.
+(signed) answers `<Say>` with a hand-off's summary, for the person a caller is put through to;
+`POST /twilio/dialed/{token}` (signed) hears how that dial ended and, when nobody answered, puts
+the caller back on a stream to the agent (see telephony/twilio/whispers.py). `/twilio/media` is
+the websocket.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from appliance.telephony.twilio.streams import MediaStreams
 from appliance.telephony.twilio.tokens import StreamTokens
 from appliance.telephony.twilio.webhooks import (
     SignatureCheck,
+    back_to_agent_twiml,
     busy_twiml,
+    hang_up_twiml,
     stream_twiml,
     webhook_params,
 )
@@ -35,6 +39,8 @@ __all__ = ["TwilioEndpoints", "twilio_router"]
 _log = logging.getLogger(__name__)
 _MAX_BODY_BYTES = 64 * 1024
 _XML = "application/xml"
+_PUT_THROUGH = frozenset({"completed", "answered"})
+"""`DialCallStatus` values that mean the person took the call."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +135,14 @@ class _Socket:
             await self._ws.close(code, reason)
 
 
+def _room_for_one_more(deps: TwilioEndpoints) -> bool:
+    """Admission says yes, counting the calls whose streams are about to attach."""
+    verdict = deps.admission.check(None)
+    return verdict is Verdict.ADMIT and (
+        deps.admission.active + deps.tokens.pending < deps.admission.max_calls
+    )
+
+
 def twilio_router(deps: TwilioEndpoints) -> APIRouter:
     """The `/twilio/...` routes, bound to `deps`."""
     router = APIRouter(prefix="/twilio")
@@ -177,10 +191,35 @@ def twilio_router(deps: TwilioEndpoints) -> APIRouter:
             await _signed_params(deps, request)
         except _Refused as refused:
             return _refusal(deps, refused)
-        summary = deps.whispers.get(token) if deps.whispers is not None else None
-        if summary is None:
+        handoff = deps.whispers.get(token) if deps.whispers is not None else None
+        if handoff is None:
             return _refusal(deps, _Refused(404, "no-whisper"))
-        return Response(whisper_twiml(summary), media_type=_XML)
+        return Response(whisper_twiml(handoff.summary), media_type=_XML)
+
+    @router.post("/dialed/{token}")
+    async def dialed(token: str, request: Request) -> Response:
+        try:
+            params = await _signed_params(deps, request)
+        except _Refused as refused:
+            return _refusal(deps, refused)
+        handoff = deps.whispers.get(token) if deps.whispers is not None else None
+        call_sid, status = params.get("CallSid", ""), params.get("DialCallStatus", "")
+        if handoff is None or not call_sid:
+            return _refusal(deps, _Refused(404, "no-handoff"))
+        _log.info("call %s: the dial to %s ended %s", call_sid, handoff.who, status or "?")
+        if status in _PUT_THROUGH:
+            return Response(hang_up_twiml(), media_type=_XML)
+        if not _room_for_one_more(deps):
+            sorry = f"I'm sorry, {handoff.who} can't take your call. Please call again later."
+            return Response(back_to_agent_twiml("", "", sorry=sorry), media_type=_XML)
+        stream = deps.tokens.issue(
+            call_sid,
+            caller=params.get("From", ""),
+            callee=params.get("To", ""),
+            back_from=handoff,
+        )
+        url = deps.signatures.stream_url(f"{router.prefix}/media")
+        return Response(back_to_agent_twiml(url, stream), media_type=_XML)
 
     @router.websocket("/media")
     async def media(websocket: WebSocket) -> None:
