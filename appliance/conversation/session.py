@@ -375,7 +375,7 @@ class CallSession:
         if not _WORD.search(said):
             await reply.confirmed()
             return Outcome(Result.DISCARDED, why="no words heard")
-        if self._message_for is not None:
+        if self._message_for is not None and not reply.pressed:  # a key is no message
             return await self._take_message(reply, transcript, self._message_for)
         user = Message(role="user", content=said)
         notes = await self._recall_for(reply, said)
