@@ -273,9 +273,13 @@ def _calls(settings: Settings, args: argparse.Namespace) -> int:
 async def _start(settings: Settings) -> Appliance:
     """Build and start the appliance, saying what it is doing (loading takes seconds)."""
     from appliance.app import Appliance  # noqa: PLC0415
+    from appliance.conversation.profile import ProfileError  # noqa: PLC0415
 
     _check_models(settings)
-    app = Appliance.build(settings)
+    try:
+        app = Appliance.build(settings)
+    except ProfileError as exc:
+        raise _NotReady(f"the business profile (BUSINESS_FILE): {exc}") from exc
     print("Loading models ...", file=sys.stderr, flush=True)
     took = await app.start()
     steps = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in took.items())

@@ -172,10 +172,32 @@ def _tools() -> Iterator[Check]:
         )
 
 
+def _business(settings: Settings) -> Iterator[Check]:
+    from appliance.conversation.profile import BusinessProfile, ProfileError  # noqa: PLC0415
+
+    path = settings.conversation.business_file
+    if path is None:
+        yield Check(
+            "business profile",
+            "WARN",
+            "BUSINESS_FILE is not set: the agent knows the business's name and nothing else",
+            "copy business.example.toml, edit it, and set BUSINESS_FILE to it",
+        )
+        return
+    try:
+        profile = BusinessProfile.load(path)
+    except ProfileError as exc:
+        yield Check("business profile", "FAIL", str(exc), f"correct {path}")
+        return
+    weather = "weather on" if profile.location else "no [location]: no weather"
+    yield Check("business profile", "OK", f"{profile.name} from {path} ({weather})")
+
+
 def checks(settings: Settings) -> list[Check]:
     sources: list[Callable[[], Iterator[Check]]] = [
         _python,
         lambda: _models(settings),
+        lambda: _business(settings),
         lambda: _disk(settings),
         _memory,
         _cpu,

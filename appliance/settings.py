@@ -320,6 +320,23 @@ class IntegrationSettings(_Section):
     """Each call's summary and transcript are texted here (needs the Twilio account settings)."""
     redis_url: str | None = Field(default=None, validation_alias=_env("REDIS_URL"))
     """Live session state goes to Redis when set, in-process otherwise."""
+    openweather_api_key: SecretStr | None = Field(
+        default=None, validation_alias=_env("OPENWEATHER_API_KEY")
+    )
+    """Weather from OpenWeatherMap when set; from Open-Meteo (no key) otherwise."""
+    open_meteo_url: str = Field(
+        default="https://api.open-meteo.com", validation_alias=_env("OPEN_METEO_URL")
+    )
+    """Open-Meteo's forecast API; changed only for a proxy, a LAN mirror or a test server."""
+    open_meteo_geocoding_url: str = Field(
+        default="https://geocoding-api.open-meteo.com",
+        validation_alias=_env("OPEN_METEO_GEOCODING_URL"),
+    )
+    """Where other towns are looked up when a caller asks about their weather."""
+    openweather_api_url: str = Field(
+        default="https://api.openweathermap.org", validation_alias=_env("OPENWEATHER_API_URL")
+    )
+    """OpenWeatherMap's API; changed only for a proxy or a test server."""
 
 
 class RecordSettings(_Section):

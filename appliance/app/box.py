@@ -18,7 +18,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from appliance import __version__
-from appliance.app.engines import LocalEngines, build_engines
+from appliance.app.engines import LocalEngines, build_engines, timed
+from appliance.app.front import FrontDesk, front_desk
 from appliance.app.lines import admission_from, sip_config, twilio_line
 from appliance.app.records import build_records
 from appliance.app.web import Watched, advertisement, status_routers
@@ -27,10 +28,11 @@ from appliance.conversation.events import EventSink
 from appliance.conversation.persona import Persona
 from appliance.conversation.phrases import PhraseCache
 from appliance.conversation.ports import CallLine, Message, Recall
+from appliance.conversation.profile import FAQ_IN_PROMPT_MAX
 from appliance.conversation.session import CallSession, SessionConfig
-from appliance.conversation.tools import ToolRegistry
 from appliance.conversation.turns import TurnConfig
 from appliance.engines.models.chosen import models_in_use
+from appliance.memory.faq import FaqIndex, WithFaq
 from appliance.memory.phrases import FilePhraseStore
 from appliance.memory.records import Records
 from appliance.observability.metrics import Metrics
@@ -39,8 +41,6 @@ from appliance.settings import ConversationSettings, Settings, TwilioSettings
 from appliance.telephony.calls import Admission, CallDesk
 from appliance.telephony.sip import SipStatus
 from appliance.telephony.twilio.streams import Observe
-from appliance.tools.call import end_call
-from appliance.tools.clock import current_time
 from appliance.web.advertise import Advertisement
 from appliance.web.live import LiveCalls
 from appliance.web.server import WebServer, create_app
@@ -63,6 +63,7 @@ class Appliance:
         metrics: Metrics,
         clock: Clock,
         records: Records,
+        front: FrontDesk,
     ) -> None:
         self.settings = settings
         self.engines = local.chains
@@ -70,11 +71,20 @@ class Appliance:
         self.clock = clock
         self.records = records
         self._local = local
-        self.tools = ToolRegistry([end_call, current_time(clock)])
+        self.front = front
+        """The business profile, the persona and the tools (one system prompt for every call)."""
+        self.tools = front.tools
+        profile = front.profile
+        self.faq = (
+            FaqIndex(profile.faq, local.embedder)
+            if profile is not None and len(profile.faq) > FAQ_IN_PROMPT_MAX
+            else None
+        )
+        """A FAQ too long for the prompt, searched per turn (built by `start`)."""
         self.phrases = PhraseCache(
             self.engines.tts, FilePhraseStore(settings.paths.cache / "phrases")
         )
-        self.session_config = _session_config(settings.conversation)
+        self.session_config = _session_config(settings.conversation, front.persona)
         self.live = LiveCalls(clock=clock, metrics=metrics)
         """Calls in progress and what is said on them, for the status page."""
         self.desk = self._desk(admission_from(settings, clock))
@@ -97,14 +107,21 @@ class Appliance:
         """systemd's readiness and watchdog (a no-op when not run by systemd)."""
 
     @property
+    def system_prompt(self) -> str:
+        """What the agent is told on every call: persona, business facts, which tool for what."""
+        return self.session_config.persona.system_prompt
+
+    @property
     def model_names(self) -> list[str]:
         """The models this configuration runs."""
         return models_in_use(self.settings.engines)
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Appliance:
-        """Wire everything from settings; loads nothing yet (see `start`)."""
+        """Wire everything from settings; loads nothing yet (see `start`). Raises `ProfileError`
+        when the business profile cannot be read or is not valid."""
         clock = clock or LoopClock()
+        front = front_desk(settings.conversation, settings.integrations, clock=clock)
         metrics = Metrics()
         assert settings.paths.models_dir is not None
         local = build_engines(
@@ -113,7 +130,9 @@ class Appliance:
         records = build_records(
             settings, clock=clock, metrics=metrics, llm=local.job_llm, embedder=local.embedder
         )
-        return cls(settings, local=local, metrics=metrics, clock=clock, records=records)
+        return cls(
+            settings, local=local, metrics=metrics, clock=clock, records=records, front=front
+        )
 
     async def start(self) -> dict[str, float]:
         """Load every model and warm it up, and open the records; returns seconds per step."""
@@ -122,6 +141,8 @@ class Appliance:
         self.started_at = self.clock.wall()
         self.metrics.start_time.set(self.started_at)
         await asyncio.gather(local.load(took), self._open_records(took))
+        if self.faq is not None:
+            await timed(took, "faq", self.faq.build())
         await local.warm_up(self.session_config.persona, self.tools, self.phrases, took)
         persona, tools = self.session_config.persona, self.tools
         self.records.use_runner(
@@ -160,7 +181,7 @@ class Appliance:
             sink=sink,
             metrics=self.metrics,
             context=context,
-            recall=recall,
+            recall=WithFaq(self.faq, recall) if self.faq is not None else recall,
         )
 
     # --- lines ----------------------------------------------------------------------------------
@@ -313,13 +334,7 @@ class Appliance:
         await self.records.aclose(timeout)
 
 
-def _session_config(conv: ConversationSettings) -> SessionConfig:
-    persona = Persona.load(
-        agent_name=conv.agent_name,
-        business_name=conv.business_name,
-        prompt_file=conv.persona_file,
-        greeting=conv.greeting,
-    )
+def _session_config(conv: ConversationSettings, persona: Persona) -> SessionConfig:
     return SessionConfig(
         persona=persona,
         turn=TurnConfig(

@@ -38,7 +38,7 @@ from appliance.engines.vad.silero import SileroVoiceActivity
 from appliance.observability.metrics import Metrics
 from appliance.settings import EngineSettings
 
-__all__ = ["LocalEngines", "build_engines"]
+__all__ = ["LocalEngines", "build_engines", "timed"]
 
 _JOB_BUDGET_S = 120.0
 """Post-call jobs wait patiently for the model: a long summary prompt is not a caller waiting."""
@@ -63,21 +63,21 @@ class LocalEngines:
     async def load(self, took: dict[str, float]) -> None:
         """Load every model; their loads run on different worker threads, so they overlap."""
         await asyncio.gather(
-            _timed(took, "stt", self.stt.load()),
-            _timed(took, "llm", self.llm.load()),
-            _timed(took, "tts", self.tts.load()),
-            _timed(took, "vad", self.vad.load() if self.vad is not None else asyncio.sleep(0)),
-            _timed(took, "embedder", self.embedder.load()),
+            timed(took, "stt", self.stt.load()),
+            timed(took, "llm", self.llm.load()),
+            timed(took, "tts", self.tts.load()),
+            timed(took, "vad", self.vad.load() if self.vad is not None else asyncio.sleep(0)),
+            timed(took, "embedder", self.embedder.load()),
         )
 
     async def warm_up(
         self, persona: Persona, tools: ToolRegistry, phrases: PhraseCache, took: dict[str, float]
     ) -> None:
         """Run each engine once, so that a caller's first turn is not the slow first one."""
-        await _timed(took, "llm warm-up", self.warm_opening(persona, tools))
+        await timed(took, "llm warm-up", self.warm_opening(persona, tools))
         # The first inference of a CTranslate2 model is several times slower than the rest.
-        await _timed(took, "stt warm-up", self.stt.transcribe(_warm_up_audio()))
-        await _timed(took, "phrases", phrases.warm(persona.greeting, persona.reprompt))
+        await timed(took, "stt warm-up", self.stt.transcribe(_warm_up_audio()))
+        await timed(took, "phrases", phrases.warm(persona.greeting, persona.reprompt))
 
     async def warm_opening(self, persona: Persona, tools: ToolRegistry) -> None:
         """Every call's prompt starts with the system prompt, the tools and the greeting:
@@ -163,7 +163,8 @@ def build_engines(
     )
 
 
-async def _timed(took: dict[str, float], step: str, work: Awaitable[object]) -> None:
+async def timed(took: dict[str, float], step: str, work: Awaitable[object]) -> None:
+    """Await `work`, noting its seconds in `took[step]` (what start-up reports)."""
     started = time.perf_counter()
     await work
     took[step] = round(time.perf_counter() - started, 2)

@@ -30,8 +30,10 @@ class Persona:
         business_name: str,
         prompt_file: Path | None = None,
         greeting: str | None = None,
+        about: str = "",
     ) -> Persona:
-        """The built-in persona (or `prompt_file`), with the names filled in."""
+        """The built-in persona (or `prompt_file`), with the names filled in and `about` (what
+        the agent knows of the business, and which tools answer what) after it."""
         prompts = resources.files("appliance.conversation.prompts")
         template = (
             prompt_file.read_text(encoding="utf-8")
@@ -43,4 +45,7 @@ class Persona:
         filled = {key: str(value).format(**names) for key, value in phrases.items()}
         if greeting:
             filled["greeting"] = greeting.format(**names)
-        return cls(system_prompt=template.format(**names).strip(), **filled)
+        prompt = template.format(**names).strip()
+        if about.strip():
+            prompt = f"{prompt}\n\n{about.strip()}"
+        return cls(system_prompt=prompt, **filled)

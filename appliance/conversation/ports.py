@@ -165,6 +165,8 @@ class Recollection:
     """The earlier call it comes from."""
     distance: float
     """Cosine distance to what the caller just said: 0 is the same meaning, 2 the opposite."""
+    source: Literal["caller", "business"] = "caller"
+    """An earlier call with this caller, or the business profile's FAQ."""
 
 
 class Recall(Protocol):

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -49,6 +49,7 @@ __all__ = [
     "BusinessProfile",
     "DayHours",
     "FaqEntry",
+    "Location",
     "Person",
     "ProfileError",
     "Service",
@@ -212,6 +213,16 @@ class Person(_Part):
         return target
 
 
+class Location(_Part):
+    """Where the business is, for the weather: coordinates, and how the town is said."""
+
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    town: _Text
+    """As the agent says it ("Springfield")."""
+    units: Literal["fahrenheit", "celsius"] = "celsius"
+
+
 class _AgentRules(_Part):
     may: tuple[_Text, ...] = ()
     may_not: tuple[_Text, ...] = ()
@@ -243,6 +254,7 @@ class BusinessProfile(_Part):
     services: tuple[Service, ...] = ()
     faq: tuple[FaqEntry, ...] = ()
     people: tuple[Person, ...] = ()
+    location: Location | None = None
     agent: _AgentRules = _AgentRules()
 
     @field_validator("exceptions")
@@ -358,6 +370,8 @@ class BusinessProfile(_Part):
             yield f"Phone: {self.phone}"
         if self.address:
             yield f"Address: {self.address}"
+        if self.location:
+            yield f"Town: {self.location.town}"
         yield f"Time zone: {self.timezone.key}"
         if self.services:
             yield "Services:"

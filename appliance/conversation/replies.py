@@ -116,6 +116,8 @@ class Reply:
     """A turn made of a key press: the caller's words as the model reads them ("(pressed 1)")."""
     speech_end: float | None = None
     """A turn: when the caller's last voiced frame arrived (clock seconds)."""
+    over_greeting: bool = False
+    """A turn: the caller began it while the greeting was playing."""
     turn: int = 0
     """A turn's number, from its confirmation on; 0 for a phrase or an unconfirmed turn."""
     task: asyncio.Task[None] | None = None

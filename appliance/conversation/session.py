@@ -99,10 +99,20 @@ from appliance.conversation.turns import (
 from appliance.conversation.voice import Priority, SpeechChunk, stored_phrase, voice
 from appliance.observability.metrics import Metrics
 
-__all__ = ["CallSession", "Conversation", "Engines", "SessionConfig"]
+__all__ = ["CallSession", "Conversation", "Engines", "SessionConfig", "only_a_hello"]
 
 _log = logging.getLogger(__name__)
 _WORD = re.compile(r"\w")
+_HELLO = frozenset(
+    """hello hallo hullo hi hey hiya yes yeah yep ok okay oh um uh er good morning afternoon
+    evening there anybody anyone someone""".split()  # noqa: SIM905 - a word list, one string
+)
+
+
+def only_a_hello(said: str) -> bool:
+    """ "Hello?", "Hi there.", "Yes, hello": a caller checking the line, not asking anything."""
+    words = re.findall(r"[a-z']+", said.lower())
+    return bool(words) and all(word in _HELLO for word in words)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +121,12 @@ class Engines:
     llm: LanguageModel
     tts: TextToSpeech
     vad: VoiceActivity
+
+
+_RECALLED = (
+    ("business", "From the business's answers to common questions:"),
+    ("caller", "From earlier calls with this caller:"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +141,9 @@ class SessionConfig:
     """Start STT and the reply at the first pause instead of waiting for the endpoint."""
     recall_budget_s: float = 0.5
     """A recall slower than this is skipped for the turn: the caller is waiting."""
+    greeting_hold_ms: int = 700
+    """A caller talking over the greeting cuts it only once they have said this much: a
+    "hello?" as the call connects is answered by the greeting itself, not by cutting it."""
 
 
 class Conversation(Protocol):
@@ -168,6 +187,9 @@ class CallSession:
         self._tool_context = ToolContext(call=line.info)
         self._mind = Mind(engines.llm, tools, self._tool_context, persona.apology, clock)
         self._reply: Reply | None = None
+        self._greeting: Reply | None = None
+        self._over_greeting = False
+        """The caller's current turn began while the greeting was playing."""
         self._last_turn = 0
         """The number of the last turn that was not discarded."""
         self._carry = ""
@@ -219,7 +241,7 @@ class CallSession:
         a message."""
         back = self._line.info.back_from
         if back is None:
-            self._say(self._config.persona.greeting)
+            self._greeting = self._say(self._config.persona.greeting)
             return
         self._observers.emit(TransferFailed(target=back.target, reason="nobody answered"))
         self._message_for = back
@@ -256,6 +278,12 @@ class CallSession:
             probability = await detector.probability(frame)
             for event in self._endpointer.push(frame, probability, now):
                 await self._on_turn_event(event)
+            if (
+                self._over_greeting
+                and self._greeting_playing()
+                and self._endpointer.voiced_ms >= self._config.greeting_hold_ms
+            ):
+                await self._interrupt(self._greeting)  # more than a hello: let them speak
             busy = (
                 self._endpointer.speaking
                 or self._handing_off
@@ -292,7 +320,8 @@ class CallSession:
                 active = reply is not None and reply.active
                 self._observers.emit(CallerStartedSpeaking(at=at, during_reply=active))
                 self._timers.caller_spoke()
-                if active:
+                self._over_greeting = self._greeting_playing()
+                if active and not (reply is self._greeting and self._config.greeting_hold_ms):
                     await self._interrupt()
             case Paused(audio=audio, speech_end=speech_end, speech_ms=speech_ms):
                 self._observers.emit(CallerStoppedSpeaking(at=speech_end, speech_ms=speech_ms))
@@ -308,21 +337,38 @@ class CallSession:
                 reply.turn = self._last_turn + 1
                 reply.confirmed_at = self._clock.now()
                 reply.move(ReplyState.CONFIRMED)
+                self._over_greeting = False
             case _:
                 assert_never(event)
 
     # --- replies --------------------------------------------------------------------------------
 
     def _start_turn(self, audio: bytes, speech_end: float) -> Reply:
-        reply = Reply(kind="turn", state=ReplyState.PREPARING, audio=audio, speech_end=speech_end)
+        reply = Reply(
+            kind="turn",
+            state=ReplyState.PREPARING,
+            audio=audio,
+            speech_end=speech_end,
+            over_greeting=self._over_greeting,
+        )
         self._launch(reply, self._answer(reply))
         return reply
 
     def _say(
         self, text: str, *, hang_up: str | None = None, transfer: Handoff | None = None
-    ) -> None:
+    ) -> Reply:
         reply = Reply(kind="phrase", state=ReplyState.CONFIRMED)
         self._launch(reply, self._speak_phrase(reply, text, hang_up, transfer))
+        return reply
+
+    def _greeting_playing(self) -> bool:
+        return self._greeting is not None and self._greeting.active
+
+    async def _after_greeting(self) -> None:
+        """Returns once the greeting is over (a turn begun over it is answered after it)."""
+        greeting = self._greeting
+        if greeting is not None and greeting.task is not None and not greeting.task.done():
+            await asyncio.wait([greeting.task])
 
     def _launch(self, reply: Reply, work: Coroutine[Any, Any, Outcome]) -> None:
         assert self._tg is not None
@@ -377,6 +423,12 @@ class CallSession:
             return Outcome(Result.DISCARDED, why="no words heard")
         if self._message_for is not None and not reply.pressed:  # a key is no message
             return await self._take_message(reply, transcript, self._message_for)
+        if reply.over_greeting and only_a_hello(said):
+            await reply.confirmed()
+            await self._after_greeting()
+            if self._greeting is not None and self._greeting.state is ReplyState.FINISHED:
+                # "Hello?" as the call connects: the greeting they just heard answered it.
+                return Outcome(Result.DISCARDED, why="a hello over the greeting")
         user = Message(role="user", content=said)
         notes = await self._recall_for(reply, said)
         priority = Priority()
@@ -408,6 +460,7 @@ class CallSession:
             ):
                 # Everything above runs ahead speculatively; nothing is heard before the endpoint.
                 await reply.confirmed()
+                await self._after_greeting()
                 self._tool_context.caller_said[reply.turn] = said
                 self._carry, self._carry_audio = "", b""
                 self._observers.turn_started(reply, transcript, self._clock.now())
@@ -446,11 +499,15 @@ class CallSession:
             _log.warning("recall failed for this turn: %r", exc)
             self._observers.error("recall")
         reply.recall = Span(started, self._clock.now())
-        new = [r.text for r in reply.recalled if r.text not in self._known]
-        if not new:
-            return []
-        lines = "\n".join(f"- {text}" for text in new)
-        return [Message(role="system", content=f"From earlier calls with this caller:\n{lines}")]
+        messages = []
+        for source, heading in _RECALLED:
+            new = [
+                r.text for r in reply.recalled if r.source == source and r.text not in self._known
+            ]
+            if new:
+                lines = "\n".join(f"- {text}" for text in new)
+                messages.append(Message(role="system", content=f"{heading}\n{lines}"))
+        return messages
 
     async def _apologise(self, reply: Reply) -> Outcome:
         """Say the trouble phrase as this turn's reply (after a failure)."""
@@ -563,13 +620,17 @@ class CallSession:
         if self._reply is reply:
             self._reply = None
 
-    async def _interrupt(self) -> None:
-        """Barge-in: stop the reply, clear the line, keep only what the caller heard."""
-        reply = self._reply
+    async def _interrupt(self, reply: Reply | None = None) -> None:
+        """Barge-in: stop the reply (the current one by default), clear the line, keep only
+        what the caller heard."""
+        reply = reply or self._reply
         assert reply is not None
-        self._tool_context.transfer_to = None  # "I'll put you through" was cut off: not now
+        if reply is self._reply:
+            self._tool_context.transfer_to = None  # "I'll put you through" cut off: not now
         await self._cancel(reply)
-        heard, unsaid = reply.heard_until(await self._line.clear())
+        # A turn waiting for the greeting to end has nothing on the line: the greeting has.
+        waiting = reply is not self._greeting and self._greeting_playing()
+        heard, unsaid = reply.heard_until(0 if waiting else await self._line.clear())
         self._observers.barge_in()
         self._conclude(reply, self._cut_in(reply, heard, unsaid))
 

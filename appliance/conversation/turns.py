@@ -110,6 +110,7 @@ class Endpointer:
         self._speaking = False
         self._silent_frames = 0
         self._voiced_frames = 0
+        self._voiced_since_onset = 0
         self._last_voiced_at = 0.0
         self._last_voiced_index = 0
         self._paused = False
@@ -119,6 +120,11 @@ class Endpointer:
     def speaking(self) -> bool:
         """Inside a caller turn (including its pauses)."""
         return self._speaking
+
+    @property
+    def voiced_ms(self) -> int:
+        """Voiced speech in this turn so far, from its onset on (pauses and preroll left out)."""
+        return self._voiced_since_onset * FRAME_MS if self._speaking else 0
 
     def hint(self, transcript: str | None) -> None:
         """What the caller has said so far in this turn; moves the endpoint (see SilencePolicy)."""
@@ -139,6 +145,7 @@ class Endpointer:
         if len(self._onset) * FRAME_MS < self._config.min_speech_ms:
             return []
         first_at = self._onset[0][1]
+        self._voiced_since_onset = len(self._onset)
         self._audio = [*self._preroll, *(f for f, _ in self._onset)]
         self._preroll.clear()
         self._onset.clear()
@@ -160,6 +167,7 @@ class Endpointer:
         if probability >= self._config.stop_threshold:
             self._silent_frames = 0
             self._voiced_frames += 1
+            self._voiced_since_onset += 1
             self._mark_voiced(at)
             if self._paused:
                 self._paused = False

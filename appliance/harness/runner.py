@@ -7,16 +7,20 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from appliance.audio.frame import SAMPLE_RATE
+from appliance.audio.g711 import ulaw_decode, ulaw_encode
+from appliance.audio.resample import resample
 from appliance.clock import Clock
-from appliance.conversation.events import TurnCompleted
+from appliance.conversation.events import PhraseSpoken, ToolFinished, TurnCompleted
 from appliance.conversation.ports import CallInfo
 from appliance.harness.call import Answer, CallReport, run_wav_call
+from appliance.harness.grounding import ungrounded
 from appliance.harness.scenario import CallerTurn, Scenario, TurnExpectation
 from appliance.harness.voices import caller_voice
 from appliance.harness.wer import wer
 from appliance.telephony.wavfile import HangUp, LineEvent, Speak, Step, load_wav
 
-__all__ = ["PlaceCall", "ScenarioResult", "check", "run_scenarios"]
+__all__ = ["PlaceCall", "ScenarioResult", "check", "phone_line", "run_scenarios"]
 
 PlaceCall = Callable[[Sequence[Step], CallInfo], Awaitable[CallReport]]
 """Places one scripted call through some way in (a `--via`) and reports it."""
@@ -45,9 +49,17 @@ class ScenarioResult:
 
 def _audio(turn: CallerTurn, scenario: Scenario) -> bytes:
     if turn.say is not None:
-        return load_wav(scenario.source.parent / turn.say).pcm
-    assert turn.text is not None
-    return caller_voice(turn.text)
+        pcm = load_wav(scenario.source.parent / turn.say).pcm
+    else:
+        assert turn.text is not None
+        pcm = caller_voice(turn.text, voice=turn.voice)
+    return phone_line(pcm) if turn.phone == "mulaw" else pcm
+
+
+def phone_line(pcm: bytes) -> bytes:
+    """`pcm` (16 kHz) as it arrives over a G.711 mu-law phone line: 8 kHz, companded."""
+    narrow = ulaw_decode(ulaw_encode(resample(pcm, SAMPLE_RATE, 8_000)))
+    return resample(narrow, 8_000, SAMPLE_RATE)
 
 
 def steps_for(scenario: Scenario) -> list[Step]:
@@ -89,6 +101,8 @@ def _check_turn(
     turn: TurnCompleted | None,
     report: CallReport,
     result: ScenarioResult,
+    *,
+    known: str,
 ) -> None:
     where = f"turn {index + 1}"
     if expected.agent_stops_within_ms is not None:
@@ -101,7 +115,7 @@ def _check_turn(
                 f"(limit {expected.agent_stops_within_ms:.0f})"
             )
     if turn is None:
-        if expected.heard or expected.reply_contains or expected.max_turn_ms:
+        if expected.heard or expected.reply_contains or expected.max_turn_ms or expected.tools:
             result.failures.append(f"{where}: no such turn (the agent heard {len(report.turns)})")
         return
     if expected.heard is not None:
@@ -118,18 +132,63 @@ def _check_turn(
     result.failures.extend(
         f"{where}: reply contains {w!r}" for w in expected.reply_not_contains if w.lower() in reply
     )
+    _check_tools(where, expected, turn, report, result)
+    if expected.grounded:
+        sources = [known, *_said_before(turn, report)]
+        for number in ungrounded(turn.reply, sources):
+            result.failures.append(
+                f"{where}: reply says {number!r}, which no tool, the profile or the caller gave"
+            )
     latency = turn.timings_ms.get("turn")
     if expected.max_turn_ms is not None and (latency is None or latency > expected.max_turn_ms):
         shown = "no reply audio" if latency is None else f"{latency:.0f} ms"
         result.failures.append(f"{where}: turn latency {shown} > {expected.max_turn_ms:.0f} ms")
 
 
-def check(scenario: Scenario, report: CallReport) -> ScenarioResult:
-    """Compare one call's report with the scenario's expectations."""
+def _check_tools(
+    where: str,
+    expected: TurnExpectation,
+    turn: TurnCompleted,
+    report: CallReport,
+    result: ScenarioResult,
+) -> None:
+    if expected.tools is None:
+        return
+    ran = [e for e in report.events if isinstance(e, ToolFinished) and e.turn == turn.turn]
+    names = [e.name for e in ran]
+    if not expected.tools and names:
+        result.failures.append(f"{where}: no tool should run, but {', '.join(names)} did")
+    for tool in expected.tools:
+        if tool not in names:
+            result.failures.append(f"{where}: {tool} did not run (ran: {names or 'none'})")
+        elif not any(e.ok for e in ran if e.name == tool):
+            result.failures.append(f"{where}: {tool} failed")
+
+
+def _said_before(turn: TurnCompleted, report: CallReport) -> list[str]:
+    """What the caller said and the tools answered, up to and including `turn`."""
+    said: list[str] = []
+    for event in report.events:
+        match event:
+            case ToolFinished(turn=n, result=text) if n <= turn.turn:
+                said.append(text)
+            case TurnCompleted(turn=n, transcript=text) if n <= turn.turn:
+                said.append(text)
+            case PhraseSpoken(heard=text):
+                said.append(text)
+            case _:
+                pass
+    return said
+
+
+def check(scenario: Scenario, report: CallReport, *, known: str = "") -> ScenarioResult:
+    """Compare one call's report with the scenario's expectations; `known` is what the agent
+    was told (its system prompt: the business profile), where a reply's facts may come from."""
     result = ScenarioResult(name=scenario.name, report=report)
     turns = report.turns
     for i, caller_turn in enumerate(scenario.caller):
-        _check_turn(i, caller_turn.expect, turns[i] if i < len(turns) else None, report, result)
+        turn = turns[i] if i < len(turns) else None
+        _check_turn(i, caller_turn.expect, turn, report, result, known=known)
     expected = scenario.expect
     if expected.ended is not None and report.ended != expected.ended:
         result.failures.append(f"call ended with {report.ended!r}, expected {expected.ended!r}")
@@ -158,6 +217,7 @@ async def run_scenarios(
     out_dir: Path | None = None,
     progress: Callable[[str], None] = lambda _: None,
     place_call: PlaceCall | None = None,
+    known: str = "",
 ) -> list[ScenarioResult]:
     """Play each scenario as a call, in real time, one after another.
 
@@ -181,5 +241,5 @@ async def run_scenarios(
             continue
         if out_dir is not None:
             await asyncio.to_thread(_save_agent_audio, report, out_dir / f"{scenario.name}.wav")
-        results.append(check(scenario, report))
+        results.append(check(scenario, report, known=known))
     return results

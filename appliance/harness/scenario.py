@@ -50,11 +50,22 @@ class TurnExpectation(_Strict):
     max_turn_ms: float | None = Field(default=None, gt=0)
     agent_stops_within_ms: float | None = Field(default=None, gt=0)
     """For a barge-in turn: from the caller's first voiced frame to the agent going quiet."""
+    tools: list[str] | None = None
+    """Tools that must run (and succeed) for this turn; `[]`: no tool may run. Unchecked when
+    left out."""
+    grounded: bool = True
+    """Every number in the reply (a price, an hour, a date, degrees) must come from the business
+    profile, a tool's result or the caller's own words."""
 
 
 class CallerTurn(_Strict):
     say: Path | None = None
     text: str | None = None
+    voice: str = "en-us"
+    """For `text`: the espeak-ng voice the caller speaks with (`espeak-ng --voices`), e.g.
+    en-us, en-gb, en-gb-scotland, en-us+f3 (a female variant), en-029."""
+    phone: Literal["wideband", "mulaw"] = "wideband"
+    """`mulaw`: the caller's audio goes through an 8 kHz G.711 mu-law phone line first."""
     barge_in_ms: int | None = Field(default=None, ge=0)
     gap_ms: int = Field(default=1000, ge=0)
     """Silence the caller waits for after the agent stops (for turns that are not barge-ins)."""

@@ -48,6 +48,11 @@ class Box(Protocol):
     @property
     def clock(self) -> Clock: ...
 
+    @property
+    def system_prompt(self) -> str:
+        """What the agent is told (the business profile): where a reply's facts may come from."""
+        ...
+
     async def answer(self, line: CallLine, observe: EventSink | None = None) -> str: ...
 
     def loopback_sip(self, sinks: SinkFactory) -> SipListener:
@@ -82,6 +87,7 @@ async def run_harness(
             out_dir=out_dir,
             progress=progress,
             place_call=place_call,
+            known=box.system_prompt,
         )
 
 

@@ -151,6 +151,11 @@ class CallerScript:
         match event:
             case AgentStartedSpeaking():
                 self._session_speaking = True
+            case TurnDiscarded() if not self._playing and self._agent_started_at is None:
+                # The agent dropped what the caller said and will not answer it (a "hello?"
+                # the greeting already answered): the caller goes on after the usual gap.
+                self._session_speaking = False
+                self._agent_started_at = self.tick_count
             case AgentStoppedSpeaking() | TurnDiscarded() | CallEnded():
                 # A reply dropped before the caller heard any of it ends with TurnDiscarded.
                 self._session_speaking = False

@@ -1,9 +1,16 @@
-"""The harness's measure of a barge-in: how long the agent went on after the caller cut in."""
+"""The harness's checks: a barge-in's stop, the tools a turn ran, numbers nobody gave."""
 
 from __future__ import annotations
 
-from appliance.harness.runner import _stop_after_voice
-from appliance.telephony.script import EventKind, LineEvent
+import numpy as np
+
+from appliance.audio.frame import rms_dbfs
+from appliance.conversation.events import Event, ToolFinished, TurnCompleted
+from appliance.harness.call import CallReport
+from appliance.harness.grounding import numbers_in, ungrounded
+from appliance.harness.runner import _stop_after_voice, check, phone_line
+from appliance.harness.scenario import Scenario
+from appliance.telephony.script import EventKind, LineEvent, Recording
 
 
 def _timeline(*events: tuple[int, EventKind]) -> list[LineEvent]:
@@ -37,3 +44,62 @@ def test_the_rest_of_a_reply_starting_over_the_caller_counts_until_it_stops() ->
 
 def test_no_voice_from_the_caller_is_no_measure() -> None:
     assert _stop_after_voice(_timeline((1000, "agent-start"), (1700, "agent-stop")), 1) is None
+
+
+def test_numbers_are_read_in_digits_and_in_words() -> None:
+    said = "It's $1,200.50, or twenty-five a month, at 9:30 on the 5th; the one I said."
+    assert numbers_in(said) == {"1200.50", "25", "9", "30", "5"}
+
+
+def test_a_number_nobody_gave_is_ungrounded() -> None:
+    sources = ["On Saturday the 5th we're open from 9 AM to 1 PM.", "Price $350"]
+    assert ungrounded("We open at nine on Saturday the 5th; whitening is 350.", sources) == []
+    assert ungrounded("It is 72 degrees and we close at 6.", sources) == ["72", "6"]
+
+
+def _report(*events: Event) -> CallReport:
+    return CallReport(line=Recording(), ended="caller hung up", events=list(events))
+
+
+def _scenario(**expect: object) -> Scenario:
+    return Scenario.model_validate(
+        {"name": "s", "caller": [{"text": "What time do you open?", "expect": expect}]}
+    )
+
+
+def _turn(reply: str) -> TurnCompleted:
+    return TurnCompleted(
+        turn=1, transcript="what time do you open", reply=reply, interrupted=False,
+        timings_ms={"turn": 900.0}, starts_ms={},
+    )  # fmt: skip
+
+
+def test_a_tool_that_must_run_is_checked_by_name_and_success() -> None:
+    hours = ToolFinished(turn=1, name="opening_hours", ok=True, result="We open at 9 AM.")
+    ok = check(_scenario(tools=["opening_hours"]), _report(hours, _turn("At 9 AM.")))
+    assert ok.failures == []
+    missing = check(_scenario(tools=["opening_hours"]), _report(_turn("At 9 AM.")))
+    assert missing.failures == [
+        "turn 1: opening_hours did not run (ran: none)",
+        "turn 1: reply says '9', which no tool, the profile or the caller gave",
+    ]
+    none = check(_scenario(tools=[]), _report(hours, _turn("At 9 AM.")))
+    assert none.failures == ["turn 1: no tool should run, but opening_hours did"]
+
+
+def test_the_profile_grounds_a_reply_and_grounding_can_be_switched_off() -> None:
+    reply = _report(_turn("Whitening is $350."))
+    assert check(_scenario(), reply, known="Teeth whitening, $350").failures == []
+    assert check(_scenario(), reply).failures == [
+        "turn 1: reply says '350', which no tool, the profile or the caller gave"
+    ]
+    assert check(_scenario(grounded=False), reply).failures == []
+
+
+def test_a_mulaw_caller_is_band_limited_to_the_phone() -> None:
+    rate = 16_000
+    t = np.arange(rate) / rate
+    high = (np.sin(2 * np.pi * 6_000 * t) * 8000).astype("<i2").tobytes()
+    low = (np.sin(2 * np.pi * 1_000 * t) * 8000).astype("<i2").tobytes()
+    assert rms_dbfs(phone_line(high)) < rms_dbfs(high) - 30  # above 4 kHz: gone
+    assert abs(rms_dbfs(phone_line(low)) - rms_dbfs(low)) < 1.0  # speech band: kept

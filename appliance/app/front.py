@@ -1,0 +1,101 @@
+"""The front desk: what the agent knows of the business, what it says, and the tools it may use.
+
+Built once at start from the settings and the business profile (`BUSINESS_FILE`). The system
+prompt and the tool list are the same bytes on every turn of every call, so llama.cpp's cache
+of their tokens holds from the warm-up on; what changes per turn (FAQ entries recalled for the
+caller's words, caller memory) goes in messages after them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from appliance.clock import Clock
+from appliance.conversation.persona import Persona
+from appliance.conversation.profile import BusinessProfile, box_timezone
+from appliance.conversation.tools import Tool, ToolRegistry
+from appliance.settings import ConversationSettings, IntegrationSettings
+from appliance.tools.call import end_call
+from appliance.tools.clock import current_time
+from appliance.tools.hours import opening_hours
+from appliance.tools.weather import (
+    Forecaster,
+    OpenMeteo,
+    OpenMeteoGeocoder,
+    OpenWeatherMap,
+    Place,
+    Units,
+    weather_tool,
+)
+
+__all__ = ["FrontDesk", "front_desk"]
+
+
+@dataclass(frozen=True, slots=True)
+class FrontDesk:
+    profile: BusinessProfile | None
+    """None when no `BUSINESS_FILE` is set: the agent knows only the business's name."""
+    persona: Persona
+    tools: ToolRegistry
+
+
+def front_desk(
+    conv: ConversationSettings,
+    integrations: IntegrationSettings,
+    *,
+    clock: Clock,
+    extra_tools: tuple[Tool, ...] = (),
+) -> FrontDesk:
+    """Read the business profile (raises `ProfileError`, one line naming the place) and build
+    the persona and the tools from it."""
+    profile = BusinessProfile.load(conv.business_file) if conv.business_file else None
+    zone = profile.timezone if profile is not None else ZoneInfo(box_timezone())
+    tools = [end_call, current_time(clock, zone), *extra_tools]
+    if profile is not None:
+        tools.append(opening_hours(profile, clock))
+        if profile.location is not None:
+            place = profile.location
+            tools.append(
+                weather_tool(
+                    _forecaster(integrations, place.units),
+                    clock=clock,
+                    timezone=profile.timezone,
+                    home=Place(place.latitude, place.longitude, place.town),
+                    geocoder=OpenMeteoGeocoder(base_url=integrations.open_meteo_geocoding_url),
+                )
+            )
+    registry = ToolRegistry(tools)
+    persona = Persona.load(
+        agent_name=conv.agent_name,
+        business_name=profile.name if profile is not None else conv.business_name,
+        prompt_file=conv.persona_file,
+        greeting=conv.greeting,
+        about=_about(profile, registry),
+    )
+    return FrontDesk(profile=profile, persona=persona, tools=registry)
+
+
+def _about(profile: BusinessProfile | None, tools: ToolRegistry) -> str:
+    """The business's facts and which tool answers what, for the end of the system prompt."""
+    lines: list[str] = []
+    if profile is not None:
+        lines += [
+            "What you know about the business (nothing else is known):",
+            profile.facts_text(),
+            "",
+            "Opening hours depend on the day and on holidays: for any question about when we are "
+            "open, use opening_hours with the caller's words for the day.",
+        ]
+    if "get_weather" in tools:
+        lines.append("For the weather, use get_weather; never describe weather yourself.")
+    return "\n".join(lines)
+
+
+def _forecaster(integrations: IntegrationSettings, scale: Units) -> Forecaster:
+    key = integrations.openweather_api_key
+    if key is not None and key.get_secret_value():
+        return OpenWeatherMap(
+            api_key=key.get_secret_value(), units=scale, base_url=integrations.openweather_api_url
+        )
+    return OpenMeteo(units=scale, base_url=integrations.open_meteo_url)
