@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pytest
 
 from appliance.conversation.ports import CallInfo, ToolCall
+from appliance.conversation.profile import Person
 from appliance.conversation.tools import ToolArgumentsError, ToolContext, ToolRegistry
 from appliance.tools.email import SendGridMailer
 from appliance.tools.sms import TwilioTexter
@@ -137,3 +138,15 @@ def test_a_text_that_fails_is_reported_and_the_transfer_goes_on() -> None:
         ok, result = _ask(registry, '{"who": "Sam"}', context)
     assert ok and "texted" not in result
     assert context.transfer_to is not None and context.transfer_to.target == SAM.target
+
+
+def test_the_business_profiles_people_can_be_reached() -> None:
+    people = (
+        Person(name="Sam Jones", role="Owner", number="+1 555 0177"),
+        Person(name="Front desk", role="Reception", sip="sip:desk@pbx.example.com"),
+    )
+    registry = ToolRegistry([transfer_tool(people, None)])
+    context = _context("Is reception there?")
+    _ask(registry, '{"who": "reception"}', context)
+    assert context.transfer_to is not None
+    assert context.transfer_to.target == "sip:desk@pbx.example.com"
