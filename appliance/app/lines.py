@@ -16,6 +16,7 @@ from appliance.telephony.twilio.rest import TwilioCalls
 from appliance.telephony.twilio.streams import MediaStreams, Observe, StreamOptions
 from appliance.telephony.twilio.tokens import StreamTokens
 from appliance.telephony.twilio.webhooks import SignatureCheck
+from appliance.telephony.twilio.whispers import Handoffs, Whispers
 from appliance.web.twilio import TwilioEndpoints
 
 __all__ = ["TwilioLine", "admission_from", "sip_config", "twilio_line"]
@@ -117,22 +118,26 @@ def twilio_line(
         else None
     )
     tokens = StreamTokens(clock)
+    signatures = SignatureCheck(token, account.base_url)
+    whispers = Whispers(clock)
+    handoffs = Handoffs(rest, whispers, signatures) if rest is not None else None
     streams = MediaStreams(
         router,
         tokens,
         clock=clock,
         metrics=metrics,
         options=StreamOptions(escalation_number=escalation_number),
-        dial=rest.dial if rest is not None else None,
+        dial=handoffs.dial if handoffs is not None else None,
         observe=observe,
     )
     endpoints = TwilioEndpoints(
-        signatures=SignatureCheck(token, account.base_url),
+        signatures=signatures,
         admission=router.admission,
         tokens=tokens,
         streams=streams,
         progress=CallProgress(clock),
         metrics=metrics,
         account_sid=account.account_sid,
+        whispers=whispers,
     )
     return TwilioLine(endpoints=endpoints, streams=streams, rest=rest)

@@ -6,8 +6,10 @@ A call's story, in order: `CallStarted`, then per turn `CallerStartedSpeaking` -
 `ReplyInterrupted` -> `TurnCompleted`, and finally `CallEnded`. A fixed phrase the agent says
 outside a turn (the greeting, "are you still there?") ends in `PhraseSpoken`. When the agent ends
 the call, `AgentHungUp` comes just before `CallEnded`. `DtmfReceived` may come at any time (the
-caller pressed a key). Observers (the CLI, the records, the status page, metrics) receive them
-through a sink; `Transfer` is what the conversation asks of the line.
+caller pressed a key). A hand-off to a person is `Transfer` (what the conversation asks of the
+line), then the call ends ("transferred") or `TransferFailed`, and the caller may leave a
+`MessageTaken`. Observers (the CLI, the records, the status page, metrics) receive them through a
+sink.
 
 "heard" always means what reached the caller's ear of the agent's words (`ReplyInterrupted.heard`,
 `PhraseSpoken.heard`); what the caller said is a `transcript`.
@@ -35,6 +37,7 @@ __all__ = [
     "EventSink",
     "Fact",
     "MemoryRecalled",
+    "MessageTaken",
     "PhraseSpoken",
     "ReplyFinished",
     "ReplyInterrupted",
@@ -43,6 +46,7 @@ __all__ = [
     "ToolFinished",
     "TranscriptFinal",
     "Transfer",
+    "TransferFailed",
     "TurnCompleted",
     "TurnDiscarded",
 ]
@@ -195,7 +199,27 @@ class AgentHungUp:
 
 
 @dataclass(frozen=True, slots=True)
+class TransferFailed:
+    """Nobody took the caller (refused, not answered, not configured); the call goes on."""
+
+    target: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageTaken:
+    """The caller left a message for a person who could not take the call: their own words."""
+
+    to: str
+    """Who it is for, as the caller heard it."""
+    target: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Transfer:
+    """The conversation hands the caller to a person at `target`, who is told `summary`."""
+
     target: str
     summary: str
 
@@ -219,6 +243,8 @@ Fact = (
     | DtmfReceived
     | EngineFellBack
     | AgentHungUp
+    | TransferFailed
+    | MessageTaken
     | CallEnded
 )
 Command = Transfer

@@ -17,6 +17,9 @@ __all__ = [
     "CallLine",
     "CallerAudio",
     "Embedder",
+    "Handoff",
+    "KeyPress",
+    "Keypad",
     "LanguageModel",
     "LlmOutput",
     "Mailer",
@@ -202,6 +205,9 @@ class CallInfo:
     caller: str
     """The caller's number or address, as the line knows it."""
     callee: str = ""
+    back_from: Handoff | None = None
+    """The hand-off nobody answered, when the caller comes back to the agent after it (on
+    Twilio, a new stream of the same call): the agent starts by taking a message."""
 
 
 class CallerAudio(Protocol):
@@ -239,12 +245,45 @@ class TransferError(RuntimeError):
     """The line could not hand the call to a person; the message says why."""
 
 
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    """A caller handed to a person: where to, who that is, and what to tell them first."""
+
+    target: str
+    """An E.164 number or a SIP URI; empty for the line's own escalation number."""
+    who: str
+    """The person or department, as the caller hears it ("the front desk")."""
+    summary: str
+    """What the person is told about the call before they are connected (spoken or texted)."""
+
+
 @runtime_checkable
 class Transferable(Protocol):
-    """A line that can hand its live call to a person (the hand-off tool asks for it)."""
+    """A line that can hand its live call to a person (the hand-off asks for it)."""
 
-    async def transfer(self) -> None:
-        """Connect the caller to the escalation number; the line ends for us once it has.
+    async def transfer(self, handoff: Handoff) -> None:
+        """Connect the caller to `handoff.target` (telling the person the summary first where
+        the line can); the line ends for us once the person has the call.
 
-        Raises TransferError when it cannot."""
+        Raises TransferError when it cannot (not configured, refused, nobody answered); the
+        call then goes on with the agent."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPress:
+    """A key the caller pressed."""
+
+    digit: str
+    """`0`-`9`, `*`, `#` or `A`-`D`."""
+    method: str
+    """How it came: `rfc4733` (in the audio stream), `sip-info`, `twilio`, ..."""
+
+
+@runtime_checkable
+class Keypad(Protocol):
+    """A line whose caller can press keys."""
+
+    def presses(self) -> AsyncIterator[KeyPress]:
+        """The keys the caller presses, as they press them; ends with the call."""
         ...

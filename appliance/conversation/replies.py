@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from appliance.conversation.heard import Spoken, split_heard
-from appliance.conversation.ports import Recollection
+from appliance.conversation.ports import Handoff, Recollection
 from appliance.conversation.think import Thought
 from appliance.conversation.timings import Span
 from appliance.conversation.voice import SpeechChunk
@@ -100,6 +100,8 @@ class Outcome:
     """INTERRUPTED: what the caller did not hear."""
     why: str = ""
     """DISCARDED: why, as `TurnDiscarded` tells it; empty to tell nobody."""
+    transfer: Handoff | None = None
+    """Who the caller is handed to now that this reply has been heard; None to go on."""
 
 
 @dataclass(eq=False, slots=True)
@@ -110,6 +112,8 @@ class Reply:
     state: ReplyState
     audio: bytes = b""
     """A turn: the caller's speech."""
+    pressed: str = ""
+    """A turn made of a key press: the caller's words as the model reads them ("(pressed 1)")."""
     speech_end: float | None = None
     """A turn: when the caller's last voiced frame arrived (clock seconds)."""
     over_greeting: bool = False

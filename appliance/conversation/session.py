@@ -15,6 +15,11 @@ The whole path of a call, in the order it happens here:
   caller heard (heard.py). If they cut in before hearing anything, what they said is carried
   into their next turn.
 - Every reply ends in `_conclude`, which tells the observers (events.py) how it went.
+- A reply heard to its end may hand the caller to a person (handoff.py): the hand-off tool set
+  `ToolContext.transfer_to`, or the caller pressed 0. If nobody takes the call, the caller's
+  next turn is taken down as a message (`MessageTaken`) and the call goes on.
+- Keys the caller presses (a `Keypad` line) cut in like speech; each but 0 becomes a turn of
+  its own, "(pressed 1)", so the model can take a key as an answer ("press 1 to confirm").
 
 A session may be given a call's own `context` (what the agent knows about this caller, kept
 after the opening words: see `History`) and a `recall` step, asked with each turn's words for
@@ -41,7 +46,20 @@ from appliance.conversation.events import (
     CallerStartedSpeaking,
     CallerStoppedSpeaking,
     CallStarted,
+    DtmfReceived,
     EventSink,
+    MessageTaken,
+    ToolCalled,
+    ToolFinished,
+    Transfer,
+    TransferFailed,
+)
+from appliance.conversation.handoff import (
+    cannot_transfer,
+    hand_off,
+    message_taken,
+    not_answering,
+    put_through,
 )
 from appliance.conversation.heard import Spoken
 from appliance.conversation.history import History
@@ -50,11 +68,14 @@ from appliance.conversation.persona import Persona
 from appliance.conversation.phrases import PhraseCache
 from appliance.conversation.ports import (
     CallLine,
+    Handoff,
+    Keypad,
     LanguageModel,
     Message,
     Recall,
     SpeechToText,
     TextToSpeech,
+    ToolCall,
     Transcript,
     VoiceActivity,
 )
@@ -64,7 +85,7 @@ from appliance.conversation.streams import prefetched, tapped
 from appliance.conversation.think import Mind, Prompt, think
 from appliance.conversation.timers import CallTimers, Due
 from appliance.conversation.timings import Span
-from appliance.conversation.tools import ToolContext, ToolRegistry
+from appliance.conversation.tools import TRANSFER_TOOL, ToolContext, ToolRegistry
 from appliance.conversation.turns import (
     Ended,
     Endpointer,
@@ -176,6 +197,12 @@ class CallSession:
         self._tg: asyncio.TaskGroup | None = None
         self._timers: CallTimers | None = None
         self._over: asyncio.Future[str] | None = None
+        self._handing_off = False
+        """A transfer is under way: the caller's speech and the timers wait for its outcome."""
+        self._caller_gone = False
+        """The line's audio has ended."""
+        self._message_for: Handoff | None = None
+        """Nobody took the caller: their next turn is a message for this person."""
 
     @property
     def history(self) -> list[Message]:
@@ -193,14 +220,32 @@ class CallSession:
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
             listening = tg.create_task(self._listen(), name="listen")
-            self._greeting = self._say(config.persona.greeting)
+            keys = (
+                tg.create_task(self._keys(self._line), name="keys")
+                if isinstance(self._line, Keypad)
+                else None
+            )
+            self._open()
             reason = await self._over
             listening.cancel()
+            if keys is not None:
+                keys.cancel()
             if self._reply is not None and self._reply.active and self._reply.task is not None:
                 self._reply.task.cancel()  # an ended reply may still be hanging up: let it
         await self._cut_off_by_hang_up()
         self._observers.emit(CallEnded(reason=reason, at=self._clock.now()))
         return reason
+
+    def _open(self) -> None:
+        """The greeting; or, for a caller back from a hand-off nobody answered, an offer to take
+        a message."""
+        back = self._line.info.back_from
+        if back is None:
+            self._greeting = self._say(self._config.persona.greeting)
+            return
+        self._observers.emit(TransferFailed(target=back.target, reason="nobody answered"))
+        self._message_for = back
+        self._say(not_answering(back.who))
 
     def _end(self, reason: str) -> None:
         """The call ends, for the first reason given."""
@@ -239,9 +284,15 @@ class CallSession:
                 and self._endpointer.voiced_ms >= self._config.greeting_hold_ms
             ):
                 await self._interrupt(self._greeting)  # more than a hello: let them speak
-            busy = self._endpointer.speaking or (self._reply is not None and self._reply.active)
+            busy = (
+                self._endpointer.speaking
+                or self._handing_off
+                or (self._reply is not None and self._reply.active)
+            )
             await self._on_timer(self._timers.due(busy=busy))
-        self._end("caller hung up")
+        self._caller_gone = True
+        if not self._handing_off:
+            self._end("caller hung up")  # during a hand-off the line ends as it succeeds
 
     async def _on_timer(self, due: Due | None) -> None:
         persona = self._config.persona
@@ -261,6 +312,8 @@ class CallSession:
 
     async def _on_turn_event(self, event: TurnEvent) -> None:
         assert self._timers is not None
+        if self._handing_off:
+            return  # the caller is being put through: nobody here answers them meanwhile
         reply = self._reply
         match event:
             case Onset(at=at):
@@ -301,9 +354,11 @@ class CallSession:
         self._launch(reply, self._answer(reply))
         return reply
 
-    def _say(self, text: str, *, hang_up: str | None = None) -> Reply:
+    def _say(
+        self, text: str, *, hang_up: str | None = None, transfer: Handoff | None = None
+    ) -> Reply:
         reply = Reply(kind="phrase", state=ReplyState.CONFIRMED)
-        self._launch(reply, self._speak_phrase(reply, text, hang_up))
+        self._launch(reply, self._speak_phrase(reply, text, hang_up, transfer))
         return reply
 
     def _greeting_playing(self) -> bool:
@@ -321,27 +376,34 @@ class CallSession:
         reply.task = self._tg.create_task(
             self._see_through(reply, work), name=f"reply-{reply.kind}"
         )
+        # A reply cancelled before it starts (the call ended that instant) never runs `work`:
+        # close it, or it warns that it was never awaited.
+        reply.task.add_done_callback(lambda _: work.close())
 
     async def _see_through(self, reply: Reply, work: Coroutine[Any, Any, Outcome]) -> None:
         """Run a reply to its end, unless it is cancelled (barge-in, caller hung up)."""
         outcome = await work
         self._conclude(reply, outcome)
+        if outcome.transfer is not None and outcome.hang_up is None:
+            await self._hand_off(outcome.transfer)
         if outcome.hang_up is not None:
             self._end(outcome.hang_up)  # before the line goes: its end is not the caller's doing
             await self._line.hang_up()
             self._observers.emit(AgentHungUp(reason=outcome.hang_up))
 
-    async def _speak_phrase(self, reply: Reply, text: str, hang_up: str | None) -> Outcome:
+    async def _speak_phrase(
+        self, reply: Reply, text: str, hang_up: str | None, transfer: Handoff | None = None
+    ) -> Outcome:
         try:
             pcm = await self._phrases.get(text)
         except Exception:
             _log.exception("could not synthesize %r", text)
             self._observers.error("tts")
-            return Outcome(Result.FAILED, hang_up=hang_up)
+            return Outcome(Result.FAILED, hang_up=hang_up, transfer=transfer)
         await self._play(reply, stored_phrase(text, pcm))
         await self._line.drain()
         self._history.add(Message(role="assistant", content=text))
-        return Outcome(Result.ANSWERED, hang_up=hang_up)
+        return Outcome(Result.ANSWERED, hang_up=hang_up, transfer=transfer)
 
     async def _answer(self, reply: Reply) -> Outcome:
         """A caller turn: STT -> recall -> think -> sentences -> voice -> the line."""
@@ -359,6 +421,8 @@ class CallSession:
         if not _WORD.search(said):
             await reply.confirmed()
             return Outcome(Result.DISCARDED, why="no words heard")
+        if self._message_for is not None and not reply.pressed:  # a key is no message
+            return await self._take_message(reply, transcript, self._message_for)
         if reply.over_greeting and only_a_hello(said):
             await reply.confirmed()
             await self._after_greeting()
@@ -368,9 +432,14 @@ class CallSession:
         user = Message(role="user", content=said)
         notes = await self._recall_for(reply, said)
         priority = Priority()
+
+        async def may_act() -> None:
+            await reply.confirmed()
+            self._tool_context.caller_said[reply.turn] = said  # for a hand-off's summary
+
         prompt = Prompt(
             messages=self._history.messages(*notes, user),
-            may_act=reply.confirmed,
+            may_act=may_act,
             on_tool=partial(self._observers.tool, reply),
             priority=priority,
         )
@@ -392,6 +461,7 @@ class CallSession:
                 # Everything above runs ahead speculatively; nothing is heard before the endpoint.
                 await reply.confirmed()
                 await self._after_greeting()
+                self._tool_context.caller_said[reply.turn] = said
                 self._carry, self._carry_audio = "", b""
                 self._observers.turn_started(reply, transcript, self._clock.now())
                 await self._play(reply, speech)
@@ -405,9 +475,12 @@ class CallSession:
         await self._line.drain()
         self._remember(reply, user, spoken_text(reply))
         hang_up = "agent ended the call" if self._tool_context.hang_up_after_reply else None
-        return Outcome(result, hang_up=hang_up)
+        transfer, self._tool_context.transfer_to = self._tool_context.transfer_to, None
+        return Outcome(result, hang_up=hang_up, transfer=transfer)
 
     async def _transcribe(self, reply: Reply) -> Transcript:
+        if reply.pressed:
+            return Transcript(text=reply.pressed, confidence=1.0, engine="keypad")
         started = self._clock.now()
         transcript = await self._engines.stt.transcribe(self._carry_audio + reply.audio)
         reply.stt = Span(started, self._clock.now())
@@ -465,6 +538,79 @@ class CallSession:
         if said:
             self._history.add(Message(role="assistant", content=said))
 
+    # --- a person, and keys -------------------------------------------------------------------
+
+    async def _hand_off(self, handoff: Handoff) -> None:
+        """Put the caller through; if nobody takes them, say so and take a message."""
+        self._handing_off = True
+        self._observers.emit(Transfer(target=handoff.target, summary=handoff.summary))
+        problem = await hand_off(self._line, handoff)
+        if problem is None:
+            self._end("transferred")
+            return
+        self._handing_off = False
+        self._observers.emit(TransferFailed(target=handoff.target, reason=problem))
+        if self._caller_gone:
+            self._end("caller hung up")
+            return
+        self._message_for = handoff
+        self._say(not_answering(handoff.who))
+
+    async def _take_message(
+        self, reply: Reply, transcript: Transcript, handoff: Handoff
+    ) -> Outcome:
+        """The caller's turn is their message for a person who could not take the call."""
+        await reply.confirmed()
+        self._message_for = None
+        said = reply.transcript or ""
+        self._carry, self._carry_audio = "", b""
+        self._observers.turn_started(reply, transcript, self._clock.now())
+        self._observers.emit(MessageTaken(to=handoff.who, target=handoff.target, text=said))
+        thanks = message_taken(handoff.who)
+        try:
+            await self._play(reply, stored_phrase(thanks, await self._phrases.get(thanks)))
+        except Exception:
+            _log.exception("could not thank the caller for their message")
+            self._observers.error("tts")
+        await self._line.drain()
+        self._remember(reply, Message(role="user", content=said), spoken_text(reply))
+        return Outcome(Result.ANSWERED)
+
+    async def _keys(self, keypad: Keypad) -> None:
+        async for key in keypad.presses():
+            at = self._clock.now()
+            self._observers.emit(DtmfReceived(digit=key.digit, method=key.method, at=at))
+            if self._handing_off:
+                continue
+            if self._reply is not None and self._reply.active:
+                await self._interrupt()  # a key cuts in as speech does
+            if key.digit == "0" and TRANSFER_TOOL in self._mind.tools:
+                await self._ask_for_person()
+            else:
+                self._key_turn(f"(pressed {key.digit})")
+
+    def _key_turn(self, pressed: str) -> None:
+        """A turn of its own for a key: the model reads it as the caller's words."""
+        now = self._clock.now()
+        reply = Reply(kind="turn", state=ReplyState.CONFIRMED, pressed=pressed, speech_end=now)
+        reply.turn = self._last_turn + 1
+        reply.confirmed_at = now
+        self._launch(reply, self._answer(reply))
+
+    async def _ask_for_person(self) -> None:
+        """The caller pressed 0: the hand-off tool runs as if the model had asked for it."""
+        tools, context = self._mind.tools, self._tool_context
+        call = ToolCall(id=f"key0-{self._last_turn}", name=TRANSFER_TOOL, arguments="{}")
+        turn = self._last_turn
+        self._observers.emit(ToolCalled(turn=turn, name=call.name, arguments=call.arguments))
+        ok, result = await tools.run(call, tools.parse(call), context)
+        self._observers.emit(ToolFinished(turn=turn, name=call.name, ok=ok, result=result))
+        handoff, context.transfer_to = context.transfer_to, None
+        if handoff is None:
+            self._say(cannot_transfer())
+        else:
+            self._say(put_through(handoff.who), transfer=handoff)
+
     # --- interruption ---------------------------------------------------------------------------
 
     async def _cancel(self, reply: Reply) -> None:
@@ -479,6 +625,8 @@ class CallSession:
         what the caller heard."""
         reply = reply or self._reply
         assert reply is not None
+        if reply is self._reply:
+            self._tool_context.transfer_to = None  # "I'll put you through" cut off: not now
         await self._cancel(reply)
         # A turn waiting for the greeting to end has nothing on the line: the greeting has.
         waiting = reply is not self._greeting and self._greeting_playing()

@@ -14,9 +14,12 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ValidationError
 
-from appliance.conversation.ports import CallInfo, ToolCall, ToolSpec
+from appliance.conversation.ports import CallInfo, Handoff, ToolCall, ToolSpec
 
-__all__ = ["Tool", "ToolArgumentsError", "ToolContext", "ToolRegistry"]
+__all__ = ["TRANSFER_TOOL", "Tool", "ToolArgumentsError", "ToolContext", "ToolRegistry"]
+
+TRANSFER_TOOL = "transfer_to_person"
+"""The hand-off tool's name: the session runs it itself when the caller presses 0."""
 
 
 class ToolArgumentsError(ValueError):
@@ -30,7 +33,10 @@ class ToolContext:
     call: CallInfo
     hang_up_after_reply: bool = False
     """Set by the end-of-call tool: the session hangs up once this reply has been heard."""
-    transfer_to: str | None = None
+    transfer_to: Handoff | None = None
+    """Set by the hand-off tool: the session hands the caller over once this reply is heard."""
+    caller_said: dict[int, str] = field(default_factory=dict)
+    """What the caller said in each turn so far, by turn number (for a hand-off's summary)."""
     notes: dict[str, str] = field(default_factory=dict)
 
 

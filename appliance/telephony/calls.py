@@ -12,7 +12,9 @@ protocol allows.
 
 `answer` reads top to bottom: hold a slot, open the call's records, list it for the status page,
 run its session with one sink that fans its events out, give the slot back when the
-conversation ends, and close the records.
+conversation ends, and close the records. When the records wrap the line (to record it), the
+session still gets the line's own capabilities beyond audio: handing the caller to a person,
+and the keys they press (a recording line that passed only audio hid them; issue 11).
 """
 
 from __future__ import annotations
@@ -23,14 +25,24 @@ import ipaddress
 import logging
 import os
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from appliance.clock import Clock
 from appliance.conversation.events import Event, EventSink
-from appliance.conversation.ports import CallInfo, CallLine, Message, Recall
+from appliance.conversation.ports import (
+    CallInfo,
+    CallLine,
+    Handoff,
+    Keypad,
+    KeyPress,
+    Message,
+    Recall,
+    Transferable,
+    TransferError,
+)
 from appliance.conversation.session import Conversation
 from appliance.observability.logs import call_context
 from appliance.observability.metrics import Metrics
@@ -327,7 +339,8 @@ class CallDesk:
             async with self._record(line) as record:
                 with self._watch(info) as watch:
                     sink = _fan_out(record.sink, watch, observe)
-                    session = self._new_session(record.line, sink, record.context, record.recall)
+                    talk = record.line if record.line is line else _Capable(record.line, line)
+                    session = self._new_session(talk, sink, record.context, record.recall)
                     try:
                         call.reason = await session.run()
                     finally:
@@ -343,6 +356,46 @@ class CallDesk:
         if self._watchers is None:
             return contextlib.nullcontext(None)
         return self._watchers.watch(info)
+
+
+class _Capable:
+    """The records' line for audio (so it is recorded), the call's own line for the rest."""
+
+    def __init__(self, audio: CallLine, own: CallLine) -> None:
+        self._audio = audio
+        self._own = own
+
+    @property
+    def info(self) -> CallInfo:
+        return self._audio.info
+
+    def listen(self) -> AsyncIterator[bytes]:
+        return self._audio.listen()
+
+    async def play(self, frame: bytes) -> int:
+        return await self._audio.play(frame)
+
+    async def clear(self) -> int:
+        return await self._audio.clear()
+
+    async def drain(self) -> int:
+        return await self._audio.drain()
+
+    async def hang_up(self) -> None:
+        await self._audio.hang_up()
+
+    async def transfer(self, handoff: Handoff) -> None:
+        if not isinstance(self._own, Transferable):
+            raise TransferError(f"a {self.info.line} line cannot transfer calls")
+        await self._own.transfer(handoff)
+
+    def presses(self) -> AsyncIterator[KeyPress]:
+        return self._own.presses() if isinstance(self._own, Keypad) else _no_keys()
+
+
+async def _no_keys() -> AsyncIterator[KeyPress]:
+    return
+    yield  # an async generator that yields nothing
 
 
 class _Counted:

@@ -3,7 +3,11 @@
 `POST /twilio/voice` answers an incoming call: 403 unless Twilio signed it; `<Reject
 reason="busy">` when admission control says no (the calls in progress and those whose stream is
 about to attach count against the limit); otherwise `<Connect><Stream>` to `/twilio/media` with a
-one-time token. `POST /twilio/status` records call progress. `/twilio/media` is the websocket.
+one-time token. `POST /twilio/status` records call progress. `POST /twilio/whisper/{token}`
+(signed) answers `<Say>` with a hand-off's summary, for the person a caller is put through to;
+`POST /twilio/dialed/{token}` (signed) hears how that dial ended and, when nobody answered, puts
+the caller back on a stream to the agent (see telephony/twilio/whispers.py). `/twilio/media` is
+the websocket.
 """
 
 from __future__ import annotations
@@ -22,16 +26,21 @@ from appliance.telephony.twilio.streams import MediaStreams
 from appliance.telephony.twilio.tokens import StreamTokens
 from appliance.telephony.twilio.webhooks import (
     SignatureCheck,
+    back_to_agent_twiml,
     busy_twiml,
+    hang_up_twiml,
     stream_twiml,
     webhook_params,
 )
+from appliance.telephony.twilio.whispers import Whispers, whisper_twiml
 
 __all__ = ["TwilioEndpoints", "twilio_router"]
 
 _log = logging.getLogger(__name__)
 _MAX_BODY_BYTES = 64 * 1024
 _XML = "application/xml"
+_PUT_THROUGH = frozenset({"completed", "answered"})
+"""`DialCallStatus` values that mean the person took the call."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +55,8 @@ class TwilioEndpoints:
     metrics: Metrics
     account_sid: str | None = None
     """When set, webhooks for any other account are refused."""
+    whispers: Whispers | None = None
+    """Hand-off summaries for the people callers are put through to."""
 
 
 class _Refused(Exception):
@@ -124,6 +135,14 @@ class _Socket:
             await self._ws.close(code, reason)
 
 
+def _room_for_one_more(deps: TwilioEndpoints) -> bool:
+    """Admission says yes, counting the calls whose streams are about to attach."""
+    verdict = deps.admission.check(None)
+    return verdict is Verdict.ADMIT and (
+        deps.admission.active + deps.tokens.pending < deps.admission.max_calls
+    )
+
+
 def twilio_router(deps: TwilioEndpoints) -> APIRouter:
     """The `/twilio/...` routes, bound to `deps`."""
     router = APIRouter(prefix="/twilio")
@@ -165,6 +184,42 @@ def twilio_router(deps: TwilioEndpoints) -> APIRouter:
         deps.metrics.twilio_call_status.labels(call_status).inc()
         _log.info("call %s is %s", call_sid, call_status)
         return Response(status_code=204)
+
+    @router.post("/whisper/{token}")
+    async def whisper(token: str, request: Request) -> Response:
+        try:
+            await _signed_params(deps, request)
+        except _Refused as refused:
+            return _refusal(deps, refused)
+        handoff = deps.whispers.get(token) if deps.whispers is not None else None
+        if handoff is None:
+            return _refusal(deps, _Refused(404, "no-whisper"))
+        return Response(whisper_twiml(handoff.summary), media_type=_XML)
+
+    @router.post("/dialed/{token}")
+    async def dialed(token: str, request: Request) -> Response:
+        try:
+            params = await _signed_params(deps, request)
+        except _Refused as refused:
+            return _refusal(deps, refused)
+        handoff = deps.whispers.get(token) if deps.whispers is not None else None
+        call_sid, status = params.get("CallSid", ""), params.get("DialCallStatus", "")
+        if handoff is None or not call_sid:
+            return _refusal(deps, _Refused(404, "no-handoff"))
+        _log.info("call %s: the dial to %s ended %s", call_sid, handoff.who, status or "?")
+        if status in _PUT_THROUGH:
+            return Response(hang_up_twiml(), media_type=_XML)
+        if not _room_for_one_more(deps):
+            sorry = f"I'm sorry, {handoff.who} can't take your call. Please call again later."
+            return Response(back_to_agent_twiml("", "", sorry=sorry), media_type=_XML)
+        stream = deps.tokens.issue(
+            call_sid,
+            caller=params.get("From", ""),
+            callee=params.get("To", ""),
+            back_from=handoff,
+        )
+        url = deps.signatures.stream_url(f"{router.prefix}/media")
+        return Response(back_to_agent_twiml(url, stream), media_type=_XML)
 
     @router.websocket("/media")
     async def media(websocket: WebSocket) -> None:

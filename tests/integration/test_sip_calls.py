@@ -18,7 +18,7 @@ from appliance.audio.g711 import alaw_decode
 from appliance.audio.resample import Resampler
 from appliance.clock import LoopClock
 from appliance.conversation.events import CallEnded, DtmfReceived
-from appliance.conversation.ports import CallInfo, CallLine, Transferable
+from appliance.conversation.ports import CallInfo, CallLine, Handoff, Transferable
 from appliance.conversation.session import SessionConfig
 from appliance.harness.sipvia import SipVia
 from appliance.observability.metrics import Metrics
@@ -146,7 +146,8 @@ async def test_blind_transfer_sends_refer_and_hangs_up(tmp_path: Path) -> None:
 
     async def transfer(line: CallLine) -> None:
         assert isinstance(line, Transferable)
-        await line.transfer()  # raises TransferError when it does not go through
+        # The escalation number (no person named); raises TransferError when it does not go.
+        await line.transfer(Handoff(target="", who="the office", summary=""))
         outcome.append(True)
 
     config = SipConfig(transfer_to="+15550100")

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from appliance.conversation.ports import Transferable, TransferError
+from appliance.conversation.ports import Handoff, Transferable, TransferError
 from appliance.telephony.twilio.rest import TwilioCalls
 from appliance.telephony.wavfile import Speak
 from tests.support.fake_twilio_api import fake_twilio_api
@@ -30,7 +30,7 @@ async def test_a_live_call_is_handed_to_the_escalation_number() -> None:
                 api.live_calls.add(call_sid)
                 line = box.streams.line(call_sid)
                 assert isinstance(line, Transferable)
-                await line.transfer()
+                await line.transfer(Handoff(target="", who="the office", summary=""))
                 await line.hang_up()  # Twilio ends the stream once it runs the new TwiML
                 await call
         finally:
@@ -75,6 +75,6 @@ async def test_without_credentials_the_line_says_it_cannot_transfer() -> None:
         line = box.streams.line(call_sid)
         assert line is not None
         with pytest.raises(TransferError, match="ESCALATION_PHONE_NUMBER"):
-            await line.transfer()
+            await line.transfer(Handoff(target="", who="the office", summary=""))
         await line.hang_up()
         await call

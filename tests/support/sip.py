@@ -15,9 +15,9 @@ from typing import Any
 
 from appliance.audio.frame import FRAME_MS, frames_of, rms_dbfs, silence
 from appliance.clock import LoopClock
-from appliance.conversation.events import Event, EventSink
+from appliance.conversation.events import DtmfReceived, Event, EventSink
 from appliance.conversation.phrases import PhraseCache
-from appliance.conversation.ports import CallInfo, CallLine
+from appliance.conversation.ports import CallInfo, CallLine, Keypad
 from appliance.conversation.session import CallSession, Engines, SessionConfig
 from appliance.conversation.tools import Tool, ToolRegistry
 from appliance.engines.vad.energy import EnergyVoiceActivity
@@ -204,6 +204,8 @@ class Probe:
     pattern_ms: tuple[int, int] = (200, 300)
     """Tone on, then silence, repeated."""
     action: Callable[[CallLine], Coroutine[Any, Any, None]] | None = None
+    sink: EventSink | None = None
+    """Told of the keys the caller presses, as a session tells its observers."""
     heard: list[bytes] = field(default_factory=list)
     arrivals: list[float] = field(default_factory=list)
     played: int = 0
@@ -211,13 +213,22 @@ class Probe:
     async def run(self) -> str:
         async with asyncio.TaskGroup() as tg:
             speaker = tg.create_task(self._speak())
+            keys = tg.create_task(self._keys())
             if self.action is not None:
                 tg.create_task(self.action(self.line))
             async for frame in self.line.listen():
                 self.heard.append(frame)
                 self.arrivals.append(time.monotonic())
             speaker.cancel()
+            keys.cancel()
         return "caller hung up"
+
+    async def _keys(self) -> None:
+        if not isinstance(self.line, Keypad):
+            return
+        async for key in self.line.presses():
+            if self.sink is not None:
+                self.sink(DtmfReceived(digit=key.digit, method=key.method, at=time.monotonic()))
 
     async def _speak(self) -> None:
         on, off = (ms // FRAME_MS for ms in self.pattern_ms)
@@ -282,6 +293,7 @@ async def fake_listener(
     def new_session(line: CallLine, sink: EventSink | None) -> Any:
         if probe is not None:
             made = probe(line)
+            made.sink = sink
             if record:
                 sessions.append(made)
             return made

@@ -22,7 +22,7 @@ from twilio.request_validator import RequestValidator
 from appliance.clock import LoopClock
 from appliance.conversation.phrases import PhraseCache
 from appliance.conversation.session import CallSession, Engines, SessionConfig
-from appliance.conversation.tools import ToolRegistry
+from appliance.conversation.tools import Tool, ToolRegistry
 from appliance.engines.vad.energy import EnergyVoiceActivity
 from appliance.harness.twilio import CallObservers, TwilioCaller
 from appliance.observability.metrics import Metrics
@@ -33,6 +33,7 @@ from appliance.telephony.twilio.rest import TwilioCalls
 from appliance.telephony.twilio.streams import MediaStreams, StreamOptions
 from appliance.telephony.twilio.tokens import StreamTokens
 from appliance.telephony.twilio.webhooks import SignatureCheck
+from appliance.telephony.twilio.whispers import Handoffs, Whispers
 from appliance.web.server import WebServer, create_app
 from appliance.web.twilio import TwilioEndpoints, twilio_router
 from tests.support.calls import PERSONA
@@ -131,6 +132,7 @@ async def twilio_box(
     rest: TwilioCalls | None = None,
     escalation_number: str | None = None,
     line: LineConfig | None = None,
+    tools: Sequence[Tool] = (),
 ) -> AsyncIterator[Box]:
     """The Twilio endpoints of an appliance with scripted engines, on a loopback port."""
     clock = LoopClock()
@@ -146,7 +148,7 @@ async def twilio_box(
             line,
             engines,
             config or SessionConfig(persona=PERSONA),
-            tools=ToolRegistry([]),
+            tools=ToolRegistry(tools),
             phrases=phrases,
             clock=clock,
             sink=sink,
@@ -159,6 +161,8 @@ async def twilio_box(
     router = CallDesk(admission, lambda line, sink, _, __: new_session(line, sink), metrics)
     tokens = StreamTokens(clock, ttl_s=token_ttl_s)
     observers = CallObservers()
+    signatures = SignatureCheck(AUTH_TOKEN, PUBLIC_URL)
+    whispers = Whispers(clock)
     streams = MediaStreams(
         router,
         tokens,
@@ -169,18 +173,19 @@ async def twilio_box(
             line=line or LineConfig(),
             escalation_number=escalation_number,
         ),
-        dial=rest.dial if rest is not None else None,
+        dial=Handoffs(rest, whispers, signatures).dial if rest is not None else None,
         observe=observers,
     )
     progress = CallProgress(clock)
     endpoints = TwilioEndpoints(
-        signatures=SignatureCheck(AUTH_TOKEN, PUBLIC_URL),
+        signatures=signatures,
         admission=admission,
         tokens=tokens,
         streams=streams,
         progress=progress,
         metrics=metrics,
         account_sid=ACCOUNT_SID,
+        whispers=whispers,
     )
     server = WebServer(
         create_app(twilio_router(endpoints)),

@@ -8,9 +8,21 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
+import pytest
+
 from appliance.clock import LoopClock
 from appliance.conversation.events import CallEnded, CallStarted, Event, EventSink
-from appliance.conversation.ports import CallInfo, CallLine, Message, Recall
+from appliance.conversation.ports import (
+    CallInfo,
+    CallLine,
+    Handoff,
+    Keypad,
+    KeyPress,
+    Message,
+    Recall,
+    Transferable,
+    TransferError,
+)
 from appliance.observability.metrics import Metrics
 from appliance.telephony.calls import Admission, CallDesk, Verdict
 
@@ -39,7 +51,11 @@ class _Records:
 
     @contextlib.asynccontextmanager
     async def open(self, line: CallLine) -> AsyncIterator[_Record]:
-        record = _Record(line=SimpleNamespace(info=line.info, recorded=True), seen=self.seen)  # type: ignore[arg-type]
+        async def hang_up() -> None:
+            self.seen.append("records:hang_up")
+
+        recording = SimpleNamespace(info=line.info, hang_up=hang_up)
+        record = _Record(line=recording, seen=self.seen)  # type: ignore[arg-type]
         try:
             yield record
         finally:
@@ -115,7 +131,8 @@ def test_a_call_goes_through_records_page_and_observer_in_that_order() -> None:
     ]
     # The session talks on the records' line and knows what the records know of the caller.
     ((session_line, context, _),) = made
-    assert getattr(session_line, "recorded", False)
+    asyncio.run(session_line.hang_up())
+    assert seen[-1] == "records:hang_up"
     assert [m.content for m in context] == ["The caller is Ann."]
     # The slot was back before the records were written; the records learned the reason.
     assert records.closed == [("caller hung up", Verdict.ADMIT)]
@@ -149,3 +166,48 @@ def test_a_call_without_records_or_watchers_runs_on_its_own_line() -> None:
     assert asyncio.run(desk.answer(line, events.append)) == "caller hung up"  # type: ignore[arg-type]
     assert made == [line]
     assert [type(e) for e in events] == [CallStarted, CallEnded]
+
+
+class _OwnLine:
+    """A line that can transfer and has keys (as SIP's and Twilio's do)."""
+
+    def __init__(self) -> None:
+        self.info = INFO
+        self.handed: list[Handoff] = []
+
+    async def transfer(self, handoff: Handoff) -> None:
+        self.handed.append(handoff)
+
+    async def presses(self) -> AsyncIterator[KeyPress]:
+        yield KeyPress(digit="0", method="rfc4733")
+
+
+def test_a_recorded_line_keeps_the_calls_transfer_and_keys() -> None:
+    """The records wrap the line to record it; the session must still reach the line's own
+    transfer and keys (issue 11: the recording line did not pass `transfer` through)."""
+    desk, _, _, _, made = _desk()
+    own = _OwnLine()
+    asyncio.run(desk.answer(own))  # type: ignore[arg-type]
+    ((session_line, _, _),) = made
+    assert isinstance(session_line, Transferable) and isinstance(session_line, Keypad)
+    handoff = Handoff(target="+15550199", who="Sam", summary="A call for Sam.")
+
+    async def use() -> list[KeyPress]:
+        await session_line.transfer(handoff)
+        return [key async for key in session_line.presses()]
+
+    assert asyncio.run(use()) == [KeyPress(digit="0", method="rfc4733")]
+    assert own.handed == [handoff]
+
+
+def test_a_recorded_line_that_cannot_transfer_says_so() -> None:
+    desk, _, _, _, made = _desk()
+    asyncio.run(desk.answer(SimpleNamespace(info=INFO)))  # type: ignore[arg-type]
+    ((session_line, _, _),) = made
+
+    async def use() -> list[KeyPress]:
+        with pytest.raises(TransferError, match="cannot transfer"):
+            await session_line.transfer(Handoff(target="+15550199", who="Sam", summary=""))
+        return [key async for key in session_line.presses()]
+
+    assert asyncio.run(use()) == []

@@ -10,7 +10,7 @@ import pytest
 
 from appliance.audio.frame import FRAME_BYTES, silence
 from appliance.clock import LoopClock
-from appliance.conversation.ports import CallInfo, Transferable, TransferError
+from appliance.conversation.ports import CallInfo, Handoff, Transferable, TransferError
 from appliance.telephony.sip.config import SipConfig
 from appliance.telephony.sip.line import SipLine
 from appliance.telephony.sip.media import CallMedia, Outbound
@@ -134,7 +134,7 @@ async def test_a_line_with_nowhere_to_transfer_to_says_so() -> None:
     )
     assert isinstance(line, Transferable)
     with pytest.raises(TransferError, match="ESCALATION_PHONE_NUMBER"):
-        await line.transfer()
+        await line.transfer(Handoff(target="", who="the office", summary=""))
 
 
 async def test_playing_on_a_call_that_is_over_lets_the_loop_see_the_end() -> None:

@@ -5,7 +5,8 @@ the caller's 20 ms frames as the clock delivers them and ends when the call does
 while the short outbound buffer is full, so the agent's audio is paced by the call's own clock;
 a frame counts as heard once the clock thread has taken it to send (the network and the
 caller's jitter buffer still lie ahead, ~40-100 ms). Hanging up and transferring are commands to
-the endpoint's owner thread. The line can also transfer the caller (`Transferable`).
+the endpoint's owner thread. The line can also transfer the caller (`Transferable`: a blind
+REFER) and hands the session the keys the caller presses (`Keypad`).
 
 `listen()` ends when the caller hangs up, or when the listener `disconnect()`s the call (at
 shutdown). When the session itself hangs up, `listen()` stays open until the session is done
@@ -22,14 +23,16 @@ from typing import Protocol
 
 from appliance.audio.frame import FRAME_BYTES
 from appliance.clock import Clock
-from appliance.conversation.events import DtmfReceived, EventSink
-from appliance.conversation.ports import CallInfo, TransferError
+from appliance.conversation.events import EventSink
+from appliance.conversation.ports import CallInfo, Handoff, KeyPress, TransferError
 from appliance.observability.metrics import Metrics
 from appliance.telephony.sip.media import CallMedia
 
 __all__ = ["LineControl", "SipLine"]
 
 _log = logging.getLogger(__name__)
+_KEYS_HELD = 32
+"""Key presses held for the session; beyond it the oldest is dropped (nobody types that fast)."""
 
 
 class LineControl(Protocol):
@@ -68,8 +71,9 @@ class SipLine:
         self._hung_up = False
         self._released = asyncio.Event()
         self._reported_drops = 0
+        self._keys: asyncio.Queue[KeyPress | None] = asyncio.Queue(_KEYS_HELD + 1)
         self.sink: EventSink | None = None
-        """Where DTMF events go (the call's event sink, set when the call is handed over)."""
+        """Who watches the call's events (given to the router when the call is handed over)."""
         self.answered = asyncio.Event()
         self.ended = asyncio.Event()
         self.end_reason = ""
@@ -141,12 +145,16 @@ class SipLine:
 
     # --- Transferable ---------------------------------------------------------------------------
 
-    async def transfer(self) -> None:
-        """Blind transfer (REFER) to the escalation number; once the transferee reports the new
-        call answered we hang up. Raises TransferError when it cannot."""
-        if not self._transfer_to:
-            raise TransferError("SIP transfers need ESCALATION_PHONE_NUMBER")
-        uri = self._refer_uri(self._transfer_to)
+    async def transfer(self, handoff: Handoff) -> None:
+        """Blind transfer (REFER) to the person (or the escalation number); once the transferee
+        reports the new call answered we hang up. Raises TransferError when it cannot.
+
+        The person is not told the summary on this line: a blind REFER has no moment for it
+        (the hand-off tool texts it to them)."""
+        target = handoff.target or self._transfer_to
+        if not target:
+            raise TransferError("SIP transfers need ESCALATION_PHONE_NUMBER or a person's number")
+        uri = self._refer_uri(target)
         try:
             async with asyncio.timeout(self._transfer_timeout):
                 done = await self._control.transfer(self.key, uri)
@@ -176,14 +184,23 @@ class SipLine:
         self.media.end()
         self.ended.set()
         self._count_drops()
+        self._put_key(None)
 
     def on_dtmf(self, digit: str, method: str) -> None:
         _log.info("DTMF %s (%s)", digit, method)
-        if self.sink is not None:
-            try:
-                self.sink(DtmfReceived(digit=digit, method=method, at=self._clock.now()))
-            except Exception:
-                _log.exception("an event observer failed on DtmfReceived")
+        if not self.media.ended:
+            self._put_key(KeyPress(digit=digit, method=method))
+
+    def _put_key(self, key: KeyPress | None) -> None:
+        if self._keys.full():
+            self._keys.get_nowait()
+        self._keys.put_nowait(key)
+
+    # --- Keypad ---------------------------------------------------------------------------------
+
+    async def presses(self) -> AsyncIterator[KeyPress]:
+        while (key := await self._keys.get()) is not None:
+            yield key
 
     def _count_drops(self) -> None:
         dropped = self.media.inbound.dropped

@@ -10,6 +10,10 @@ before it has played, so the echoes, not the sending, say what the caller heard.
 When Twilio receives `clear` it drops its buffer and echoes every pending mark at once, whether it
 was played or not. So `clear` answers with the marks echoed before it was sent, and marks carry a
 generation that `clear` advances: echoes from before a clear never move the heard position.
+
+The caller's keys (`dtmf` messages) are handed to the session as they come (`Keypad`), and the
+line can hand the caller to a person through the REST API (`Transferable`), which ends the
+stream: Twilio replaces the call's instructions with a `<Dial>`.
 """
 
 from __future__ import annotations
@@ -18,14 +22,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from appliance.audio.frame import FRAME_BYTES, FRAME_MS, SAMPLE_RATE
 from appliance.audio.g711 import ulaw_decode, ulaw_encode
 from appliance.audio.halfband import HalfBandResampler
 from appliance.clock import Clock
-from appliance.conversation.ports import CallInfo, TransferError
+from appliance.conversation.ports import CallInfo, Handoff, KeyPress, TransferError
 from appliance.observability.metrics import Metrics
 from appliance.telephony.twilio.messages import (
     Clear,
@@ -45,6 +49,8 @@ __all__ = ["LineConfig", "MessageSocket", "TwilioLine"]
 _log = logging.getLogger(__name__)
 _TWILIO_RATE = 8000
 _FRAME_S = FRAME_MS / 1000.0
+_KEYS_HELD = 32
+"""Key presses held for the session; beyond it the oldest is dropped (nobody types that fast)."""
 CLOSE_NORMAL = 1000
 CLOSE_POLICY = 1008
 
@@ -77,8 +83,9 @@ class LineConfig:
     """`drain` stops waiting for mark echoes after this long without progress."""
 
 
-Dialer = Callable[[str, str], Awaitable[None]]
-"""(call SID, number) -> transfer the live call (the REST API's `<Dial>`)."""
+Dialer = Callable[[str, Handoff], Awaitable[None]]
+"""(call SID, hand-off) -> transfer the live call (the REST API's `<Dial>`); raises
+TransferError."""
 
 
 class TwilioLine:
@@ -122,6 +129,7 @@ class TwilioLine:
         """When Twilio will have played everything sent so far (clock seconds)."""
         self._input_over = False
         self._closed = False
+        self._keys: asyncio.Queue[KeyPress | None] = asyncio.Queue(_KEYS_HELD + 1)
         self.digits: list[str] = []
         """DTMF keys the caller pressed, in order."""
         self.ended_by: str = ""
@@ -160,6 +168,7 @@ class TwilioLine:
                     case Dtmf(digit=digit):
                         self.digits.append(digit)
                         _log.info("the caller pressed %s", digit)
+                        self._put_key(KeyPress(digit=digit, method="twilio"))
                     case Stop():
                         self.ended_by = "stop"
                         return
@@ -194,10 +203,16 @@ class TwilioLine:
         self._heard = max(self._heard, min(int(position) + 1, self._assigned))
         self._progress.set()
 
+    def _put_key(self, key: KeyPress | None) -> None:
+        if self._keys.full():
+            self._keys.get_nowait()
+        self._keys.put_nowait(key)
+
     def _end_input(self) -> None:
         if self._input_over:
             return
         self._input_over = True
+        self._put_key(None)
         if self._inbound.full():
             self._inbound.get_nowait()
         self._inbound.put_nowait(None)
@@ -287,10 +302,17 @@ class TwilioLine:
 
     # --- capabilities ---------------------------------------------------------------------------
 
-    async def transfer(self) -> None:
-        """Hand the call to the escalation number through Twilio's REST API."""
-        if self._dial is None or not self._escalation_number:
+    async def presses(self) -> AsyncIterator[KeyPress]:
+        while (key := await self._keys.get()) is not None:
+            yield key
+
+    async def transfer(self, handoff: Handoff) -> None:
+        """Hand the call to the person (or the escalation number) through Twilio's REST API;
+        the person hears the summary before they are connected."""
+        target = handoff.target or self._escalation_number
+        if self._dial is None or not target:
             raise TransferError(
-                "transfers need TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and ESCALATION_PHONE_NUMBER"
+                "transfers need TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and ESCALATION_PHONE_NUMBER "
+                "(or a person's number)"
             )
-        await self._dial(self._info.call_id, self._escalation_number)
+        await self._dial(self._start.call_sid, replace(handoff, target=target))

@@ -92,10 +92,20 @@ class TwilioCalls:
                 self._client.api.base_url = self._api_base_url
         return self._client
 
-    async def dial(self, call_sid: str, number: str) -> None:
-        """Replace the call's instructions with a `<Dial>` to `number`; raises TransferError."""
+    async def dial(
+        self,
+        call_sid: str,
+        number: str,
+        *,
+        whisper_url: str | None = None,
+        action_url: str | None = None,
+    ) -> None:
+        """Replace the call's instructions with a `<Dial>` to `number` (whose answerer first
+        hears the TwiML at `whisper_url`; how it ended goes to `action_url`); raises
+        TransferError."""
+        twiml = dial_twiml(number, whisper_url=whisper_url, action_url=action_url)
         try:
-            await self._rest().calls(call_sid).update_async(twiml=dial_twiml(number))
+            await self._rest().calls(call_sid).update_async(twiml=twiml)
         except (TwilioException, httpx.HTTPError) as exc:
             raise TransferError(f"Twilio did not transfer call {call_sid}: {exc}") from exc
         _log.info("call %s handed to %s", call_sid, number)

@@ -95,7 +95,11 @@ class MediaStreams:
             await self._refuse(socket, "token", f"no valid stream token for {start.call_sid}")
             return
         info = CallInfo(
-            call_id=start.call_sid, line="twilio", caller=pending.caller, callee=pending.callee
+            call_id=start.call_sid,
+            line="twilio",
+            caller=pending.caller,
+            callee=pending.callee,
+            back_from=pending.back_from,
         )
         line = TwilioLine(
             socket,

@@ -14,6 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from appliance.clock import Clock
+from appliance.conversation.ports import Handoff
 
 __all__ = ["PendingCall", "StreamTokens"]
 
@@ -28,6 +29,8 @@ class PendingCall:
     caller: str
     callee: str
     issued_at: float = 0.0
+    back_from: Handoff | None = None
+    """The hand-off nobody answered, when the caller comes back to the agent."""
 
 
 class StreamTokens:
@@ -39,14 +42,23 @@ class StreamTokens:
         self._capacity = capacity
         self._issued: OrderedDict[str, PendingCall] = OrderedDict()
 
-    def issue(self, call_sid: str, *, caller: str = "", callee: str = "") -> str:
-        """A fresh token for the stream of `call_sid`."""
+    def issue(
+        self,
+        call_sid: str,
+        *,
+        caller: str = "",
+        callee: str = "",
+        back_from: Handoff | None = None,
+    ) -> str:
+        """A fresh token for the stream of `call_sid` (`back_from`: after a hand-off)."""
         self._expire()
         while len(self._issued) >= self._capacity:
             _, dropped = self._issued.popitem(last=False)
             _log.warning("too many streams pending; call %s can no longer attach", dropped.call_sid)
         token = secrets.token_urlsafe(32)
-        self._issued[token] = PendingCall(call_sid, caller, callee, issued_at=self._clock.now())
+        self._issued[token] = PendingCall(
+            call_sid, caller, callee, issued_at=self._clock.now(), back_from=back_from
+        )
         return token
 
     def redeem(self, token: str, call_sid: str) -> PendingCall | None:

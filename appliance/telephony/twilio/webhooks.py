@@ -18,8 +18,10 @@ from twilio.twiml.voice_response import Connect, Dial, VoiceResponse
 __all__ = [
     "FormParams",
     "SignatureCheck",
+    "back_to_agent_twiml",
     "busy_twiml",
     "dial_twiml",
+    "hang_up_twiml",
     "stream_twiml",
     "webhook_params",
 ]
@@ -116,6 +118,24 @@ def stream_twiml(url: str, token: str) -> str:
     return str(response)
 
 
+def back_to_agent_twiml(url: str, token: str, *, sorry: str | None = None) -> str:
+    """After a hand-off nobody answered: the caller back on a stream to the agent, or, when
+    the box has no room for them, told so and let go."""
+    if sorry is not None:
+        response = VoiceResponse()
+        response.say(sorry)
+        response.hangup()
+        return str(response)
+    return stream_twiml(url, token)
+
+
+def hang_up_twiml() -> str:
+    """End the call (the person and the caller have finished)."""
+    response = VoiceResponse()
+    response.hangup()
+    return str(response)
+
+
 def busy_twiml() -> str:
     """Refuse the call with a busy signal (Twilio does not bill a rejected call)."""
     response = VoiceResponse()
@@ -123,10 +143,20 @@ def busy_twiml() -> str:
     return str(response)
 
 
-def dial_twiml(number: str) -> str:
-    """Hand the live call to `number`."""
+def dial_twiml(
+    target: str,
+    *,
+    whisper_url: str | None = None,
+    action_url: str | None = None,
+    timeout_s: int = 20,
+) -> str:
+    """Hand the live call to `target` (a number, or a `sip:` URI); the person who answers is
+    first played the TwiML at `whisper_url`, and how the dial ended goes to `action_url`."""
     response = VoiceResponse()
-    dial = Dial()
-    dial.number(number)
+    dial = Dial(action=action_url, timeout=timeout_s) if action_url else Dial()
+    if target.startswith(("sip:", "sips:")):
+        dial.sip(target, url=whisper_url)
+    else:
+        dial.number(target, url=whisper_url)
     response.append(dial)
     return str(response)
