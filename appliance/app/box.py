@@ -21,7 +21,7 @@ from appliance import __version__
 from appliance.app.engines import LocalEngines, build_engines, timed
 from appliance.app.front import FrontDesk, front_desk
 from appliance.app.lines import admission_from, sip_config, twilio_line
-from appliance.app.records import build_records
+from appliance.app.records import build_records, messengers
 from appliance.app.web import Watched, advertisement, status_routers
 from appliance.clock import Clock, LoopClock
 from appliance.conversation.events import EventSink
@@ -121,7 +121,10 @@ class Appliance:
         """Wire everything from settings; loads nothing yet (see `start`). Raises `ProfileError`
         when the business profile cannot be read or is not valid."""
         clock = clock or LoopClock()
-        front = front_desk(settings.conversation, settings.integrations, clock=clock)
+        mailer, texter = messengers(settings)
+        front = front_desk(
+            settings.conversation, settings.integrations, clock=clock, texter=texter, mailer=mailer
+        )
         metrics = Metrics()
         assert settings.paths.models_dir is not None
         local = build_engines(

@@ -13,12 +13,14 @@ from zoneinfo import ZoneInfo
 
 from appliance.clock import Clock
 from appliance.conversation.persona import Persona
+from appliance.conversation.ports import Mailer, Texter
 from appliance.conversation.profile import BusinessProfile, box_timezone
-from appliance.conversation.tools import Tool, ToolRegistry
+from appliance.conversation.tools import ToolRegistry
 from appliance.settings import ConversationSettings, IntegrationSettings
 from appliance.tools.call import end_call
 from appliance.tools.clock import current_time
 from appliance.tools.hours import opening_hours
+from appliance.tools.transfer import transfer_tool
 from appliance.tools.weather import (
     Forecaster,
     OpenMeteo,
@@ -45,13 +47,26 @@ def front_desk(
     integrations: IntegrationSettings,
     *,
     clock: Clock,
-    extra_tools: tuple[Tool, ...] = (),
+    texter: Texter | None = None,
+    mailer: Mailer | None = None,
 ) -> FrontDesk:
     """Read the business profile (raises `ProfileError`, one line naming the place) and build
-    the persona and the tools from it."""
+    the persona and the tools from it. `texter` and `mailer` send a hand-off's summary to the
+    person (by text to a number) and to `NOTIFY_EMAIL`."""
     profile = BusinessProfile.load(conv.business_file) if conv.business_file else None
     zone = profile.timezone if profile is not None else ZoneInfo(box_timezone())
-    tools = [end_call, current_time(clock, zone), *extra_tools]
+    tools = [end_call, current_time(clock, zone)]
+    people = profile.people if profile is not None else ()
+    if people or integrations.escalation_phone_number:
+        tools.append(
+            transfer_tool(
+                people,
+                integrations.escalation_phone_number,
+                texter=texter,
+                mailer=mailer,
+                email_to=integrations.notify_email,
+            )
+        )
     if profile is not None:
         tools.append(opening_hours(profile, clock))
         if profile.location is not None:
@@ -89,6 +104,11 @@ def _about(profile: BusinessProfile | None, tools: ToolRegistry) -> str:
         ]
     if "get_weather" in tools:
         lines.append("For the weather, use get_weather; never describe weather yourself.")
+    if "transfer_to_person" in tools:
+        lines.append(
+            "When the caller asks for a person, or for what you may not do (such as bookings), "
+            "use transfer_to_person."
+        )
     return "\n".join(lines)
 
 

@@ -14,7 +14,7 @@ from appliance.settings import Settings
 from appliance.tools.email import SendGridMailer
 from appliance.tools.sms import TwilioTexter
 
-__all__ = ["build_records"]
+__all__ = ["build_records", "messengers"]
 
 _DB_TIMEOUT_S = 30.0
 """A database stuck this long (a failing SD card) fails the work that waits on it."""
@@ -61,6 +61,28 @@ def build_records(
         remember=settings.records.remember_callers,
         metrics=metrics,
     )
+
+
+def messengers(settings: Settings) -> tuple[Mailer | None, Texter | None]:
+    """Email (SendGrid) and text (Twilio) senders wherever their credentials are set, for the
+    tools that send on the caller's behalf (a hand-off's summary to the person)."""
+    integ, twilio = settings.integrations, settings.twilio
+    mailer: Mailer | None = None
+    texter: Texter | None = None
+    if integ.sendgrid_api_key is not None and integ.sendgrid_from_email:
+        mailer = SendGridMailer(
+            api_key=integ.sendgrid_api_key.get_secret_value(),
+            sender=integ.sendgrid_from_email,
+            base_url=integ.sendgrid_api_url,
+        )
+    if twilio.account_sid and twilio.auth_token is not None and twilio.phone_number:
+        texter = TwilioTexter(
+            account_sid=twilio.account_sid,
+            auth_token=twilio.auth_token.get_secret_value(),
+            sender=twilio.phone_number,
+            base_url=twilio.api_url,
+        )
+    return mailer, texter
 
 
 def _unset(**values: object) -> list[str]:

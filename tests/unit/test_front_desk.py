@@ -45,9 +45,11 @@ def test_the_profile_is_in_the_system_prompt_and_its_tools_are_offered() -> None
     assert [tool.name for tool in desk.tools] == [
         "end_call",
         "get_current_time",
+        "transfer_to_person",
         "opening_hours",
         "get_weather",
     ]
+    assert "use transfer_to_person" in prompt
     assert "Hello, this is Sam at Maple Street Dental." in desk.persona.greeting
 
 
