@@ -309,6 +309,7 @@ class Appliance:
             live=self.live,
             started_at=lambda: self.started_at,
             ready=lambda: self.ready,
+            front=self.front,
         )
 
         async def on_stop() -> None:

@@ -1,5 +1,5 @@
 """What the operator sees: the status page and its login, /metrics and /healthz, the health
-of every part, and the zeroconf advertisement."""
+of every part, what the front desk knows (the business page), and the zeroconf advertisement."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from fastapi import APIRouter
 
 from appliance import __version__
+from appliance.app.front import FrontDesk
 from appliance.clock import Clock
 from appliance.engines.fallback import (
     FallbackLanguageModel,
@@ -25,6 +26,7 @@ from appliance.telephony.calls import Admission
 from appliance.telephony.sip import SipStatus
 from appliance.web.advertise import Advertisement, box_id
 from appliance.web.auth import Auth, auth_router
+from appliance.web.business import BusinessPage, DeskFacts, business_router
 from appliance.web.health import HealthBoard, HealthSource, NotConfigured
 from appliance.web.history import CallHistory
 from appliance.web.live import LiveCalls
@@ -60,6 +62,8 @@ class Watched:
     live: LiveCalls
     started_at: Callable[[], float | None]
     ready: Callable[[], bool]
+    front: FrontDesk
+    """The business profile, the persona and the tools, for the business page."""
 
 
 def status_routers(parts: Watched) -> tuple[APIRouter, ...]:
@@ -72,7 +76,8 @@ def status_routers(parts: Watched) -> tuple[APIRouter, ...]:
         metrics_public=settings.web.metrics_public,
     )
     board = HealthBoard(_health_sources(parts), clock=parts.clock, metrics=parts.metrics)
-    pages = Pages(version=__version__, box=settings.conversation.business_name)
+    facts = _desk_facts(parts.front, settings.conversation.business_name)
+    pages = Pages(version=__version__, box=facts.business_name)
     page = StatusPage(
         auth=auth,
         pages=pages,
@@ -84,7 +89,18 @@ def status_routers(parts: Watched) -> tuple[APIRouter, ...]:
     return (
         auth_router(auth, pages),
         status_router(page),
+        business_router(BusinessPage(auth=auth, pages=pages, clock=parts.clock, facts=facts)),
         metrics_router(auth, board, parts.metrics, parts.ready),
+    )
+
+
+def _desk_facts(front: FrontDesk, business_name: str) -> DeskFacts:
+    profile = front.profile
+    return DeskFacts(
+        business_name=profile.name if profile is not None else business_name,
+        profile=profile,
+        tools=tuple(front.tools),
+        system_prompt=front.persona.system_prompt,
     )
 
 

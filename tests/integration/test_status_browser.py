@@ -2,13 +2,16 @@
 
 The owner logs in, watches a call (a recording played through the router with the real models)
 appear with its live transcript, finds it in the history, plays its recording (the audio
-element loads it with range requests) and sees each turn's latency waterfall. Screenshots go to
-tests/output/status/. No browser is downloaded: Playwright launches /usr/bin/chromium.
+element loads it with range requests) and sees each turn's latency waterfall; then reads the
+business page, on a wide screen and a phone's. Every page keeps to its Content-Security-Policy
+(a violation is a console error). Screenshots go to tests/output/status/. No browser is
+downloaded: Playwright launches /usr/bin/chromium.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import shutil
 import uuid
@@ -22,9 +25,10 @@ from playwright.async_api import Browser, Page, Response, async_playwright, expe
 from appliance.app import Appliance
 from appliance.conversation.ports import CallInfo
 from appliance.harness.call import run_wav_call
+from appliance.settings import Settings
 from appliance.telephony.wavfile import HangUp, Speak, load_wav
 from tests.conftest import AUDIO, ROOT
-from tests.support.status import PASSWORD, set_password
+from tests.support.status import PASSWORD, serve_box, set_password
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -141,4 +145,59 @@ async def test_the_owner_watches_a_call_live_then_finds_and_replays_it(
             await context.close()
     served = [(r.status, r.headers.get("content-range", "")) for r in recordings]
     assert any(status == 206 and rng.startswith("bytes 0-") for status, rng in served), served
+    assert problems == []
+
+
+_OVERFLOW = """() => {
+  const width = document.documentElement.clientWidth;
+  const wide = [...document.querySelectorAll('main *')]
+    .filter(e => e.getBoundingClientRect().right > width + 1 && !e.closest('pre'))
+    .map(e => e.tagName + (e.id ? '#' + e.id : '') + ' ' + (e.textContent || '').slice(0, 40));
+  if (document.documentElement.scrollWidth > width) wide.push('the page scrolls sideways');
+  return wide;
+}"""
+"""What sticks out of the window to the right (a <pre> scrolls, as it should)."""
+
+
+async def test_the_business_page_keeps_to_the_csp_and_fits_a_phone(
+    app_settings: Settings, browser: Browser
+) -> None:
+    conversation = app_settings.conversation.model_copy(
+        update={"business_file": ROOT / "business.example.toml"}
+    )
+    settings = dataclasses.replace(app_settings, conversation=conversation)
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    try:
+        async for box in serve_box(settings):
+            await page.goto(box.server.url + "/business")
+            assert "/login" in page.url
+            await page.fill("#password", PASSWORD)
+            await page.click("button[type=submit]")
+            await page.wait_for_url(box.server.url + "/business")
+            await expect(page.locator("nav a.active")).to_have_text("Business")
+            await expect(page.locator("#open-now")).to_contain_text("right now")
+            await expect(page.locator("#week tbody tr")).to_have_count(7)
+            await expect(page.locator("#services")).to_contain_text("Teeth whitening")
+            # The prompt stays folded until asked for.
+            prompt = page.locator("#prompt pre")
+            await expect(prompt).to_be_hidden()
+            await page.click("#prompt summary")
+            await expect(prompt).to_be_visible()
+            await expect(prompt).to_contain_text("Maple Street Dental")
+            assert await page.evaluate(_OVERFLOW) == []
+            await _shot(page, "5-business")
+            await page.set_viewport_size({"width": 390, "height": 844})
+            assert await page.evaluate(_OVERFLOW) == []
+            await _shot(page, "6-business-phone")
+            # The stylesheet applies (no inline style is needed, none is allowed).
+            radius = await page.locator("#open-state").evaluate(
+                "e => getComputedStyle(e).borderRadius"
+            )
+            assert radius == "999px"
+    finally:
+        await context.close()
     assert problems == []

@@ -12,77 +12,31 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 import pytest_asyncio
 from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.routing import BaseRoute
 
-from appliance.app import Appliance
 from appliance.settings import Settings, WebSettings
 from appliance.web.password import PasswordRecord, load_password, save_password
-from appliance.web.server import WebServer
 from tests.conftest import ROOT
-from tests.support.status import PASSWORD, csrf_of, log_in, raw_get, seed_call, set_password
-
-
-class SteppedClock:
-    """The loop's clock plus however far the test has moved it on."""
-
-    def __init__(self) -> None:
-        self.ahead = 0.0
-
-    def now(self) -> float:
-        return asyncio.get_running_loop().time() + self.ahead
-
-    def wall(self) -> float:
-        return time.time() + self.ahead
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-
-    async def sleep_until(self, deadline: float) -> None:
-        await asyncio.sleep(max(0.0, deadline - self.now()))
-
-
-@dataclass
-class Box:
-    app: Appliance
-    server: WebServer
-    clock: SteppedClock
-    call_id: str
-
-    def client(self, **headers: str) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.server.url, headers=headers, timeout=10.0)
-
-    @property
-    def recording(self) -> Path:
-        found = sorted(self.app.settings.paths.recordings.rglob("*.wav"))
-        assert found
-        return found[0]
-
-
-async def _box(settings: Settings) -> AsyncIterator[Box]:
-    clock = SteppedClock()
-    app = Appliance.build(settings, clock=clock)
-    await app.records.start()
-    set_password(settings.paths.admin_password)
-    call_id = await seed_call(app.records.db, settings.paths.recordings)
-    try:
-        async with app.web_server("127.0.0.1", 0) as server:
-            yield Box(app=app, server=server, clock=clock, call_id=call_id)
-    finally:
-        await app.aclose()
+from tests.support.status import (
+    PASSWORD,
+    Box,
+    csrf_of,
+    log_in,
+    raw_get,
+    seed_call,
+    serve_box,
+)
 
 
 @pytest_asyncio.fixture
 async def box(app_settings: Settings) -> AsyncIterator[Box]:
-    async for made in _box(app_settings):
+    async for made in serve_box(app_settings):
         yield made
 
 
@@ -112,7 +66,7 @@ async def secret_box(app_settings: Settings, monkeypatch: pytest.MonkeyPatch) ->
         app_settings, engines=loaded.engines, twilio=loaded.twilio, integrations=loaded.integrations
     )
     assert settings.twilio.auth_token is not None  # the settings really carry them
-    async for made in _box(settings):
+    async for made in serve_box(settings):
         yield made
 
 
@@ -155,6 +109,7 @@ async def test_every_route_but_the_public_ones_needs_a_login(box: Box) -> None:
     routes = _routes(box)
     private = [r for r in routes if r not in PUBLIC and not r[1].startswith("/twilio/")]
     assert len(private) >= 10  # every page, the live stream, recordings, /metrics, /healthz ...
+    assert {("GET", "/"), ("GET", "/calls"), ("GET", "/business")} <= set(private)
     async with box.client() as http:
         for method, path in private:
             response = await http.request(method, path)
@@ -319,9 +274,8 @@ async def test_no_secret_is_ever_rendered(secret_box: Box) -> None:
                 if line.startswith("data:"):
                     shown["live"] = line
                     break
-    assert {"/", "/calls", f"/calls/{box.call_id}", "/metrics", "/healthz", "/api/health"} <= set(
-        shown
-    )
+    pages = {"/", "/calls", f"/calls/{box.call_id}", "/business", "/metrics", "/healthz"}
+    assert {*pages, "/api/health"} <= set(shown)
     assert "twilio" in shown["/api/health"] and "redis" in shown["/api/health"]
     assert "127.0.0.1:1/0" in shown["/api/health"]  # where Redis is, without its password
     for where, text in shown.items():
@@ -333,7 +287,7 @@ async def test_metrics_public_opens_metrics_and_healthz_to_the_lan_only(
     app_settings: Settings,
 ) -> None:
     settings = dataclasses.replace(app_settings, web=WebSettings(metrics_public=True))
-    async for box in _box(settings):
+    async for box in serve_box(settings):
         async with box.client() as http:
             scrape = await http.get("/metrics")
             assert scrape.status_code == 200 and "tel3sis_build_info" in scrape.text

@@ -1,4 +1,5 @@
-"""Helpers for the status page's tests: a password, a logged-in client, recorded calls, raw HTTP.
+"""Helpers for the status page's tests: a served appliance, a password, a logged-in client,
+recorded calls, raw HTTP.
 
 `seed_call` writes a call the way the records do (the memory layer's own functions, a real
 stereo WAV), so the pages read what a real call leaves behind without placing one.
@@ -9,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -17,11 +19,14 @@ import apsw
 import httpx
 import numpy as np
 
+from appliance.app import Appliance
 from appliance.conversation.ports import CallInfo
 from appliance.memory import calls
 from appliance.memory.db import Database
 from appliance.memory.recording import WavFile
+from appliance.settings import Settings
 from appliance.web.password import Cost, PasswordRecord, save_password
+from appliance.web.server import WebServer
 
 PASSWORD: Final = "correct horse battery"
 CHEAP: Final = Cost(n=2**10, r=8, p=1)
@@ -110,6 +115,57 @@ async def seed_call(
         return cid
 
     return await db.run(write)
+
+
+class SteppedClock:
+    """The loop's clock plus however far the test has moved it on."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+
+    def now(self) -> float:
+        return asyncio.get_running_loop().time() + self.ahead
+
+    def wall(self) -> float:
+        return time.time() + self.ahead
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    async def sleep_until(self, deadline: float) -> None:
+        await asyncio.sleep(max(0.0, deadline - self.now()))
+
+
+@dataclass
+class Box:
+    app: Appliance
+    server: WebServer
+    clock: SteppedClock
+    call_id: str
+
+    def client(self, **headers: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.server.url, headers=headers, timeout=10.0)
+
+    @property
+    def recording(self) -> Path:
+        found = sorted(self.app.settings.paths.recordings.rglob("*.wav"))
+        assert found
+        return found[0]
+
+
+async def serve_box(settings: Settings) -> AsyncIterator[Box]:
+    """The appliance built from `settings` (its models not loaded), a seeded call, a password,
+    and its web app serving on a free loopback port."""
+    clock = SteppedClock()
+    app = Appliance.build(settings, clock=clock)
+    await app.records.start()
+    set_password(settings.paths.admin_password)
+    call_id = await seed_call(app.records.db, settings.paths.recordings)
+    try:
+        async with app.web_server("127.0.0.1", 0) as server:
+            yield Box(app=app, server=server, clock=clock, call_id=call_id)
+    finally:
+        await app.aclose()
 
 
 def csrf_of(html: str) -> str:
