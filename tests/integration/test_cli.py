@@ -59,6 +59,17 @@ async def _appliance(
     )
 
 
+def _answer_ms(timeline: list[dict[str, object]]) -> int:
+    """When the agent began answering: its first words after the caller's voice began (a quick
+    answer starts in the recording's trailing silence, before the caller's audio ends)."""
+    voice = min(int(str(e["at_ms"])) for e in timeline if e["what"] == "caller-voice")
+    return min(
+        int(str(e["at_ms"]))
+        for e in timeline
+        if e["what"] == "agent-start" and int(str(e["at_ms"])) > voice
+    )
+
+
 def _caller_ended_ms(timeline: list[dict[str, object]]) -> int:
     return max(int(str(e["at_ms"])) for e in timeline if e["what"] == "caller-end")
 
@@ -108,7 +119,7 @@ async def test_call_hears_each_recording_and_answers_intelligibly(
 
     agent = load_wav(reply_wav).pcm
     assert rms_dbfs(agent) > -40  # not silent
-    spoken = _speech(agent, _caller_ended_ms(result["timeline"]))
+    spoken = _speech(agent, _answer_ms(result["timeline"]))
     transcribed = (await whisper.transcribe(spoken)).text
     assert replies.strip()
     # tiny.en hears piper's "5 5" as one "5", as it does the caller's "five five" (004.wav):
