@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from appliance.conversation.ports import CallInfo, Recollection
 
 __all__ = [
+    "HELLO_OVER_GREETING",
     "AgentHungUp",
     "AgentStartedSpeaking",
     "AgentStoppedSpeaking",
@@ -80,9 +81,15 @@ class TranscriptFinal:
     engine: str
 
 
+HELLO_OVER_GREETING = "a hello over the greeting"
+"""`TurnDiscarded.reason` of a "hello?" the greeting, heard whole, already answered: the agent
+says nothing more to it."""
+
+
 @dataclass(frozen=True, slots=True)
 class TurnDiscarded:
-    """The caller went on speaking (or said nothing intelligible): the prepared reply is dropped."""
+    """The caller went on speaking (or said nothing intelligible, or only said hello over the
+    greeting): the prepared reply is dropped."""
 
     turn: int
     reason: str

@@ -40,6 +40,7 @@ from typing import Any, Protocol, assert_never
 from appliance.audio.frame import frames_of
 from appliance.clock import Clock
 from appliance.conversation.events import (
+    HELLO_OVER_GREETING,
     AgentHungUp,
     AgentStartedSpeaking,
     CallEnded,
@@ -428,7 +429,7 @@ class CallSession:
             await self._after_greeting()
             if self._greeting is not None and self._greeting.state is ReplyState.FINISHED:
                 # "Hello?" as the call connects: the greeting they just heard answered it.
-                return Outcome(Result.DISCARDED, why="a hello over the greeting")
+                return Outcome(Result.DISCARDED, why=HELLO_OVER_GREETING)
         user = Message(role="user", content=said)
         notes = await self._recall_for(reply, said)
         priority = Priority()

@@ -30,6 +30,7 @@ from typing import Literal
 
 from appliance.audio.frame import FRAME_MS, SAMPLE_RATE, frames_of, rms_dbfs, silence
 from appliance.conversation.events import (
+    HELLO_OVER_GREETING,
     AgentStartedSpeaking,
     AgentStoppedSpeaking,
     CallEnded,
@@ -151,11 +152,12 @@ class CallerScript:
         match event:
             case AgentStartedSpeaking():
                 self._session_speaking = True
-            case TurnDiscarded() if not self._playing and self._agent_started_at is None:
-                # The agent dropped what the caller said and will not answer it (a "hello?"
-                # the greeting already answered): the caller goes on after the usual gap.
+            case TurnDiscarded(reason=reason) if reason == HELLO_OVER_GREETING:
+                # The agent will not answer the caller's "hello?" (the greeting they heard
+                # whole did): the caller goes on after the usual gap, counted from now.
                 self._session_speaking = False
                 self._agent_started_at = self.tick_count
+                self._quiet_ticks = 0
             case AgentStoppedSpeaking() | TurnDiscarded() | CallEnded():
                 # A reply dropped before the caller heard any of it ends with TurnDiscarded.
                 self._session_speaking = False
