@@ -88,6 +88,7 @@ def _routes(box: Box) -> list[tuple[str, str]]:
         "{call_id:path}": box.call_id,
         "{relative:path}": str(box.recording.relative_to(box.app.settings.paths.recordings)),
         "{name}": "app.css",
+        "{token}": "0" * 32,  # a hand-off's whisper and dial result (signed Twilio webhooks)
     }
     found = []
     for route in _flat(box.server.app.routes):
