@@ -181,10 +181,12 @@ class PostCall:
         if sure:
             asked = notes.facts_messages(transcript_text(turns), agent=self._names["agent"])
             facts = notes.grounded_facts(await self._ask(asked), " ".join(sure))
+        name = notes.caller_name(sure)
+        # The name is kept as the name, not again as a fact.
+        facts = [f for f in facts if name is None or f.casefold() != name.casefold()]
         summary = await self._db.run(callers.summary_of, call.id)
         texts = ([summary] if summary is not None else []) + facts
         embedded = await self._embedder.embed(texts) if texts else []
-        name = notes.caller_name(sure)
         at = self._wall()
 
         def write(conn: apsw.Connection) -> None:
