@@ -89,7 +89,7 @@ class Happened:
         if self.outcome is None:
             return ""
         if self.outcome == "caller hung up":
-            return "The caller hung up."
+            return ""  # the usual ending says nothing about the call
         return f"The call ended: {self.outcome}."
 
 

@@ -33,7 +33,10 @@ PROMISED = [
 
 def test_a_promise_to_text_is_not_a_text_sent() -> None:
     told = what_happened(PROMISED, [], "caller hung up").sentences()
-    assert told == ["No text or email was sent during the call.", "The caller hung up."]
+    assert told == ["No text or email was sent during the call."]
+    assert what_happened(PROMISED, [], "time limit").sentences()[-1] == (
+        "The call ended: time limit."
+    )
 
 
 def test_a_message_is_said_to_be_sent_only_when_its_tool_ran() -> None:
