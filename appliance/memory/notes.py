@@ -6,9 +6,9 @@ instruction after it, it summarizes a short call well; asked for facts, it also 
 transcript instead of summarizing it, and reads the agent's promises as deeds ("The assistant
 texted a summary" when the agent only said it would). So:
 - The model is asked only what the caller wanted, in one sentence; what the agent did is told
-  from the call's record (`happened`). A sentence that does not start with "The caller", that
-  names the agent, tells of a deed ("sent", "texted", "booked" ...) or is mostly not the
-  caller's words is replaced by the caller's own words, quoted.
+  from the call's record (`happened`). A sentence that does not start with "The caller", tells
+  of a deed ("sent", "texted", "booked", "told" ...) or of the assistant, or is mostly not the
+  caller's words (as heard with confidence) is replaced by the caller's own words, quoted.
 - A fact is kept only when most of its words are the caller's own (by their first four letters:
   "booked" matches "book"), said in turns the speech-to-text was sure of (the caller passes
   only those), and when it is not about the caller's name or a deed.
@@ -50,7 +50,8 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s|\n")
 _DEED = re.compile(
     r"\b(?:assistant|agent|receptionist|sent|texted|emailed|e-mailed|messaged|mailed|"
     r"transferred|forwarded|connected|booked|scheduled|reserved|confirmed|arranged|ordered|"
-    r"cancell?ed|called back|was told|were told|promised|received|provided|gave|informed)\b",
+    r"cancell?ed|called back|told|said|explained|answered|replied|offered|agreed|promised|"
+    r"received|provided|gave|informed|helped)\b",
     re.IGNORECASE,
 )
 _ABOUT_NAME = re.compile(r"\bnamed?\b", re.IGNORECASE)
@@ -107,11 +108,16 @@ def claims_a_deed(text: str) -> bool:
     return bool(_DEED.search(text))
 
 
-def caller_request(text: str, caller_said: str, *, agent: str = "") -> tuple[str, bool]:
+def caller_request(
+    text: str, caller_said: str, *, agent: str = "", business: str = ""
+) -> tuple[str, bool]:
     """(what the caller wanted, whether the model's sentence was usable): a sentence that fails
-    the checks in the module docstring becomes the caller's own words, quoted."""
+    the checks in the module docstring becomes the caller's own words, quoted. The model calls
+    the business by the agent's name ("if Tess would open on Saturday"): it is named as the
+    business instead, and neither name counts as the caller's words or against them."""
     first = _SENTENCE_END.split(text.strip(), maxsplit=1)[0].strip()
-    words = [w for w in _words(first) if w not in _REQUEST_FRAME]
+    named = set(_words(f"{agent} {business}"))
+    words = [w for w in _words(first) if w not in _REQUEST_FRAME and w not in named]
     said = _words(caller_said)
     stems = {w[:4] for w in said}
     backed = sum(1 for w in words if w in said or w[:4] in stems)
@@ -119,11 +125,12 @@ def caller_request(text: str, caller_said: str, *, agent: str = "") -> tuple[str
         first.lower().startswith("the caller")
         and not _ECHO.search(first)
         and not claims_a_deed(first)
-        and not (agent and re.search(rf"\b{re.escape(agent)}\b", first, re.IGNORECASE))
         and bool(words)
         and backed / len(words) >= _REQUEST_GROUNDED
     )
     if usable:
+        if agent:
+            first = re.sub(rf"\b{re.escape(agent)}\b", business or "the business", first)
         return (first if first.endswith((".", "?", "!")) else first + "."), True
     quote = " ".join(caller_said.split())
     if len(quote) > _MAX_QUOTE:

@@ -156,9 +156,7 @@ class PostCall:
         if sure:
             asked = notes.request_messages(transcript_text(turns), **self._names)
             answer = await self._ask(asked)
-            request, usable = notes.caller_request(
-                answer, " ".join(sure), agent=self._names["agent"]
-            )
+            request, usable = notes.caller_request(answer, " ".join(sure), **self._names)
         else:
             heard = " ".join(" ".join(said).split())[:300]
             request, usable = f'The caller was not heard clearly (heard as "{heard}").', False

@@ -73,6 +73,18 @@ def test_a_request_in_the_callers_words_is_kept_as_one_sentence() -> None:
     assert caller_request("x", "")[0] == "The caller said nothing."
 
 
+def test_the_agents_name_in_a_request_is_the_business() -> None:
+    # Qwen2.5-Coder-0.5B's answer, as it gave it: "you" became the agent's name.
+    answer = "The caller wanted to know when Tess would open on Saturday."
+    said = "Hello, what time do you open on Saturday?"
+    assert caller_request(answer, said, agent="Tess", business="Harbour Dental") == (
+        "The caller wanted to know when Harbour Dental would open on Saturday.",
+        True,
+    )
+    told = "The caller wanted to know when Tess would open, and Tess told them ten."
+    assert not caller_request(told, said, agent="Tess", business="Harbour Dental")[1]
+
+
 def test_deeds_are_told_apart_from_requests() -> None:
     assert claims_a_deed("The agent said it would call back")
     assert claims_a_deed("A summary was texted to the caller")
