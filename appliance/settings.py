@@ -330,7 +330,7 @@ class RecordSettings(_Section):
     remember_callers: bool = Field(default=True, validation_alias=_env("REMEMBER_CALLERS"))
     """Keep facts and summaries per caller number and give them to the agent on their next call."""
     memory_min_confidence: float = Field(
-        default=0.6, ge=0.0, le=1.0, validation_alias=_env("MEMORY_MIN_CONFIDENCE")
+        default=0.5, ge=0.0, le=1.0, validation_alias=_env("MEMORY_MIN_CONFIDENCE")
     )
     """A caller's turn heard with less speech-to-text confidence (0-1) gives no facts or name."""
     retention_days: int = Field(default=90, ge=0, validation_alias=_env("RETENTION_DAYS"))
