@@ -18,8 +18,8 @@ from appliance.memory.calls import TurnRecord
 
 __all__ = ["Happened", "what_happened"]
 
-_MESSAGE_TOOL = re.compile(r"sms|text|mail|message", re.IGNORECASE)
-"""A tool whose name says it sends a message (send_sms, email_summary, ...)."""
+_MESSAGE_TOOL = re.compile(r"(?:^|_)(?:sms|text|e?mail|message)s?(?:_|$)", re.IGNORECASE)
+"""A tool whose name says it sends a message (send_sms, email_summary, text_caller ...)."""
 _MESSAGE_TALK = re.compile(r"\b(?:text|texts|texted|sms|e-?mail|emailed|message)\b", re.I)
 
 

@@ -52,6 +52,13 @@ def test_a_message_is_said_to_be_sent_only_when_its_tool_ran() -> None:
     ]
 
 
+def test_only_a_tool_named_for_a_message_counts_as_one() -> None:
+    for name in ("send_sms", "email_summary", "text_caller", "send_message", "sms"):
+        assert what_happened(PROMISED, [_tool(name, ok=True)], None).messages_sent, name
+    for name in ("get_context", "get_weather", "mailbox_hours"):
+        assert not what_happened(PROMISED, [_tool(name, ok=True)], None).messages_sent, name
+
+
 def test_an_agent_that_never_answered_is_said_to_have_never_answered() -> None:
     turns = [
         _turn(0, "agent", "Hello."),
