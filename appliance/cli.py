@@ -112,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
         "--stdin", action="store_true", help="read it from one line of standard input instead"
     )
 
-    records = commands.add_parser("calls", help="the recorded calls: list, show, export")
+    records = commands.add_parser("calls", help="the recorded calls: list, show, export, forget")
     record_commands = records.add_subparsers(dest="calls_command", required=True, metavar="ACTION")
     listed = record_commands.add_parser("list", help="the latest calls, newest first")
     listed.add_argument("--json", action="store_true")
@@ -127,6 +127,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.add_argument("id", help="the call's id (or the start of it)")
     export.add_argument("--out", type=Path, help="the folder (default: ./<call id>)")
+    forget = record_commands.add_parser(
+        "forget",
+        help="forget what is remembered about a caller (name, facts, summaries); their calls' "
+        "records, recordings and transcripts stay",
+    )
+    forget.add_argument("number", help="the caller's number, as `appliance calls list` shows it")
+    forget.add_argument("--json", action="store_true")
     return parser
 
 
@@ -254,7 +261,12 @@ def _check_models(settings: Settings) -> None:
 
 
 def _calls(settings: Settings, args: argparse.Namespace) -> int:
-    from appliance.memory.cli import export_call, list_recorded_calls, show_call  # noqa: PLC0415
+    from appliance.memory.cli import (  # noqa: PLC0415
+        export_call,
+        forget_caller_memory,
+        list_recorded_calls,
+        show_call,
+    )
     from appliance.memory.db import database_path  # noqa: PLC0415
 
     assert settings.paths.database_url is not None
@@ -267,6 +279,8 @@ def _calls(settings: Settings, args: argparse.Namespace) -> int:
             return show_call(database, recordings, args.id, as_json=args.json)
         case "export":
             return export_call(database, recordings, args.id, args.out)
+        case "forget":
+            return forget_caller_memory(database, args.number, as_json=args.json)
     raise AssertionError(args.calls_command)
 
 

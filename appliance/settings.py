@@ -346,6 +346,10 @@ class RecordSettings(_Section):
     """Record each call (caller left, agent right); where the law asks, tell callers."""
     remember_callers: bool = Field(default=True, validation_alias=_env("REMEMBER_CALLERS"))
     """Keep facts and summaries per caller number and give them to the agent on their next call."""
+    memory_min_confidence: float = Field(
+        default=0.5, ge=0.0, le=1.0, validation_alias=_env("MEMORY_MIN_CONFIDENCE")
+    )
+    """A caller's turn heard with less speech-to-text confidence (0-1) gives no facts or name."""
     retention_days: int = Field(default=90, ge=0, validation_alias=_env("RETENTION_DAYS"))
     """Recordings and transcripts older than this many days are removed; 0 keeps them for ever."""
 

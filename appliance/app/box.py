@@ -121,10 +121,6 @@ class Appliance:
         """Wire everything from settings; loads nothing yet (see `start`). Raises `ProfileError`
         when the business profile cannot be read or is not valid."""
         clock = clock or LoopClock()
-        mailer, texter = messengers(settings)
-        front = front_desk(
-            settings.conversation, settings.integrations, clock=clock, texter=texter, mailer=mailer
-        )
         metrics = Metrics()
         assert settings.paths.models_dir is not None
         local = build_engines(
@@ -132,6 +128,15 @@ class Appliance:
         )
         records = build_records(
             settings, clock=clock, metrics=metrics, llm=local.job_llm, embedder=local.embedder
+        )
+        mailer, texter = messengers(settings)
+        front = front_desk(
+            settings.conversation,
+            settings.integrations,
+            clock=clock,
+            texter=texter,
+            mailer=mailer,
+            memory=records.kept if settings.records.remember_callers else None,
         )
         return cls(
             settings, local=local, metrics=metrics, clock=clock, records=records, front=front

@@ -20,6 +20,7 @@ from appliance.settings import ConversationSettings, IntegrationSettings
 from appliance.tools.call import end_call
 from appliance.tools.clock import current_time
 from appliance.tools.hours import opening_hours
+from appliance.tools.memory import CallerMemoryStore, forget_me, what_you_remember
 from appliance.tools.transfer import transfer_tool
 from appliance.tools.weather import (
     Forecaster,
@@ -49,10 +50,12 @@ def front_desk(
     clock: Clock,
     texter: Texter | None = None,
     mailer: Mailer | None = None,
+    memory: CallerMemoryStore | None = None,
 ) -> FrontDesk:
     """Read the business profile (raises `ProfileError`, one line naming the place) and build
     the persona and the tools from it. `texter` and `mailer` send a hand-off's summary to the
-    person (by text to a number) and to `NOTIFY_EMAIL`."""
+    person (by text to a number) and to `NOTIFY_EMAIL`. With `memory` (callers are remembered),
+    a caller can hear what is kept about them and have it forgotten."""
     profile = BusinessProfile.load(conv.business_file) if conv.business_file else None
     zone = profile.timezone if profile is not None else ZoneInfo(box_timezone())
     tools = [end_call, current_time(clock, zone)]
@@ -67,6 +70,8 @@ def front_desk(
                 email_to=integrations.notify_email,
             )
         )
+    if memory is not None:
+        tools += [what_you_remember(memory, zone), forget_me(memory)]
     if profile is not None:
         tools.append(opening_hours(profile, clock))
         if profile.location is not None:

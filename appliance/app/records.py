@@ -38,6 +38,7 @@ def build_records(
         recordings=settings.paths.recordings,
         retention_days=settings.records.retention_days,
         remember=settings.records.remember_callers,
+        min_confidence=settings.records.memory_min_confidence,
         agent_name=conv.agent_name,
         business_name=conv.business_name,
         wall=clock.wall,

@@ -2,6 +2,11 @@
 
 Memory is keyed by the caller's number, so only a number that names someone is remembered: a
 withheld or anonymous caller, or a line with no numbers (the WAV harness), gets no memory.
+
+A caller may ask to be forgotten (`forget_caller`): their name, facts, the summaries of their
+calls and their vectors go, and the time is kept, so that nothing from a call that began before
+it (the call they asked on included, whose jobs run after it) becomes their memory again. The
+calls' rows, recordings and transcripts stay: they are the operator's records.
 """
 
 from __future__ import annotations
@@ -14,7 +19,10 @@ import apsw
 
 __all__ = [
     "CallerMemory",
+    "Forgotten",
     "add_facts",
+    "forget_caller",
+    "forgotten_at",
     "is_known_number",
     "memory_of",
     "note_call",
@@ -72,7 +80,8 @@ def memory_of(
     )
     summary_rows = conn.execute(
         "SELECT calls.started, summaries.text FROM summaries JOIN calls ON calls.id = "
-        "summaries.call_id WHERE calls.caller = ? ORDER BY calls.started DESC LIMIT ?",
+        "summaries.call_id WHERE calls.caller = ?1 AND calls.started > COALESCE("
+        "(SELECT at FROM forgotten WHERE number = ?1), -1) ORDER BY calls.started DESC LIMIT ?2",
         (number, summaries),
     )
     return CallerMemory(
@@ -120,3 +129,48 @@ def set_summary(conn: apsw.Connection, call_id: str, text: str, at: float) -> No
 def summary_of(conn: apsw.Connection, call_id: str) -> str | None:
     row = conn.execute("SELECT text FROM summaries WHERE call_id = ?", (call_id,)).fetchone()
     return None if row is None else str(row[0])
+
+
+@dataclass(frozen=True, slots=True)
+class Forgotten:
+    """What `forget_caller` removed."""
+
+    name: bool
+    facts: int
+    summaries: int
+    vectors: int
+
+
+def forgotten_at(conn: apsw.Connection, number: str) -> float | None:
+    """When `number` last asked to be forgotten, if ever."""
+    row = conn.execute("SELECT at FROM forgotten WHERE number = ?", (number,)).fetchone()
+    return None if row is None else float(row[0])
+
+
+def forget_caller(conn: apsw.Connection, number: str, at: float) -> Forgotten:
+    """Remove everything kept about `number` as memory (see the module docstring)."""
+    with conn:
+        row = conn.execute("SELECT name FROM callers WHERE number = ?", (number,)).fetchone()
+        conn.execute("DELETE FROM facts WHERE caller = ?", (number,))
+        facts = conn.changes()
+        conn.execute(
+            "DELETE FROM summaries WHERE call_id IN (SELECT id FROM calls WHERE caller = ?)",
+            (number,),
+        )
+        summaries = conn.changes()
+        conn.execute("DELETE FROM memory_vectors WHERE caller = ?", (number,))
+        vectors = conn.changes()
+        conn.execute("DELETE FROM callers WHERE number = ?", (number,))
+        # What each call's agent was told at its start is memory too: it goes with the rest.
+        conn.execute("UPDATE calls SET memory = '' WHERE caller = ?", (number,))
+        conn.execute(
+            "INSERT INTO forgotten (number, at) VALUES (?, ?) "
+            "ON CONFLICT (number) DO UPDATE SET at = excluded.at",
+            (number, at),
+        )
+    return Forgotten(
+        name=row is not None and row[0] is not None,
+        facts=facts,
+        summaries=summaries,
+        vectors=vectors,
+    )

@@ -77,6 +77,8 @@ class TurnRecord:
     """Milliseconds per stage."""
     starts: Mapping[str, float] = field(default_factory=dict)
     """When each stage began: milliseconds after the caller stopped speaking."""
+    confidence: float | None = None
+    """How sure speech-to-text was of a caller's turn (0-1); None for the agent, or not known."""
 
 
 def open_call(
@@ -128,15 +130,17 @@ def save_caller_words(
     text: str,
     started: float | None,
     ended: float | None,
+    confidence: float | None = None,
 ) -> None:
     """The caller's side of a turn, once transcribed (again, if they went on speaking)."""
     with conn:
         conn.execute(
-            "INSERT INTO turns (call_id, idx, turn, speaker, text, started, ended) "
-            "VALUES (?, ?, ?, 'caller', ?, ?, ?) "
+            "INSERT INTO turns (call_id, idx, turn, speaker, text, started, ended, confidence) "
+            "VALUES (?, ?, ?, 'caller', ?, ?, ?, ?) "
             "ON CONFLICT (call_id, turn, speaker) WHERE turn > 0 DO UPDATE SET "
-            "text = excluded.text, started = excluded.started, ended = excluded.ended",
-            (call_id, _next_idx(conn, call_id), turn, text, started, ended),
+            "text = excluded.text, started = excluded.started, ended = excluded.ended, "
+            "confidence = excluded.confidence",
+            (call_id, _next_idx(conn, call_id), turn, text, started, ended, confidence),
         )
 
 
@@ -252,8 +256,8 @@ def open_calls(conn: apsw.Connection) -> list[CallRecord]:
 
 def turns_of(conn: apsw.Connection, call_id: str) -> list[TurnRecord]:
     rows = conn.execute(
-        "SELECT idx, turn, speaker, text, started, ended, interrupted, unsaid, timings, starts "
-        "FROM turns WHERE call_id = ? ORDER BY idx",
+        "SELECT idx, turn, speaker, text, started, ended, interrupted, unsaid, timings, starts, "
+        "confidence FROM turns WHERE call_id = ? ORDER BY idx",
         (call_id,),
     )
     return [
@@ -268,8 +272,21 @@ def turns_of(conn: apsw.Connection, call_id: str) -> list[TurnRecord]:
             unsaid=unsaid,
             timings=json.loads(timings),
             starts=json.loads(starts),
+            confidence=None if confidence is None else float(confidence),
         )
-        for idx, turn, speaker, text, started, ended, interrupted, unsaid, timings, starts in rows
+        for (
+            idx,
+            turn,
+            speaker,
+            text,
+            started,
+            ended,
+            interrupted,
+            unsaid,
+            timings,
+            starts,
+            confidence,
+        ) in rows
     ]
 
 

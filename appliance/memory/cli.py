@@ -1,7 +1,8 @@
-"""`appliance calls list|show|export`: the call records, read straight from the database.
+"""`appliance calls list|show|export|forget`: the call records, straight from the database.
 
 These run in their own process, beside a running appliance if there is one: WAL lets them read
-while it writes. They never change a record.
+while it writes. Only `forget` writes: it removes what is remembered about a caller (their name,
+facts, call summaries and recall vectors), never a call's record, recording or transcript.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 import shutil
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import apsw
@@ -18,7 +20,7 @@ from appliance.memory import callers, calls, jobs
 from appliance.memory.db import connect
 from appliance.memory.postcall import transcript_text
 
-__all__ = ["export_call", "list_recorded_calls", "show_call"]
+__all__ = ["export_call", "forget_caller_memory", "list_recorded_calls", "show_call"]
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -216,4 +218,34 @@ def export_call(database: Path, recordings: Path, call_id: str, out: Path | None
     else:
         print(f"call {found['id']} has no recording to export", file=sys.stderr)
     print(folder)
+    return EXIT_OK
+
+
+def forget_caller_memory(database: Path, number: str, *, as_json: bool) -> int:
+    """Remove what is remembered about the caller `number` (as the line gave it)."""
+    if not database.is_file():
+        print(f"nothing is remembered (no database at {database})", file=sys.stderr)
+        return EXIT_OK
+    conn = connect(database)
+    try:
+        row = conn.execute("SELECT COUNT(*) FROM calls WHERE caller = ?", (number,)).fetchone()
+        recorded = int(row[0]) if row is not None else 0
+        removed = callers.forget_caller(conn, number, time.time())
+    finally:
+        conn.close()
+    if as_json:
+        print(json.dumps({"number": number, "calls": recorded} | asdict(removed)))
+        return EXIT_OK
+    if recorded == 0:
+        print(f"no calls from {number!r} are recorded (numbers are matched exactly)")
+    print(
+        f"forgot {number}: {'its name, ' if removed.name else ''}{removed.facts} facts, "
+        f"{removed.summaries} call summaries, {removed.vectors} recall vectors; nothing from "
+        "calls before now will be remembered again"
+    )
+    if recorded:
+        print(
+            f"its {recorded} calls' records, recordings and transcripts stay "
+            "(they go after RETENTION_DAYS)"
+        )
     return EXIT_OK

@@ -32,6 +32,7 @@ from appliance.conversation.events import CallEnded, Event, EventSink
 from appliance.conversation.ports import CallInfo, CallLine, Embedder, Message, Recall
 from appliance.memory import callers, calls, jobs, owners, vectors
 from appliance.memory.db import Database
+from appliance.memory.kept import KeptMemory
 from appliance.memory.postcall import PostCall
 from appliance.memory.recall import CallerRecall, context_message
 from appliance.memory.recording import Recorder, RecordingLine, WavFile, repair_wav
@@ -112,6 +113,8 @@ class Records:
         self._owners_dir = db.path.parent / "owners"
         self._owner: owners.Owner | None = None
         self.runner: jobs.JobRunner | None = None
+        self.kept = KeptMemory(db, wall=clock.wall, remember=remember)
+        """Callers' memory for the memory tools (`appliance.tools.memory`)."""
 
     @property
     def owner(self) -> str:

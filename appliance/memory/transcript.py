@@ -1,5 +1,9 @@
 """A call's transcript, stored side by side as each turn completes: an EventSink for one call.
 
+Beside the words, what the agent did (tools run and their results, transfers, hanging up) goes
+to `actions`, and each caller turn keeps its speech-to-text confidence: what happened on the
+call is then on its record, not left to the model's reading of the words.
+
 The caller's words are written as soon as they are final (before the agent answers), the agent's
 when the caller has heard them (or cut them off), the agent's fixed phrases when spoken. Times are
 seconds since the call began, the recording's own time axis. Nothing waits on the database: the
@@ -13,8 +17,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from typing import assert_never
 
 from appliance.conversation.events import (
+    AgentHungUp,
     AgentStartedSpeaking,
     AgentStoppedSpeaking,
     CallerStartedSpeaking,
@@ -25,10 +31,13 @@ from appliance.conversation.events import (
     MemoryRecalled,
     PhraseSpoken,
     ReplyInterrupted,
+    ToolCalled,
+    ToolFinished,
     TranscriptFinal,
+    Transfer,
     TurnCompleted,
 )
-from appliance.memory import calls
+from appliance.memory import actions, calls
 from appliance.memory.db import Database
 from appliance.memory.session import SessionState
 from appliance.observability.metrics import Metrics
@@ -89,19 +98,11 @@ class TranscriptSink:
             case CallStarted(at=at):
                 self._t0 = at
             case CallerStartedSpeaking(at=at):
-                if self._onset is None:
-                    self._onset = at
+                self._onset = at if self._onset is None else self._onset
             case CallerStoppedSpeaking(at=at):
                 self._speech_end = at
-            case TranscriptFinal(turn=turn, text=text):
-                self.caller_turns = max(self.caller_turns, turn)
-                started = self._caller_started.setdefault(turn, self._offset(self._onset))
-                ended = self._offset(self._speech_end)
-                self._onset = None
-                self._write(
-                    calls.save_caller_words, turn=turn, text=text, started=started, ended=ended
-                )
-                self._slots({"turn": str(turn), "caller_said": text})
+            case TranscriptFinal():
+                self._caller_words(event)
             case AgentStartedSpeaking(turn=turn, at=at):
                 self._agent_started[turn] = at
             case AgentStoppedSpeaking(turn=turn, at=at):
@@ -122,10 +123,43 @@ class TranscriptSink:
             case PhraseSpoken(text=text, heard=heard, interrupted=interrupted):
                 unsaid = text.removeprefix(heard).strip() if interrupted else ""
                 self._agent_words(0, heard, interrupted, unsaid)
+            case ToolCalled() | ToolFinished() | Transfer() | AgentHungUp():
+                self._act(event)
             case MemoryRecalled(found=found):
                 self._slots({"recalled": " | ".join(r.call_id for r in found)})
             case _:
                 pass
+
+    def _caller_words(self, event: TranscriptFinal) -> None:
+        turn = event.turn
+        self.caller_turns = max(self.caller_turns, turn)
+        started = self._caller_started.setdefault(turn, self._offset(self._onset))
+        ended = self._offset(self._speech_end)
+        self._onset = None
+        self._write(
+            calls.save_caller_words,
+            turn=turn,
+            text=event.text,
+            started=started,
+            ended=ended,
+            confidence=event.confidence,
+        )
+        self._slots({"turn": str(turn), "caller_said": event.text})
+
+    def _act(self, event: ToolCalled | ToolFinished | Transfer | AgentHungUp) -> None:
+        match event:
+            case ToolCalled(turn=turn, name=name, arguments=arguments):
+                self._write(
+                    actions.save_action, turn=turn, kind="tool", name=name, arguments=arguments
+                )
+            case ToolFinished(turn=turn, name=name, ok=ok, result=result):
+                self._write(actions.finish_tool, turn=turn, name=name, ok=ok, result=result)
+            case Transfer(target=target):
+                self._write(actions.save_action, turn=0, kind="transfer", name=target)
+            case AgentHungUp(reason=reason):
+                self._write(actions.save_action, turn=0, kind="hangup", name=reason)
+            case _:
+                assert_never(event)
 
     def _agent_words(
         self,

@@ -110,6 +110,8 @@ class RecordsKit:
     recording_queue_s: float = 600.0
     """Virtual time can run ahead of the writer thread: a big queue keeps the recording exact."""
     metrics: Metrics = field(default_factory=Metrics)
+    tools: ToolRegistry = field(default_factory=ToolRegistry)
+    """What the call's language model may call."""
     sessions: list[CallSession] = field(default_factory=list)
     records: Records = field(init=False)
     llm: ScriptedLanguageModel = field(init=False)
@@ -173,7 +175,7 @@ class RecordsKit:
             engines,
             # Virtual time races ahead while the embedder's thread works: a generous budget.
             SessionConfig(persona=PERSONA, recall_budget_s=60.0),
-            tools=ToolRegistry([]),
+            tools=self.tools,
             phrases=self.phrases,
             clock=self.clock,
             sink=sink,

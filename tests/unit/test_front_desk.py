@@ -143,3 +143,23 @@ def test_recalled_faq_and_caller_memory_reach_the_turn_under_their_own_headings(
         "From the business's answers to common questions:\n- Q: Parking? A: Behind the building.",
         "From earlier calls with this caller:\n- Prefers mornings.",
     ]
+
+
+class _NothingKept:
+    async def kept_about(self, number: str) -> None:
+        return None
+
+    async def forget(self, number: str) -> None:
+        return None
+
+
+def test_a_box_that_remembers_callers_lets_them_ask_what_and_forget() -> None:
+    desk = front_desk(
+        ConversationSettings(business_file=EXAMPLE),
+        IntegrationSettings(),
+        clock=HandClock(),
+        memory=_NothingKept(),  # type: ignore[arg-type]
+    )
+    names = [tool.name for tool in desk.tools]
+    assert {"what_you_remember", "forget_me"} <= set(names)
+    assert "what_you_remember" not in [tool.name for tool in _desk().tools]
