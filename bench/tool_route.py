@@ -38,6 +38,8 @@ class _Row:
     first_ms: float
     tokens: int
     decode_s: float
+    evaluated: int
+    """Prompt tokens evaluated for the first answer (the rest came from the cache)."""
     then: str
     """The action after the tool's result (empty when the first action was to speak)."""
     said: str
@@ -77,6 +79,7 @@ async def _case(
 ) -> _Row:
     messages = [system, Message("user", case.said)]
     action, arguments, first_ms, tokens, decode_s, said = await _answer(llm, messages, tools)
+    evaluated = llm.last_prompt.evaluated
     then = ""
     if action != "speak":
         call = ToolCall(id="call_1", name=action, arguments=arguments or "{}")
@@ -85,7 +88,7 @@ async def _case(
             Message("tool", case.result or "Done.", tool_call_id=call.id),
         ]
         then, _, _, _, _, said = await _answer(llm, messages, tools)
-    return _Row(case, action, arguments, first_ms, tokens, decode_s, then, said)
+    return _Row(case, action, arguments, first_ms, tokens, decode_s, evaluated, then, said)
 
 
 async def _model(name: str, models_dir: Path, max_tokens: int) -> list[_Row]:
@@ -112,13 +115,13 @@ async def _model(name: str, models_dir: Path, max_tokens: int) -> list[_Row]:
 
 
 def _print(name: str, rows: list[_Row]) -> None:
-    print(f"{'caller said':42} {'want':17} {'chose':17} ok  args first_ms tok/s then")
+    print(f"{'caller said':42} {'want':17} {'chose':17} ok  args first_ms tok/s eval then")
     for row in rows:
         rate = f"{(row.tokens - 1) / row.decode_s:5.1f}" if row.decode_s > 0 else "    -"
         print(
             f"{row.case.said[:42]:42} {row.case.action:17} {row.action:17} "
             f"{'y' if row.right else 'N':3} {'y' if row.filled else 'N':4} "
-            f"{row.first_ms:8.0f} {rate} {row.then or '-'}"
+            f"{row.first_ms:8.0f} {rate} {row.evaluated:4} {row.then or '-'}"
         )
     for row in rows:
         print(f"  {row.case.said[:40]!r:44} -> {row.action} {row.arguments} | {row.said[:80]!r}")
