@@ -1,4 +1,4 @@
-"""The two-stage tool route's parts that need no model: the grammar, the prompt pieces, the
+"""The two-stage tool route's parts that need no model: the action pick, the prompt pieces, the
 tool list, and the registry's refusal of an argument called `name`."""
 
 from __future__ import annotations
@@ -21,12 +21,25 @@ WEATHER = ToolSpec(
 CLOCK = ToolSpec("get_current_time", "The time.", {"type": "object", "properties": {}})
 
 
-def test_the_action_grammar_names_speak_and_each_tool() -> None:
-    # That llama.cpp parses it is seen in tests/contract/test_tool_route.py.
-    assert route.action_grammar([WEATHER, CLOCK]) == (
-        'root ::= "speak" | "get_weather" | "get_current_time"\n'
-    )
-    assert route.action_grammar([WEATHER], speak=False) == 'root ::= "get_weather"\n'
+SPELLINGS = {"speak": [1, 2], "get_weather": [3, 4, 9], "get_current_time": [3, 5, 6, 9]}
+
+
+def test_pick_follows_the_likeliest_allowed_token_until_one_action_is_left() -> None:
+    logits = {1: 0.5, 3: 2.0, 4: 0.1, 5: 0.3, 7: 99.0}  # 7: likely, but no action's token
+    advanced: list[int] = []
+
+    chosen = route.pick(SPELLINGS, lambda t: logits.get(t, -1.0), advanced.append)
+
+    assert chosen == "get_current_time"
+    assert advanced == [3]  # after `5`, one action was left: no step was taken for it
+
+
+def test_pick_takes_no_step_when_the_first_token_decides() -> None:
+    advanced: list[int] = []
+
+    assert route.pick(SPELLINGS, lambda t: 1.0 if t == 1 else 0.0, advanced.append) == "speak"
+    assert advanced == []
+    assert route.pick({"end_call": [8]}, lambda t: 0.0, advanced.append) == "end_call"
 
 
 def test_speak_is_listed_first_and_the_list_is_the_same_bytes_every_time() -> None:

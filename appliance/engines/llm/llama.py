@@ -1,7 +1,7 @@
 """The language model in process with llama-cpp-python: streamed text, tool calls by grammar.
 
 With no tools offered, text streams token by token. With tools, the two-stage route of
-`route.py` runs: a grammar makes the model name its next action (`speak` or a tool), then either
+`route.py` runs: the model names its next action (only `speak` or a tool may be named), then either
 the reply streams as text or the chosen tool's arguments are generated under its JSON Schema and
 come back as one `ToolCall`. After a tool's result the next call decides again.
 
@@ -35,8 +35,6 @@ from appliance.engines.offload import Offloader
 __all__ = ["LlamaLanguageModel", "PromptStats"]
 
 _STOP = ["<|im_end|>", "<|endoftext|>", "<tool_call>", "</tool_call>"]
-_ACTION_TOKENS = 24
-"""More than any tool name takes; the grammar ends generation at the name's end."""
 _ARGUMENT_TOKENS = 128
 
 
@@ -94,6 +92,7 @@ class LlamaLanguageModel:
         self._llama: Any = None
         self._formatter: Any = None
         self._grammars: dict[str, Any] = {}
+        self._spellings: dict[str, list[int]] = {}
         self.last_prompt = PromptStats(0, 0)
         self.last_action: str | None = None
         """What the last answer did: `speak` or a tool's name; None with no tools offered, or
@@ -233,15 +232,30 @@ class LlamaLanguageModel:
         speak: bool,
     ) -> str:
         """Stage 1: `speak` or one of `offered` (all `tools` stay in the prompt, for the
-        cache), under a grammar: a few tokens."""
+        cache), by greedy decoding constrained to their names: a few tokens."""
         tokens = self._tokens(messages, tools, suffix=route.call_opening())
-        result = self._llama.create_completion(
-            tokens,
-            max_tokens=_ACTION_TOKENS,
-            temperature=0.0,
-            grammar=self._grammar(route.action_grammar(offered, speak=speak)),
-        )
-        return str(result["choices"][0]["text"])
+        llama = self._llama
+        llama.n_tokens = len(tokens) - self.last_prompt.evaluated  # the cached prefix
+        llama.eval(tokens[llama.n_tokens :])
+        names = [route.SPEAK.name] if speak else []
+        names += [tool.name for tool in offered]
+        spellings = {name: self._spelling(name) for name in names}
+        return route.pick(spellings, self._logit, lambda token: llama.eval([token]))
+
+    def _spelling(self, name: str) -> list[int]:
+        """The tokens of `name` closed by its quote (so no name is a prefix of another)."""
+        spelling = self._spellings.get(name)
+        if spelling is None:
+            spelling = self._spellings[name] = self._llama.tokenize(
+                f'{name}"'.encode(), add_bos=False, special=False
+            )
+        return spelling
+
+    def _logit(self, token: int) -> float:
+        """The logit of `token` after the last evaluated one."""
+        from llama_cpp import llama_get_logits_ith  # noqa: PLC0415 - loaded with the model
+
+        return float(llama_get_logits_ith(self._llama.ctx, -1)[token])
 
     def _speak(
         self, messages: list[Message], tools: list[ToolSpec]
