@@ -223,6 +223,7 @@ def _set_password(settings: Settings, *, from_stdin: bool) -> int:
 
 def _models(settings: Settings, args: argparse.Namespace) -> int:
     from appliance.engines.models import Manifest, ModelStore  # noqa: PLC0415
+    from appliance.engines.models.chosen import models_in_use  # noqa: PLC0415
     from appliance.engines.models.cli import install_models, list_models, verify_models  # noqa: PLC0415
 
     store = ModelStore(settings.paths.models, Manifest.load())
@@ -230,7 +231,12 @@ def _models(settings: Settings, args: argparse.Namespace) -> int:
         case "list":
             return list_models(store, as_json=args.json)
         case "install":
-            return install_models(store, args.names, prefer_upstream=args.upstream)
+            return install_models(
+                store,
+                args.names,
+                prefer_upstream=args.upstream,
+                in_use=models_in_use(settings.engines),
+            )
         case "verify":
             return verify_models(store, args.names, deep=args.deep)
     raise AssertionError(args.models_command)

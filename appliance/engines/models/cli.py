@@ -52,10 +52,17 @@ def list_models(store: ModelStore, *, as_json: bool = False) -> int:
 
 
 def install_models(
-    store: ModelStore, names: Sequence[str], *, prefer_upstream: bool = False
+    store: ModelStore,
+    names: Sequence[str],
+    *,
+    prefer_upstream: bool = False,
+    in_use: Sequence[str] = (),
 ) -> int:
-    """Install the named models (the defaults when none are named); one summary line each."""
-    chosen = list(names) or [model.name for model in store.manifest.defaults()]
+    """Install the named models; when none are named, the defaults and the models `in_use`
+    (those the settings run: a board configured for a larger model gets it). One summary
+    line each."""
+    defaults = [model.name for model in store.manifest.defaults()]
+    chosen = list(names) or [*defaults, *(name for name in in_use if name not in defaults)]
     try:
         report = install(store, chosen, progress=True, prefer_upstream=prefer_upstream)
     except UnknownModel as exc:
