@@ -128,7 +128,13 @@ async def test_without_a_profile_the_page_says_how_to_set_one_up(box: Box) -> No
     assert "copy <code>business.example.toml</code>" in text
     assert "set <code>BUSINESS_FILE</code> to its path" in text
     assert "Opening hours" not in text and 'id="open-now"' not in text
-    assert [row[0] for row in _table(text, "tools")] == ["end_call", "get_current_time"]
+    # The time and the goodbye; what is remembered (callers are remembered by default).
+    assert [row[0] for row in _table(text, "tools")] == [
+        "end_call",
+        "get_current_time",
+        "what_you_remember",
+        "forget_me",
+    ]
     assert escape(box.app.front.persona.system_prompt) in text
 
 
