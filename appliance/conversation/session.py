@@ -233,6 +233,11 @@ class CallSession:
                 keys.cancel()
             if self._reply is not None and self._reply.active and self._reply.task is not None:
                 self._reply.task.cancel()  # an ended reply may still be hanging up: let it
+            greeting = self._greeting
+            if greeting is not None and greeting.active and greeting.task is not None:
+                # Talked over, the greeting plays on beside the caller's turn: once the call is
+                # over it must stop too, or the task group waits on a drain that never ends.
+                greeting.task.cancel()
         await self._cut_off_by_hang_up()
         self._observers.emit(CallEnded(reason=reason, at=self._clock.now()))
         return reason
