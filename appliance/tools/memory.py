@@ -16,6 +16,7 @@ from typing import Protocol
 from pydantic import BaseModel
 
 from appliance.conversation.tools import Tool, ToolContext
+from appliance.tools.asked import FORGET, caller_asked
 
 __all__ = ["CallerMemoryStore", "Kept", "Removed", "forget_me", "what_you_remember"]
 
@@ -112,6 +113,12 @@ def forget_me(store: CallerMemoryStore) -> Tool:
     """A tool that forgets what is remembered about the caller (by their number)."""
 
     async def run(_: BaseModel, context: ToolContext) -> str:
+        if not caller_asked(context, FORGET, turns=2):
+            # Forgetting cannot be undone: only on the caller's own words (`asked`).
+            return (
+                "Not done: the caller did not ask to be forgotten, so nothing was deleted. "
+                "Answer what they said."
+            )
         removed = await store.forget(context.call.caller)
         if removed is None:
             return f"{_WITHHELD} {_RECORDS_STAY}"

@@ -88,7 +88,7 @@ CASES = (
     Case(
         "Okay thanks, that's all, goodbye!",
         "end_call",
-        result="The call will end after your goodbye.",
+        result="Say goodbye.",
     ),
 )
 

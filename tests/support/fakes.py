@@ -26,7 +26,20 @@ from appliance.conversation.ports import (
     Transcript,
 )
 
-WORDS = ("hello", "weather", "paris", "time", "goodbye", "more", "yes", "no", "book", "help")
+WORDS = (
+    "hello",
+    "weather",
+    "paris",
+    "time",
+    "goodbye",
+    "more",
+    "yes",
+    "no",
+    "book",
+    "help",
+    "forget",
+    "me",
+)
 _BASE_HZ = 300.0
 _STEP_HZ = 75.0
 

@@ -159,8 +159,10 @@ class _WallClock:
         await asyncio.sleep(max(0.0, deadline - self.now()))
 
 
-def _context(caller: str) -> ToolContext:
-    return ToolContext(call=CallInfo(call_id="live", line="sip", caller=caller))
+def _context(caller: str, said: str = "Please forget everything about me.") -> ToolContext:
+    return ToolContext(
+        call=CallInfo(call_id="live", line="sip", caller=caller), caller_said={1: said}
+    )
 
 
 def test_the_tools_tell_the_caller_what_is_kept_and_forget_only_their_own(
@@ -176,6 +178,9 @@ def test_the_tools_tell_the_caller_what_is_kept_and_forget_only_their_own(
         assert told.spec.parameters["properties"] == {}
         assert forget.spec.parameters["properties"] == {}
         args = told.arguments()
+        # The model naming the tool is not enough: the caller's words must ask for it.
+        unasked = await forget.run(args, _context(NUMBER, "Can I change my booking for Friday?"))
+        assert unasked.startswith("Not done: the caller did not ask to be forgotten")
         said = [
             await told.run(args, _context(NUMBER)),
             await forget.run(args, _context(NUMBER)),

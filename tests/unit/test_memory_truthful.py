@@ -206,7 +206,7 @@ def test_a_caller_is_told_what_is_remembered_and_forgotten_when_they_ask(
                 "Done, I have forgotten it.",
             ]
             await kit.call(
-                [Speak(say("help")), Speak(say("no", "more")), HangUp()], call_id="call-2"
+                [Speak(say("help")), Speak(say("forget", "me")), HangUp()], call_id="call-2"
             )
             kit.job_llm.replies = ["The caller wanted to be forgotten.", "- Wants no memory"]
             await kit.records.runner.run_until_idle()  # type: ignore[union-attr]
