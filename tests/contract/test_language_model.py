@@ -7,9 +7,12 @@ import json
 import pytest
 
 from appliance.clock import LoopClock
+from appliance.conversation.persona import Persona
 from appliance.conversation.ports import LanguageModel, Message, TextDelta, ToolCall, ToolSpec
 from appliance.engines.fallback import FallbackLanguageModel, Option
 from appliance.engines.llm.llama import LlamaLanguageModel
+from appliance.tools.call import end_call
+from appliance.tools.clock import current_time
 from tests.support.fakes import ScriptedLanguageModel
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -79,3 +82,22 @@ async def test_the_conversation_so_far_is_not_evaluated_again(llama: LlamaLangua
     stats = llama.last_prompt
     assert stats.tokens > 60
     assert stats.evaluated < 20  # only "And on Sundays?" and the template around it
+
+
+@pytest.mark.parametrize(
+    "said",
+    ["Hello again.", "Hello again. Can I change my booking for Friday?", "Hi, who is this?"],
+)
+async def test_a_spoken_reply_is_words_not_the_action_written_out(
+    llama: LlamaLanguageModel, said: str
+) -> None:
+    # With the bare persona and tools offered, the 0.5B used to write the `speak` action out as
+    # JSON after choosing it ('{"name": "speak", "description": "Say ...'), to be read aloud.
+    persona = Persona.load(agent_name="Tess", business_name="TEL3SIS")
+    tools = [end_call.spec, current_time(LoopClock()).spec]
+    messages = [Message("system", persona.system_prompt), Message("user", said)]
+    outputs = [o async for o in llama.stream(messages, tools)]
+    text = "".join(o.text for o in outputs if isinstance(o, TextDelta)).strip()
+    assert llama.last_action == "speak"
+    assert text and text[0].isalpha(), text
+    assert "speak" not in text and "{" not in text, text

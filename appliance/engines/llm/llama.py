@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Generator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,10 @@ __all__ = ["LlamaLanguageModel", "PromptStats"]
 
 _STOP = ["<|im_end|>", "<|endoftext|>", "<tool_call>", "</tool_call>"]
 _ARGUMENT_TOKENS = 128
+_NOT_WORDS = (b"{", b"[", b"<", b"`")
+"""What a spoken reply may not open with: having chosen `speak`, the 0.5B, given only the bare
+persona, wrote the action out as JSON (`{"name": "speak", "description": "Say ...`) for 5 of 6
+greetings, none of it caught by the stops because no `<tool_call>` came first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +97,7 @@ class LlamaLanguageModel:
         self._formatter: Any = None
         self._grammars: dict[str, Any] = {}
         self._spellings: dict[str, list[int]] = {}
+        self._not_words: Any = None
         self.last_prompt = PromptStats(0, 0)
         self.last_action: str | None = None
         """What the last answer did: `speak` or a tool's name; None with no tools offered, or
@@ -129,6 +134,7 @@ class LlamaLanguageModel:
             eos_token="<|im_end|>",  # noqa: S106 - a token, not a password
             bos_token="",
         )
+        self._not_words = _tokens_opening_with(llama, _NOT_WORDS)
         self._llama = llama
 
     async def warm_up(
@@ -262,6 +268,8 @@ class LlamaLanguageModel:
     ) -> Generator[TextDelta, None, bool]:
         """The reply in words, from the plain assistant header (so the action's tokens are not
         in the cache's way next turn), streamed as generated; returns whether it said anything."""
+        from llama_cpp import LogitsProcessorList  # noqa: PLC0415 - loaded with the model
+
         tokens = self._tokens(messages, tools)
         completion = self._llama.create_completion(
             tokens,
@@ -271,6 +279,8 @@ class LlamaLanguageModel:
             # Having chosen to speak, a model that starts a call anyway is cut off there
             # rather than reading its JSON aloud (llama.cpp holds back a partial stop string).
             stop=_STOP,
+            # ...and one that starts writing JSON or markup instead of words is kept to words.
+            logits_processor=LogitsProcessorList([_words_first(len(tokens), self._not_words)]),
         )
         said = False
         try:
@@ -315,3 +325,28 @@ class LlamaLanguageModel:
                 else LlamaGrammar.from_string(source, verbose=False)
             )
         return grammar
+
+
+def _tokens_opening_with(llama: Any, openings: tuple[bytes, ...]) -> Any:
+    """The vocabulary's tokens whose text opens (after spaces) with one of `openings` (a scan
+    of ~150k tokens, under a second, once per load)."""
+    import numpy as np  # noqa: PLC0415
+
+    found = [
+        token
+        for token in range(llama.n_vocab())
+        if llama.detokenize([token]).lstrip().startswith(openings)
+    ]
+    return np.array(found, dtype=np.intc)
+
+
+def _words_first(prompt_tokens: int, banned: Any) -> Callable[[Any, Any], Any]:
+    """A logits processor that keeps `banned` tokens out of the reply's first position."""
+    import numpy as np  # noqa: PLC0415
+
+    def process(input_ids: Any, scores: Any) -> Any:
+        if len(input_ids) == prompt_tokens:
+            scores[banned] = -np.inf
+        return scores
+
+    return process
