@@ -3,7 +3,8 @@
 `resolve_day` turns "today", "tomorrow", "saturday", "next monday", "christmas", "december 25th",
 "the 25th" or "2026-12-25" into a date relative to `today` (the business's today). A bare
 weekday is the next one on or after today; "next <weekday>" is the next one after today. A
-named day or a month and day without a year is the next one on or after today.
+named day or a month and day without a year is the next one on or after today. A part of the
+day said alone ("this evening", "in the morning") is today's.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def _iso(text: str, _: dt.date) -> dt.date | None:
 
 
 def _relative(text: str, today: dt.date) -> dt.date | None:
-    shifts = {"today": 0, "tonight": 0, "now": 0, "tomorrow": 1, "yesterday": -1}
+    shifts = {"today": 0, "tonight": 0, "now": 0, "currently": 0, "tomorrow": 1, "yesterday": -1}
     if re.search(r"\bday after tomorrow\b", text):
         return today + dt.timedelta(days=2)
     for word, shift in shifts.items():
@@ -142,6 +143,12 @@ def _weekday_named(text: str, today: dt.date) -> dt.date | None:
     return None
 
 
+def _part_of_today(text: str, today: dt.date) -> dt.date | None:
+    # Only when nothing else is said: "saturday morning" is Saturday, and "the 3rd in the
+    # morning", which the other parsers miss, should be asked about rather than taken as today.
+    return today if re.fullmatch(r"(morning|afternoon|evening)", text) else None
+
+
 def _named(text: str, today: dt.date, named: Mapping[str, AnnualDay]) -> dt.date | None:
     for label, (month, day) in sorted(named.items(), key=lambda item: -len(item[0])):
         if re.search(rf"(^|\s){re.escape(_clean(label))}($|\s)", text):
@@ -168,6 +175,7 @@ def resolve_day(
         _relative,
         _day_of_month,
         _weekday_named,
+        _part_of_today,
     )
     for parser in parsers:
         found = parser(cleaned, today)

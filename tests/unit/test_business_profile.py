@@ -388,6 +388,12 @@ NOW = _at(2026, 12, 2, 15, 0)  # a Wednesday
     [
         ("today", dt.date(2026, 12, 2)),
         ("Tonight", dt.date(2026, 12, 2)),
+        ("right now", dt.date(2026, 12, 2)),
+        ("currently", dt.date(2026, 12, 2)),
+        ("this evening", dt.date(2026, 12, 2)),
+        ("in the morning", dt.date(2026, 12, 2)),
+        ("tomorrow afternoon", dt.date(2026, 12, 3)),
+        ("saturday morning", dt.date(2026, 12, 5)),
         ("tomorrow", dt.date(2026, 12, 3)),
         ("the day after tomorrow", dt.date(2026, 12, 4)),
         ("yesterday", dt.date(2026, 12, 1)),
@@ -415,6 +421,7 @@ NOW = _at(2026, 12, 2, 15, 0)  # a Wednesday
         ("", None),
         ("whenever", None),
         ("2026-02-30", None),
+        ("the 3rd in the morning", None),
     ],
 )
 def test_resolve_day(salon: BusinessProfile, text: str, day: dt.date | None) -> None:

@@ -25,8 +25,8 @@ from appliance.tools.weather import (
     OpenWeatherMap,
     Place,
     Units,
-    resolve_day,
     units_for_locale,
+    weather_day,
     weather_tool,
 )
 from tests.support.fake_weather import City, Day, FakeWeather, fake_weather
@@ -114,12 +114,17 @@ async def _ask(
         ("today", 0),
         ("tonight", 0),
         ("this evening", 0),
+        ("this morning", 0),
+        ("right now", 0),
+        ("currently", 0),
         ("tomorrow", 1),
         ("Tomorrow morning", 1),
         ("the day after tomorrow", 2),
         ("Friday", 1),
         ("on friday", 1),
         ("sat", 2),
+        ("sun on saturday", 2),
+        ("Sunday", 3),
         ("Thursday", 0),
         ("next Thursday", 7),
         ("Wednesday", 6),
@@ -128,12 +133,12 @@ async def _ask(
     ],
 )
 def test_a_day_in_words_is_counted_from_today(words: str | None, ahead: int) -> None:
-    assert resolve_day(words, THURSDAY) == THURSDAY + dt.timedelta(days=ahead)
+    assert weather_day(words, THURSDAY) == THURSDAY + dt.timedelta(days=ahead)
 
 
 @pytest.mark.parametrize("words", ["whenever", "will there be sun", "2025-13-01", "next week"])
 def test_words_that_name_no_day_resolve_to_none(words: str) -> None:
-    assert resolve_day(words, THURSDAY) is None
+    assert weather_day(words, THURSDAY) is None
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-from appliance.tools.weather.days import resolve_day
 from appliance.tools.weather.open_meteo import OpenMeteo, OpenMeteoGeocoder
 from appliance.tools.weather.openweathermap import OpenWeatherMap
 from appliance.tools.weather.ports import (
@@ -20,7 +19,7 @@ from appliance.tools.weather.ports import (
     WeatherUnavailable,
     units_for_locale,
 )
-from appliance.tools.weather.tool import weather_tool
+from appliance.tools.weather.tool import weather_day, weather_tool
 
 __all__ = [
     "DayForecast",
@@ -33,7 +32,7 @@ __all__ = [
     "Place",
     "Units",
     "WeatherUnavailable",
-    "resolve_day",
     "units_for_locale",
+    "weather_day",
     "weather_tool",
 ]

@@ -1,9 +1,10 @@
 """The `get_weather` tool: the forecast for a day the caller names, here or somewhere else.
 
 The model passes the caller's words for the day; the date is worked out here, in the business's
-time zone, from the injected clock. Whatever goes wrong (no such place, a day past the forecast,
-a slow or failing service, a malformed answer) becomes a short sentence the agent can say, and
-is logged; the tool never raises and never says weather a service did not give.
+time zone, from the injected clock, by the parser the opening hours use too. Whatever goes wrong
+(no such place, a day past the forecast, a slow or failing service, a malformed answer) becomes a
+short sentence the agent can say, and is logged; the tool never raises and never says weather a
+service did not give.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import re
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 
 from appliance.clock import Clock
+from appliance.conversation.days import resolve_day
 from appliance.conversation.tools import Tool, ToolContext
-from appliance.tools.weather.days import resolve_day
 from appliance.tools.weather.ports import (
     Forecast,
     Forecaster,
@@ -27,7 +29,7 @@ from appliance.tools.weather.ports import (
 )
 from appliance.tools.weather.spoken import CANNOT, say_day
 
-__all__ = ["weather_tool"]
+__all__ = ["weather_day", "weather_tool"]
 
 _log = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ _WHICH_DAY = "Which day? I can give the weather for today, tomorrow or a day thi
 _NOT_PAST = "I only have forecasts, not past weather."
 _NOTHING_LEFT = "The forecast has nothing left for today; I can tell you about tomorrow."
 _HERE = frozenset({"", "here", "local", "locally", "this area", "the area", "nearby"})
+_SUN = re.compile(r"\bsun\b", re.IGNORECASE)
 
 
 class _WeatherArguments(BaseModel):
@@ -99,7 +102,7 @@ def weather_tool(
         if not isinstance(arguments, _WeatherArguments):
             raise TypeError(f"get_weather takes _WeatherArguments, not {type(arguments)}")
         today = dt.datetime.fromtimestamp(clock.wall(), tz=timezone).date()
-        date = resolve_day(arguments.day, today)
+        date = weather_day(arguments.day, today)
         if date is None or date < today:
             return _WHICH_DAY if date is None else _NOT_PAST
         found = await lookup(arguments.place)
@@ -117,6 +120,15 @@ def weather_tool(
         arguments=_WeatherArguments,
         run=run,
     )
+
+
+def weather_day(words: str | None, today: dt.date) -> dt.date | None:
+    """The date a weather question's `words` name: today when there are none, None when they
+    name no day (the tool then asks which). "sun" is sunshine here, not Sunday."""
+    said = words or ""
+    if not said.strip():
+        return today
+    return resolve_day(_SUN.sub(" ", said), today)
 
 
 def _names_of(home: Place) -> frozenset[str]:
