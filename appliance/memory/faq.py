@@ -17,6 +17,7 @@ import sqlite_vec
 
 from appliance.conversation.ports import Embedder, Recall, Recollection
 from appliance.conversation.profile import FaqEntry
+from appliance.memory.recall import CallerRecall
 
 __all__ = ["FaqIndex", "WithFaq"]
 
@@ -27,7 +28,7 @@ def _blob(vector: Sequence[float]) -> bytes:
 
 @dataclass(slots=True)
 class FaqIndex:
-    """The FAQ entries, embedded; `recall` finds those nearest to the caller's words."""
+    """The FAQ entries, embedded; `nearest` finds those nearest to the caller's words."""
 
     entries: Sequence[FaqEntry]
     embedder: Embedder
@@ -61,10 +62,10 @@ class FaqIndex:
     def text(entry: FaqEntry) -> str:
         return f"Q: {entry.question} A: {entry.answer}"
 
-    async def recall(self, said: str) -> Sequence[Recollection]:
+    def nearest(self, vector: Sequence[float]) -> Sequence[Recollection]:
+        """The entries nearest `vector`, the caller's words embedded as a query by `embedder`."""
         if self._conn is None:
             raise RuntimeError("the FAQ index is not built yet (await build() at start)")
-        [vector] = await self.embedder.embed([said], query=True)
         # A vec0 search over a few hundred rows takes microseconds: no thread needed.
         rows = self._conn.execute(
             "SELECT text, distance FROM faq WHERE embedding MATCH ? AND k = ? ORDER BY distance",
@@ -79,13 +80,21 @@ class FaqIndex:
 
 @dataclass(frozen=True, slots=True)
 class WithFaq:
-    """One call's recall: the FAQ entries near the caller's words, then the caller's memory."""
+    """One call's recall: the FAQ entries near the caller's words, then the caller's memory.
+
+    The words are embedded once per turn: a `CallerRecall` on the FAQ's own embedder is
+    searched with the FAQ's vector (an embedding is most of a recall's time); another `Recall`
+    is asked with the words.
+    """
 
     faq: FaqIndex
     caller: Recall | None
 
     async def recall(self, said: str) -> Sequence[Recollection]:
-        found = list(await self.faq.recall(said))
-        if self.caller is not None:
+        [vector] = await self.faq.embedder.embed([said], query=True)
+        found = list(self.faq.nearest(vector))
+        if isinstance(self.caller, CallerRecall) and self.caller.embedder is self.faq.embedder:
+            found += await self.caller.nearest(vector)
+        elif self.caller is not None:
             found += await self.caller.recall(said)
         return found

@@ -3,7 +3,8 @@
 At the start: their name, how often they called, their facts and latest call summaries, as one
 system message (see `History` for where it goes in the prompt). During the call, `CallerRecall`
 is the Recall port for one caller: each turn's words, embedded as a query, against that caller's
-stored summaries and facts in sqlite-vec.
+stored summaries and facts in sqlite-vec (`nearest` takes words already embedded, so `WithFaq`
+embeds them once for the FAQ and the caller both).
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ class CallerRecall:
 
     async def recall(self, said: str) -> Sequence[Recollection]:
         [vector] = await self.embedder.embed([said], query=True)
+        return await self.nearest(vector)
+
+    async def nearest(self, vector: Sequence[float]) -> Sequence[Recollection]:
+        """The caller's items nearest `vector`, a query embedded by `embedder`."""
         return await self.db.run(
             vectors.nearest, self.number, vector, k=self.k, max_distance=self.max_distance
         )

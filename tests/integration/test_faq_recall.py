@@ -68,7 +68,7 @@ async def test_a_long_faq_stays_out_of_the_prompt_and_is_found_by_meaning(
     await index.build()
 
     async def nearest(said: str) -> list[Recollection]:
-        return list(await index.recall(said))
+        return list(await WithFaq(index, None).recall(said))
 
     parking = await nearest("where can I leave my car when I come in")
     assert parking and "Elm Road" in parking[0].text
