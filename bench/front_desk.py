@@ -11,67 +11,14 @@ loopback port, and prints the caller turns passed and every failure. Models are 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
-from tests.support.fake_weather import Day, FakeWeather, fake_weather
-
-ROOT = Path(__file__).resolve().parents[1]
-SUITE = ROOT / "tests" / "scenarios" / "front-desk"
-PROFILE = ROOT / "business.example.toml"
-
-
-def run_suite(
-    data: Path, models_dir: Path | None, model: str | None, only: list[str] | None = None
-) -> list[dict[str, object]]:
-    """Run the suite (or the scenarios named in `only`); the harness's JSON results."""
-    zone = ZoneInfo("America/New_York")
-    today = dt.datetime.now(zone).date()
-    days = [
-        Day(today + dt.timedelta(days=n), wmo=61 if n == 0 else 2, high_c=8.0 + n, low_c=1.0 + n,
-            precipitation=70 if n == 0 else 10)
-        for n in range(7)
-    ]  # fmt: skip
-    paths = [str(SUITE / f"{name}.yaml") for name in only] if only else [str(SUITE)]
-    now = dt.datetime.now(dt.UTC).timestamp()
-    with fake_weather(FakeWeather(zone=zone.key, now=now, days=days)) as served:
-        env = {
-            **os.environ,
-            "APPLIANCE_DATA_DIR": str(data),
-            "AGENT_NAME": "Sam",
-            "BUSINESS_FILE": str(PROFILE),
-            "OPEN_METEO_URL": served.url,
-            "OPEN_METEO_GEOCODING_URL": served.url,
-            **({"MODELS_DIR": str(models_dir)} if models_dir else {}),
-            **({"LLM_MODEL": model} if model else {}),
-        }
-        done = subprocess.run(
-            [sys.executable, "-m", "appliance", "harness", *paths, "--json"],
-            capture_output=True, text=True, env=env, timeout=3000, cwd=ROOT, check=False,
-        )  # fmt: skip
-    if not done.stdout:
-        raise RuntimeError(f"the harness printed nothing: {done.stderr[-2000:]}")
-    results: list[dict[str, object]] = json.loads(done.stdout)
-    return results
-
-
-def summary(results: list[dict[str, object]]) -> tuple[int, int, list[str]]:
-    """(caller turns passed, caller turns, every failure named by its scenario)."""
-    passed = sum(int(str(r["utterances_passed"])) for r in results)
-    total = sum(int(str(r["utterances"])) for r in results)
-    failures = [
-        f"{r['name']}: {failure}"
-        for r in results
-        for failure in r["failures"]  # type: ignore[attr-defined]
-    ]
-    return passed, total, failures
+from appliance.settings import Settings
+from tests.support.front_desk import run_suite, summary
 
 
 def main() -> int:
@@ -81,10 +28,12 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write every model's results here")
     args = parser.parse_args()
     everything: dict[str, object] = {}
+    # The installed models, found before the data dir moves to a scratch one for the run.
+    models_dir = Settings.load(None).paths.models
     for model in args.models or [None]:
         started = time.monotonic()
         with tempfile.TemporaryDirectory() as data:
-            results = run_suite(Path(data), None, model, args.only)
+            results = run_suite(Path(data), models_dir, model, args.only)
         passed, total, failures = summary(results)
         name = model or "default"
         print(f"{name}: {passed}/{total} caller turns passed ({passed / total:.0%}) "

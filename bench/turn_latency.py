@@ -1,6 +1,8 @@
 """Turn latency over the real recordings: the streaming pipeline against a naive sequential one.
 
     .venv/bin/python bench/turn_latency.py [--repeats 3] [--json results.json]
+    .venv/bin/python bench/turn_latency.py --models qwen2.5-coder-0.5b-instruct \\
+        qwen2.5-coder-1.5b-instruct [--repeats 2]
 
 For each recording in tests/fixtures/audio, a simulated call plays it to the agent in real time
 (through the WAV line, exactly as `appliance call` does) and records the turn's stage timings.
@@ -9,6 +11,10 @@ the endpoint silence, transcribe the whole turn, generate the whole reply, synth
 reply. Runs alternate between the two so both see the same machine load. Prints p50/p95 of
 every stage and the ratio of the naive turn latency to the streaming one.
 
+With `--models`, the streaming pipeline is compared across language models instead: one
+appliance per model (the same settings otherwise), the models taking turns on each recording,
+and the ratio of each model's p50 turn latency to the first's.
+
 The target (p50 turn latency <= 700 ms on two cores) is reported here, never asserted in a test.
 """
 
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import statistics
 import sys
@@ -108,7 +115,10 @@ async def main() -> int:
     )
     parser.add_argument("--repeats", type=int, default=3, help="runs per recording and pipeline")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    parser.add_argument("--models", nargs="+", help="compare these language models instead")
     args = parser.parse_args()
+    if args.models:
+        return await _compare_models(args.models, args.repeats, args.json)
 
     recordings = sorted(AUDIO.rglob("*.wav"))
     app = Appliance.build(Settings.load(None))
@@ -151,6 +161,42 @@ async def main() -> int:
     print("\n".join(lines))
     if args.json:
         args.json.write_text(json.dumps({"streaming": streaming, "naive": naive}, indent=2))
+    return 0
+
+
+async def _compare_models(models: list[str], repeats: int, json_path: Path | None) -> int:
+    """The streaming turn on each recording, per model, the models alternating."""
+    recordings = sorted(AUDIO.rglob("*.wav"))
+    base = Settings.load(None)
+    apps: dict[str, Appliance] = {}
+    turns: dict[str, list[dict[str, float]]] = {model: [] for model in models}
+    try:
+        for model in models:
+            engines = base.engines.model_copy(update={"llm_model": model})
+            app = apps[model] = Appliance.build(dataclasses.replace(base, engines=engines))
+            print(f"loading {model}: {await app.start()}", file=sys.stderr)
+        for repeat in range(repeats):
+            for path in recordings:
+                pcm = load_wav(path).pcm
+                for model, app in apps.items():
+                    timings = await _streaming_turn(app, pcm)
+                    if timings is not None:
+                        turns[model].append(timings)
+                    took = timings["turn"] if timings else float("nan")
+                    print(f"[{repeat + 1}/{repeats}] {path.name} {model}: {took:.0f} ms",
+                          file=sys.stderr)  # fmt: skip
+    finally:
+        for app in apps.values():
+            await app.aclose()
+    first = statistics.median(r["turn"] for r in turns[models[0]])
+    lines = [f"turn latency over {len(recordings)} recordings x {repeats} runs, per model"]
+    for model in models:
+        lines += _table(f"{model} (streaming pipeline)", turns[model], STAGES)
+        p50 = statistics.median(r["turn"] for r in turns[model])
+        lines.append(f"  p50 turn {p50:.0f} ms, {p50 / first:.2f}x {models[0]}")
+    print("\n".join(lines))
+    if json_path:
+        json_path.write_text(json.dumps(turns, indent=2))  # noqa: ASYNC240 - once, at the end
     return 0
 
 
