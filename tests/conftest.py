@@ -31,6 +31,11 @@ ROOT = Path(__file__).resolve().parents[1]
 AUDIO = ROOT / "tests" / "fixtures" / "audio"
 LLM_SEED = 42
 """The language model's sampling seed wherever a test runs it (at temperature 0)."""
+PIPELINE_LLM = "qwen2.5-coder-0.5b-instruct"
+"""The language model the tests' calls run on (`LLM_MODEL`, for this process and every child
+it starts). Most tests check the call path, records and lines, not the model's choices: the
+0.5B answers them in half the default 1.5B's time. The default's own choices are checked by
+tests/contract/test_tool_route.py and tests/integration/test_front_desk.py."""
 _INTEGRATION = ROOT / "tests" / "integration"
 
 
@@ -52,15 +57,25 @@ def _zeroconf_on_loopback_only() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _calls_on_the_pipeline_model() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LLM_MODEL", PIPELINE_LLM)
+        yield
+
+
 @pytest.fixture(scope="session")
 def models_dir() -> Path:
-    """MODELS_DIR (as the settings resolve it), with every default model verified."""
+    """MODELS_DIR (as the settings resolve it), with every default model and the tests'
+    language model verified."""
     store = ModelStore(Settings.load(None).paths.models, Manifest.load())
-    problems = [p for model in store.manifest.defaults() for p in store.verify(model.name)]
+    wanted = [model.name for model in store.manifest.defaults()] + [PIPELINE_LLM]
+    problems = [p for name in dict.fromkeys(wanted) for p in store.verify(name)]
     if problems:
         pytest.fail(
             f"the default models are not installed in {store.models_dir}: {problems[0]}; "
-            "run `.venv/bin/appliance models install` (or ./install.sh)",
+            f"run `.venv/bin/appliance models install && .venv/bin/appliance models install "
+            f"{PIPELINE_LLM}` (or ./install.sh --dev)",
             pytrace=False,
         )
     return store.models_dir
@@ -115,7 +130,7 @@ async def whisper(models_dir: Path) -> AsyncIterator[WhisperSpeechToText]:
 async def llama(models_dir: Path) -> AsyncIterator[LlamaLanguageModel]:
     worker = Offloader("contract-llm")
     engine = LlamaLanguageModel(
-        models_dir / "qwen2.5-coder-0.5b-instruct" / "model.gguf",
+        models_dir / PIPELINE_LLM / "model.gguf",
         offloader=worker,
         temperature=0.0,
         seed=LLM_SEED,

@@ -59,7 +59,7 @@ def test_packaged_manifest_names_its_defaults_and_splits_packages() -> None:
 
     assert {model.name for model in manifest.defaults()} == {
         "whisper-tiny.en",
-        "qwen2.5-coder-0.5b-instruct",
+        "qwen2.5-coder-1.5b-instruct",
         "piper-en_US-joe-medium",
         "silero-vad",
         "multilingual-e5-small-q4",
@@ -150,10 +150,11 @@ def test_an_unknown_model_lists_the_known_ones() -> None:
     assert caught.value.known == manifest.names()
 
 
-def test_the_larger_language_model_joins_22_parts_and_is_not_installed_by_default() -> None:
+def test_the_default_language_model_joins_22_parts_and_the_smaller_is_left_out() -> None:
     qwen = Manifest.load().get("qwen2.5-coder-1.5b-instruct")
 
-    assert (qwen.role, qwen.engine, qwen.default) == ("llm", "llama.cpp", False)
+    assert (qwen.role, qwen.engine, qwen.default) == ("llm", "llama.cpp", True)
+    assert not Manifest.load().get("qwen2.5-coder-0.5b-instruct").default
     (gguf,) = qwen.files
     assert (gguf.path, gguf.bytes) == ("model.gguf", 1_117_320_768)
     assert [(part.name, part.version, part.member) for part in gguf.parts] == [
