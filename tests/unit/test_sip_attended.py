@@ -39,7 +39,8 @@ class _Endpoint:
     """The person's phone answers `consult_code`; the caller's side answers the REFER with
     Replaces with `replaces_ok` and a blind REFER with `blind_ok`."""
 
-    consult_code: int = 200
+    consult_code: int | None = 200
+    """None: the person's phone rings on."""
     replaces_ok: bool = True
     blind_ok: bool = True
     done: list[str] = field(default_factory=list)
@@ -61,7 +62,8 @@ class _Endpoint:
     async def consult(self, uri: str, media: CallMedia) -> tuple[int, asyncio.Future[int]]:
         self.done.append(f"INVITE {uri}")
         placed = asyncio.get_running_loop().create_future()
-        placed.set_result(self.consult_code)
+        if self.consult_code is not None:
+            placed.set_result(self.consult_code)
         if self.consult_code == 200:
             self.clock = asyncio.get_running_loop().create_task(self._media_clock(media))
         return _CONSULT, placed
@@ -140,3 +142,12 @@ async def test_a_caller_side_without_replaces_gets_a_blind_refer_only() -> None:
     endpoint = _Endpoint()
     await _line(endpoint, attended=False).transfer(_HANDOFF)
     assert endpoint.done == ["REFER sip:desk@192.0.2.5", f"hang up {_CALLER}"]
+
+
+async def test_a_caller_who_hangs_up_while_the_person_rings_ends_the_consult_call() -> None:
+    endpoint = _Endpoint(consult_code=None)
+    line = _line(endpoint)
+    asyncio.get_running_loop().call_later(0.05, line.on_ended, "200 caller hung up")
+    with pytest.raises(TransferError, match="caller hung up"):
+        await line.transfer(_HANDOFF)
+    assert endpoint.done == ["INVITE sip:desk@192.0.2.5", f"hang up {_CONSULT}"]

@@ -165,11 +165,8 @@ class SipLine:
         if not target:
             raise TransferError("SIP transfers need ESCALATION_PHONE_NUMBER or a person's number")
         uri = self._refer_uri(target)
-        if self._attended and self._voice is not None:
-            outcome, why = await attended_transfer(
-                self._control, self.key, uri, summary=handoff.summary, voice=self._voice,
-                ring_s=self._transfer_timeout, outcome_s=self._transfer_timeout,
-            )  # fmt: skip
+        if self._attended:
+            outcome, why = await self._attended_transfer(uri, handoff.summary)
             match outcome:
                 case Outcome.CONNECTED:
                     _log.info("transferred to %s (attended)", uri)
@@ -182,6 +179,27 @@ class SipLine:
                 case _:
                     assert_never(outcome)
         await self._blind_transfer(uri)
+
+    async def _attended_transfer(self, uri: str, summary: str) -> tuple[Outcome, str]:
+        """The attended attempt, given up (consult call and all) if the caller hangs up."""
+        assert self._voice is not None
+        work = asyncio.ensure_future(
+            attended_transfer(
+                self._control, self.key, uri, summary=summary, voice=self._voice,
+                ring_s=self._transfer_timeout, outcome_s=self._transfer_timeout,
+            )
+        )  # fmt: skip
+        gone = asyncio.ensure_future(self.ended.wait())
+        try:
+            await asyncio.wait([work, gone], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            if not work.done():
+                work.cancel()  # its own clean-up hangs the consult call up
+                await asyncio.wait([work])
+        if work.cancelled():
+            raise TransferError(f"the caller hung up during the transfer to {uri}")
+        return work.result()
 
     async def _blind_transfer(self, uri: str) -> None:
         try:
