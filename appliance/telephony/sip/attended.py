@@ -8,10 +8,10 @@ person's UA swaps our consult leg for the caller (RFC 3891, RFC 5589 section 7).
 hears silence meanwhile.
 
 The outcome says what the line does next: `CONNECTED` (the transferee's NOTIFY reported the
-replacing call answered: hang up), `NOT_ANSWERED` (busy, unavailable, declined, rang out or hung
-up before the hand-off: the agent takes a message), or `UNSUPPORTED` (the consult call could not
-be placed, or the caller's side refused the REFER with Replaces or could not complete it: a
-blind REFER may still work).
+replacing call answered: hang up), `NOT_ANSWERED` (busy, unavailable, declined, rang out, hung
+up during the summary, or no outcome of the REFER in time: the agent takes a message), or
+`UNSUPPORTED` (the consult call could not be placed, or the caller's side refused the REFER
+with Replaces or could not complete it: a blind REFER may still work).
 """
 
 from __future__ import annotations
