@@ -267,6 +267,7 @@ class Appliance:
             metrics=self.metrics,
             status=self.sip_status,
             sinks=sinks or (lambda _: None),
+            voice=self.engines.tts,
         )
 
     def loopback_sip(self, sinks: SinkFactory) -> SipListener:

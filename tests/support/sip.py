@@ -17,7 +17,7 @@ from appliance.audio.frame import FRAME_MS, frames_of, rms_dbfs, silence
 from appliance.clock import LoopClock
 from appliance.conversation.events import DtmfReceived, Event, EventSink
 from appliance.conversation.phrases import PhraseCache
-from appliance.conversation.ports import CallInfo, CallLine, Keypad
+from appliance.conversation.ports import CallInfo, CallLine, Keypad, TextToSpeech
 from appliance.conversation.session import CallSession, Engines, SessionConfig
 from appliance.conversation.tools import Tool, ToolRegistry
 from appliance.engines.vad.energy import EnergyVoiceActivity
@@ -276,10 +276,11 @@ async def fake_listener(
     session_config: SessionConfig | None = None,
     probe: Callable[[CallLine], Probe] | None = None,
     record: bool = True,
+    voice: TextToSpeech | None = None,
 ) -> AsyncIterator[FakeCalls]:
     """A SipListener on an ephemeral loopback port, answering with scripted fake engines
     (or with `probe(line)` for each call, when given). `record=False` keeps no sessions and
-    no events (for memory measurements)."""
+    no events (for memory measurements); `voice` speaks hand-off summaries (attended transfers)."""
     clock = LoopClock()
     metrics = Metrics()
     gate = admission(clock) if admission is not None else Admission(clock=clock, max_calls=4)
@@ -317,6 +318,6 @@ async def fake_listener(
     base = config or SipConfig()
     sip = replace(base, bind_address=LOOPBACK, port=0, rtp_port=0, max_calls=gate.max_calls)
     router = CallDesk(gate, lambda line, sink, _, __: new_session(line, sink), metrics)
-    listener = SipListener(sip, router, clock=clock, metrics=metrics, sinks=sink_for)
+    listener = SipListener(sip, router, clock=clock, metrics=metrics, sinks=sink_for, voice=voice)
     async with listener:
         yield FakeCalls(listener, gate, metrics, sessions, events)

@@ -63,6 +63,9 @@ class Invite:
     """The user part of From (usually the caller's number)."""
     callee: str
     authorization: str | None
+    replaces: bool = False
+    """The caller's side says it supports Replaces (RFC 3891), so it can take an attended
+    transfer."""
 
 
 @dataclass(eq=False, slots=True)
@@ -82,6 +85,8 @@ class _Entry:
     rx_packets: int = -1
     rx_changed: float = 0.0
     transfer: concurrent.futures.Future[bool] | None = None
+    placed: concurrent.futures.Future[int] | None = None
+    """An outgoing call's outcome: 200 once confirmed, else the status code that ended it."""
     refusal: tuple[float, int, dict[str, str]] | None = None
     """A paced refusal: (when, code, headers)."""
 
@@ -148,6 +153,7 @@ class CallTable:
                 caller=entry.caller,
                 callee=uri_user(str(info.localUri)),
                 authorization=header(message, "Authorization"),
+                replaces=_supports(message, "replaces"),
             ),
         )
 
@@ -176,6 +182,8 @@ class CallTable:
             return
         info = call.getInfo()
         if info.state == pj.PJSIP_INV_STATE_CONFIRMED:
+            if entry.placed is not None and not entry.placed.done():
+                entry.placed.set_result(200)
             self._post(self._events.answered, call.key)
         elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED and not entry.ended:
             entry.ended = True
@@ -184,6 +192,8 @@ class CallTable:
                 _log.info("call ended (%s)", reason)
             if entry.transfer is not None and not entry.transfer.done():
                 entry.transfer.set_result(False)
+            if entry.placed is not None and not entry.placed.done():
+                entry.placed.set_result(int(info.lastStatusCode))
             self._dead.append(call.key)
             self._post(self._events.ended, call.key, reason)
             entry.call = None  # deleted when this callback returns: see the module docstring
@@ -269,7 +279,23 @@ class CallTable:
                 _log.warning("transfer to %s refused: %s", printable(target), exc.info())
             outcome.set_result(False)
 
-    def dial(self, uri: str, media: CallMedia) -> int:
+    def transfer_replacing(
+        self, key: int, consult_key: int, outcome: concurrent.futures.Future[bool]
+    ) -> None:
+        """Attended transfer: REFER the caller to the person on `consult_key`, with Replaces."""
+        entry = self._live(key)
+        consult = self._live(consult_key)
+        entry.transfer = outcome
+        try:
+            self._pj_call(entry).xferReplaces(self._pj_call(consult), pj.CallOpParam(True))
+        except pj.Error as exc:
+            with entry.context():
+                _log.warning("attended transfer refused: %s", exc.info())
+            outcome.set_result(False)
+
+    def dial(
+        self, uri: str, media: CallMedia, placed: concurrent.futures.Future[int] | None = None
+    ) -> int:
         assert self.account is not None
         key = self._new_key()
         call = PjCall(self.account, pj.PJSUA_INVALID_ID, self, key)
@@ -281,6 +307,7 @@ class CallTable:
             incoming=False,
             decided=True,
             media=media,
+            placed=placed,
         )
         self._entries[key] = entry
         try:
@@ -357,6 +384,8 @@ class CallTable:
             self._drop(entry)
             if entry.transfer is not None and not entry.transfer.done():
                 entry.transfer.set_result(False)
+            if entry.placed is not None and not entry.placed.done():
+                entry.placed.set_result(0)
         self._entries.clear()
         self._dead.clear()
 
@@ -393,3 +422,9 @@ class CallTable:
         entry.audio_index = index
         audio.startTransmit(entry.port)
         entry.port.startTransmit(audio)
+
+
+def _supports(message: str, option: str) -> bool:
+    """Whether the message's Supported header (compact `k`) lists `option`."""
+    value = header(message, "Supported") or ""
+    return option in (part.strip().lower() for part in value.split(","))

@@ -54,6 +54,10 @@ class SipConfig:
     transfer_to: str = ""
     """Where a transfer to a person goes: a number (sent to the trunk, or back to the caller's
     address) or a SIP URI; empty: calls cannot be transferred."""
+    attended_transfer: bool = True
+    """Transfer attended where the caller's side supports Replaces: call the person first, tell
+    them the summary, then REFER with Replaces (a blind REFER if that fails); False: always
+    blind. The consult call takes a pjsua call of its own while it lasts."""
     silent_hold_s: float = 32.0
     """How long a silently refused INVITE is left unanswered before it is ended (64 x T1)."""
     max_silent_holds: int = 8

@@ -149,6 +149,20 @@ class SipEndpoint:
         await self._call(lambda: self._table_().transfer(key, target, outcome))
         return await asyncio.wrap_future(outcome)
 
+    async def transfer_replacing(self, key: int, consult_key: int) -> bool:
+        """Attended transfer (REFER with Replaces) of `key` to the person on `consult_key`;
+        True when the transferee reports the replacing call answered."""
+        outcome: concurrent.futures.Future[bool] = concurrent.futures.Future()
+        await self._call(lambda: self._table_().transfer_replacing(key, consult_key, outcome))
+        return await asyncio.wrap_future(outcome)
+
+    async def consult(self, uri: str, media: CallMedia) -> tuple[int, asyncio.Future[int]]:
+        """Place a call to `uri` whose audio flows through `media`; returns its key and its
+        outcome (200 once answered, else the status code that ended it)."""
+        placed: concurrent.futures.Future[int] = concurrent.futures.Future()
+        key = await self._call(lambda: self._table_().dial(uri, media, placed))
+        return key, asyncio.wrap_future(placed)
+
     async def dial(self, uri: str, media: CallMedia) -> int:
         """Place a call to `uri` (the harness's caller uses this); returns its key."""
         return await self._call(lambda: self._table_().dial(uri, media))

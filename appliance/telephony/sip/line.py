@@ -5,8 +5,9 @@ the caller's 20 ms frames as the clock delivers them and ends when the call does
 while the short outbound buffer is full, so the agent's audio is paced by the call's own clock;
 a frame counts as heard once the clock thread has taken it to send (the network and the
 caller's jitter buffer still lie ahead, ~40-100 ms). Hanging up and transferring are commands to
-the endpoint's owner thread. The line can also transfer the caller (`Transferable`: a blind
-REFER) and hands the session the keys the caller presses (`Keypad`).
+the endpoint's owner thread. The line can also transfer the caller (`Transferable`: attended,
+with the summary spoken to the person, where it can; else a blind REFER) and hands the session
+the keys the caller presses (`Keypad`).
 
 `listen()` ends when the caller hangs up, or when the listener `disconnect()`s the call (at
 shutdown). When the session itself hangs up, `listen()` stays open until the session is done
@@ -19,13 +20,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Protocol, assert_never
 
 from appliance.audio.frame import FRAME_BYTES
 from appliance.clock import Clock
 from appliance.conversation.events import EventSink
-from appliance.conversation.ports import CallInfo, Handoff, KeyPress, TransferError
+from appliance.conversation.ports import CallInfo, Handoff, KeyPress, TextToSpeech, TransferError
 from appliance.observability.metrics import Metrics
+from appliance.telephony.sip.attended import Consulting, Outcome, attended_transfer
 from appliance.telephony.sip.media import CallMedia
 
 __all__ = ["LineControl", "SipLine"]
@@ -35,10 +37,8 @@ _KEYS_HELD = 32
 """Key presses held for the session; beyond it the oldest is dropped (nobody types that fast)."""
 
 
-class LineControl(Protocol):
+class LineControl(Consulting, Protocol):
     """What a line asks of the endpoint (`SipEndpoint` is one)."""
-
-    async def hang_up(self, key: int) -> None: ...
 
     async def transfer(self, key: int, target: str) -> bool: ...
 
@@ -58,6 +58,8 @@ class SipLine:
         transfer_to: str = "",
         refer_domain: str = "",
         transfer_timeout_s: float = 20.0,
+        voice: TextToSpeech | None = None,
+        attended: bool = False,
     ) -> None:
         self._info = info
         self.key = key
@@ -68,6 +70,8 @@ class SipLine:
         self._transfer_to = transfer_to
         self._refer_domain = refer_domain
         self._transfer_timeout = transfer_timeout_s
+        self._voice = voice
+        self._attended = attended and voice is not None
         self._hung_up = False
         self._released = asyncio.Event()
         self._reported_drops = 0
@@ -146,15 +150,58 @@ class SipLine:
     # --- Transferable ---------------------------------------------------------------------------
 
     async def transfer(self, handoff: Handoff) -> None:
-        """Blind transfer (REFER) to the person (or the escalation number); once the transferee
-        reports the new call answered we hang up. Raises TransferError when it cannot.
+        """Hand the caller to the person (or the escalation number); raises TransferError when
+        it cannot, and the call goes on with the agent.
 
-        The person is not told the summary on this line: a blind REFER has no moment for it
-        (the hand-off tool texts it to them)."""
+        Attended where the line may (`attended`, a voice, and a caller's side that supports
+        Replaces): a consult call to the person, who hears `handoff.summary` spoken, then a
+        REFER with Replaces; if the person does not answer (busy, unavailable, declined, rings
+        out) it raises, so that the agent takes a message. If the consult call cannot be
+        placed, or the caller's side refuses or cannot complete the REFER with Replaces, the
+        line falls back to a blind REFER, where the person is not told the summary (the
+        hand-off tool texts it to them). Either way, once the transferee reports the new call
+        answered, we hang up."""
         target = handoff.target or self._transfer_to
         if not target:
             raise TransferError("SIP transfers need ESCALATION_PHONE_NUMBER or a person's number")
         uri = self._refer_uri(target)
+        if self._attended:
+            outcome, why = await self._attended_transfer(uri, handoff.summary)
+            match outcome:
+                case Outcome.CONNECTED:
+                    _log.info("transferred to %s (attended)", uri)
+                    await self.disconnect()
+                    return
+                case Outcome.NOT_ANSWERED:
+                    raise TransferError(f"the transfer to {uri} was not answered: {why}")
+                case Outcome.UNSUPPORTED:
+                    _log.info("attended transfer to %s not possible (%s): a blind REFER", uri, why)
+                case _:
+                    assert_never(outcome)
+        await self._blind_transfer(uri)
+
+    async def _attended_transfer(self, uri: str, summary: str) -> tuple[Outcome, str]:
+        """The attended attempt, given up (consult call and all) if the caller hangs up."""
+        assert self._voice is not None
+        work = asyncio.ensure_future(
+            attended_transfer(
+                self._control, self.key, uri, summary=summary, voice=self._voice,
+                ring_s=self._transfer_timeout, outcome_s=self._transfer_timeout,
+            )
+        )  # fmt: skip
+        gone = asyncio.ensure_future(self.ended.wait())
+        try:
+            await asyncio.wait([work, gone], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            if not work.done():
+                work.cancel()  # its own clean-up hangs the consult call up
+                await asyncio.wait([work])
+        if work.cancelled():
+            raise TransferError(f"the caller hung up during the transfer to {uri}")
+        return work.result()
+
+    async def _blind_transfer(self, uri: str) -> None:
         try:
             async with asyncio.timeout(self._transfer_timeout):
                 done = await self._control.transfer(self.key, uri)

@@ -19,7 +19,7 @@ from typing import Any
 
 from appliance.clock import Clock
 from appliance.conversation.events import EventSink
-from appliance.conversation.ports import CallInfo
+from appliance.conversation.ports import CallInfo, TextToSpeech
 from appliance.observability.logs import call_context
 from appliance.observability.metrics import Metrics
 from appliance.telephony.calls import CallRouter, Credentials, Reservation, Verdict
@@ -51,6 +51,7 @@ class SipListener:
         metrics: Metrics,
         status: SipStatus | None = None,
         sinks: SinkFactory = lambda _: None,
+        voice: TextToSpeech | None = None,
     ) -> None:
         self.config = config
         self._router = router
@@ -58,6 +59,8 @@ class SipListener:
         self._metrics = metrics
         self.status = status if status is not None else SipStatus()
         self._sinks = sinks
+        self._voice = voice
+        """Speaks the summary to the person on an attended transfer; None: transfers are blind."""
         self._endpoint: SipEndpoint | None = None
         self._lines: dict[int, SipLine] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -183,6 +186,8 @@ class SipListener:
             metrics=self._metrics,
             transfer_to=self.config.transfer_to,
             refer_domain=self._refer_domain(invite),
+            voice=self._voice,
+            attended=self.config.attended_transfer and invite.replaces,
         )
         self._lines[invite.key] = line
         self._spawn(self._run(line, reservation))

@@ -10,7 +10,7 @@ import re
 
 __all__ = ["header", "printable", "split_address", "uri_user"]
 
-_COMPACT = {"f": "from", "t": "to", "i": "call-id", "m": "contact", "v": "via"}
+_COMPACT = {"f": "from", "t": "to", "i": "call-id", "m": "contact", "v": "via", "k": "supported"}
 _URI = re.compile(r"<?\s*(?:sips?|tel):([^@;>\s]*)", re.IGNORECASE)
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
 
