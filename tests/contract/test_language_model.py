@@ -101,3 +101,28 @@ async def test_a_spoken_reply_is_words_not_the_action_written_out(
     assert llama.last_action == "speak"
     assert text and text[0].isalpha(), text
     assert "speak" not in text and "{" not in text, text
+
+
+async def test_the_opening_comes_back_after_another_prompt_took_the_cache(
+    llama: LlamaLanguageModel,
+) -> None:
+    # A post-call summary evaluates its own prompt in the same cache; the next call's first turn
+    # must not evaluate the system prompt again (seconds a call on a board).
+    persona = Persona.load(agent_name="Tess", business_name="TEL3SIS")
+    opening = [Message("system", persona.system_prompt), Message("assistant", persona.greeting)]
+    await llama.warm_up(opening)
+    asked = [*opening, Message("user", "Hi, what is your name?")]
+
+    async def reply(messages: list[Message]) -> str:
+        outputs = [o async for o in llama.stream(messages)]
+        return "".join(o.text for o in outputs if isinstance(o, TextDelta))
+
+    first = await reply(asked)
+    summary = [
+        Message("system", "Summarize the call in one sentence."),
+        Message("user", "Caller: I would like to book a table for four on Friday. " * 8),
+    ]
+    await reply(summary)
+    assert llama.last_prompt.evaluated > 60  # the summary's prompt replaced the opening's
+    assert await reply(asked) == first
+    assert llama.last_prompt.evaluated < 20  # only the caller's words, not the persona again

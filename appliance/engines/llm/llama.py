@@ -98,6 +98,7 @@ class LlamaLanguageModel:
         self._grammars: dict[str, Any] = {}
         self._spellings: dict[str, list[int]] = {}
         self._not_words: Any = None
+        self._opening: _Snapshot | None = None
         self.last_prompt = PromptStats(0, 0)
         self.last_action: str | None = None
         """What the last answer did: `speak` or a tool's name; None with no tools offered, or
@@ -146,7 +147,10 @@ class LlamaLanguageModel:
         def evaluate() -> PromptStats:
             tokens = self._tokens([*opening, Message(role="user", content="Hello.")], tools)
             self._llama.create_completion(tokens, max_tokens=1, temperature=0.0)
-            return self.last_prompt
+            stats = self.last_prompt
+            if self._opening is None or stats.evaluated > 1:
+                self._opening = _Snapshot.take(self._llama)
+            return stats
 
         return await self._offload.run(evaluate)
 
@@ -174,12 +178,12 @@ class LlamaLanguageModel:
         tokens: list[int] = self._llama.tokenize(
             (rendered + suffix).encode(), add_bos=False, special=True
         )
-        cached = self._llama.input_ids[: self._llama.n_tokens].tolist()
-        reused = 0
-        for a, b in zip(cached, tokens, strict=False):
-            if a != b:
-                break
-            reused += 1
+        reused = _shared(self._llama.input_ids[: self._llama.n_tokens].tolist(), tokens)
+        opening = self._opening
+        if opening is not None and _shared(opening.tokens, tokens) > reused:
+            # Another prompt (a post-call summary) took the cache: put the opening's back.
+            opening.restore(self._llama)
+            reused = _shared(opening.tokens, tokens)
         # llama.cpp re-evaluates at least the last prompt token to get fresh logits.
         self.last_prompt = PromptStats(
             tokens=len(tokens), evaluated=len(tokens) - min(reused, len(tokens) - 1)
@@ -325,6 +329,54 @@ class LlamaLanguageModel:
                 else LlamaGrammar.from_string(source, verbose=False)
             )
         return grammar
+
+
+def _shared(cached: Sequence[int], tokens: Sequence[int]) -> int:
+    """How many leading tokens `tokens` has in common with `cached`."""
+    shared = 0
+    for a, b in zip(cached, tokens, strict=False):
+        if a != b:
+            break
+        shared += 1
+    return shared
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    """llama.cpp's state (its KV cache) after the conversation's opening was evaluated.
+
+    A post-call summary evaluates another prompt in the same cache; without this, the next
+    caller's first turn (or the warm-up after the jobs) evaluated the whole system prompt and
+    tools again: about 1400 tokens, 20-30 s for the 1.5B on two cores. Restoring is a copy of
+    the cache's used cells (tens of MB). Only llama.cpp's own state is kept: llama-cpp-python's
+    `save_state` also copies its logits buffer, 300 MB for a 150k-token vocabulary.
+    """
+
+    tokens: tuple[int, ...]
+    state: bytes
+
+    @classmethod
+    def take(cls, llama: Any) -> _Snapshot:
+        import ctypes  # noqa: PLC0415
+
+        from llama_cpp import llama_state_get_data, llama_state_get_size  # noqa: PLC0415
+
+        size = llama_state_get_size(llama.ctx)
+        buffer = (ctypes.c_uint8 * size)()
+        written = llama_state_get_data(llama.ctx, buffer, size)
+        return cls(tuple(llama.input_ids[: llama.n_tokens].tolist()), bytes(buffer)[:written])
+
+    def restore(self, llama: Any) -> None:
+        import ctypes  # noqa: PLC0415
+
+        from llama_cpp import llama_state_set_data  # noqa: PLC0415
+
+        buffer = (ctypes.c_uint8 * len(self.state)).from_buffer_copy(self.state)
+        if llama_state_set_data(llama.ctx, buffer, len(self.state)) != len(self.state):
+            raise EngineError("llama.cpp refused the saved state of the opening prompt")
+        llama.input_ids[: len(self.tokens)] = self.tokens
+        llama.n_tokens = len(self.tokens)
+        llama._requires_eval = True  # its logits are the state's: decode before sampling
 
 
 def _tokens_opening_with(llama: Any, openings: tuple[bytes, ...]) -> Any:
