@@ -1,4 +1,8 @@
-"""Opening hours, answered from the business profile in code (the model only passes the day)."""
+"""Opening hours, answered from the business profile in code (the model only passes the day).
+
+Where the model's day is a part of what the caller said, the caller's own words decide: asked
+"What are your hours on Christmas Eve?", the 1.5B passed "christmas", which is another day.
+"""
 
 from __future__ import annotations
 
@@ -24,13 +28,15 @@ class _Day(BaseModel):
 def opening_hours(profile: BusinessProfile, clock: Clock) -> Tool:
     """A tool that says the business's hours on a day, or whether it is open now."""
 
-    async def run(arguments: BaseModel, _: ToolContext) -> str:
+    async def run(arguments: BaseModel, context: ToolContext) -> str:
         assert isinstance(arguments, _Day)
         now = profile.local(clock.wall())
         asked = (arguments.day or "").strip()
         if not asked:
             return f"{profile.say_now(now)} {profile.say_hours(now.date(), now)}"
-        day = profile.resolve_day(asked, now)
+        said = context.caller_said[max(context.caller_said)] if context.caller_said else ""
+        heard = profile.resolve_day(said, now) if asked.lower() in said.lower() else None
+        day = heard or profile.resolve_day(asked, now)
         if day is None:
             return (
                 f'"{asked}" is not a day that can be worked out; ask the caller which day '

@@ -29,9 +29,11 @@ def profile() -> BusinessProfile:
     return BusinessProfile.load(ROOT / "business.example.toml")
 
 
-async def _ask(registry: ToolRegistry, name: str, arguments: dict[str, str]) -> str:
+async def _ask(
+    registry: ToolRegistry, name: str, arguments: dict[str, str], context: ToolContext = CONTEXT
+) -> str:
     call = ToolCall(id="1", name=name, arguments=json.dumps(arguments))
-    ok, said = await registry.run(call, registry.parse(call), CONTEXT)
+    ok, said = await registry.run(call, registry.parse(call), context)
     assert ok, said
     return said
 
@@ -70,6 +72,30 @@ async def test_opening_hours_with_no_day_says_whether_it_is_open_now(
         "We're closed right now; we open again on Monday the 7th at 8 AM. "
         "Today, Saturday the 5th, we're open from 9 AM to 1 PM."
     )
+
+
+@pytest.mark.parametrize(
+    ("caller", "day", "said"),
+    [
+        # The model's day is a part of the caller's: the caller's words decide.
+        (
+            "What are your hours on Christmas Eve?",
+            "christmas",
+            "On Christmas Eve, Thursday the 24th, we're open from 8 AM to noon.",
+        ),
+        # A day the model chose that the caller did not say is the model's to ask about.
+        ("Are you open on Christmas Eve?", "christmas day", "We're closed on Christmas Day, "
+         "Friday the 25th."),
+        ("And how about Sunday?", "sunday", "We're closed on Sunday the 6th."),
+    ],
+)  # fmt: skip
+async def test_the_callers_own_words_name_the_day_the_model_shortened(
+    profile: BusinessProfile, caller: str, day: str, said: str
+) -> None:
+    clock = HandClock(_utc(2026, 12, 5, 3, 0))
+    registry = ToolRegistry([opening_hours(profile, clock)])
+    context = ToolContext(call=CallInfo("c", "wav", "x"), caller_said={1: "Hi.", 2: caller})
+    assert await _ask(registry, "opening_hours", {"day": day}, context) == said
 
 
 async def test_a_day_that_cannot_be_worked_out_is_said_so(profile: BusinessProfile) -> None:
