@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from pathlib import Path
 import apsw
 
 from appliance.conversation.ports import Embedder, LanguageModel, Mailer, Message, TextDelta, Texter
-from appliance.memory import actions, callers, calls, notes, vectors
+from appliance.memory import actions, callers, calls, messages, notes, vectors
 from appliance.memory.db import Database
 from appliance.memory.happened import what_happened
 from appliance.memory.jobs import Done, Handler, Job, Skipped
@@ -47,6 +48,8 @@ Bucky") 0.40-0.48. Some wrong turns still score higher ("Carol" as "Carl", 0.63)
 recordings score lower (the "go forward ten meters" fixture, heard right, 0.42): a missed fact
 costs less than a wrong one kept and repeated to the caller. `MEMORY_MIN_CONFIDENCE` sets it."""
 _SMS_CHARS = 1600
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+"""A person reached by number can be texted a message left for them."""
 """Twilio's limit for one message (it is sent as up to ten segments)."""
 
 
@@ -122,6 +125,7 @@ class PostCall:
             "memory": self.memory,
             "email": self.email,
             "sms": self.sms,
+            "message": self.message,
             "retention": self.retention,
         }
 
@@ -258,6 +262,31 @@ class PostCall:
             body = body[: _SMS_CHARS - 1] + "…"  # the email has the whole transcript
         sent = await self._texter.send_sms(self.notify.sms_to, body)
         return Done(note=f"texted to {self.notify.sms_to} ({sent})")
+
+    async def message(self, job: Job) -> Done:
+        """Pass on the messages left on the call: a text to the person where they were to be
+        reached by number, an email to NOTIFY_EMAIL. A failed send retries the job."""
+        call, _ = await self._call(job)
+        taken = await self._db.run(messages.messages_of, call.id)
+        if not taken:
+            raise Skipped("no message was left")
+        caller = call.caller or "an unknown caller"
+        sent: list[str] = []
+        for left in taken:
+            body = f'Message for {left.for_who} from {caller}: "{left.text}"'
+            if self._texter is not None and _E164.match(left.target):
+                await self._texter.send_sms(left.target, body[:_SMS_CHARS])
+                sent.append(f"texted to {left.target}")
+            if self._mailer is not None and self.notify.email_to is not None:
+                subject = f"Message for {left.for_who} from {caller}"
+                await self._mailer.send_email(self.notify.email_to, subject, body)
+                sent.append(f"emailed to {self.notify.email_to}")
+        if not sent:
+            raise Skipped(
+                "no way to pass the message on: the person has no number to text, or Twilio "
+                "is not set up, and NOTIFY_EMAIL is not set; it stays on the call's record"
+            )
+        return Done(note="; ".join(sent))
 
     async def retention(self, job: Job) -> Done:
         del job

@@ -30,7 +30,7 @@ import apsw
 from appliance.clock import Clock
 from appliance.conversation.events import CallEnded, Event, EventSink
 from appliance.conversation.ports import CallInfo, CallLine, Embedder, Message, Recall
-from appliance.memory import callers, calls, jobs, owners, vectors
+from appliance.memory import callers, calls, jobs, messages, owners, vectors
 from appliance.memory.db import Database
 from appliance.memory.kept import KeptMemory
 from appliance.memory.postcall import PostCall
@@ -167,6 +167,8 @@ class Records:
         for kind, skipped in self.post_call.plan(caller, caller_turns):
             after = None if kind == "summary" else "summary"
             jobs.enqueue(conn, kind, call_id=call_id, now=now, after=after, skipped=skipped)
+        if messages.messages_of(conn, call_id):  # passed on at once, not after the summary
+            jobs.enqueue(conn, "message", call_id=call_id, now=now)
 
     def use_runner(
         self,

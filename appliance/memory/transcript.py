@@ -29,6 +29,7 @@ from appliance.conversation.events import (
     Event,
     EventSink,
     MemoryRecalled,
+    MessageTaken,
     PhraseSpoken,
     ReplyInterrupted,
     ToolCalled,
@@ -37,7 +38,7 @@ from appliance.conversation.events import (
     Transfer,
     TurnCompleted,
 )
-from appliance.memory import actions, calls
+from appliance.memory import actions, calls, messages
 from appliance.memory.db import Database
 from appliance.memory.session import SessionState
 from appliance.observability.metrics import Metrics
@@ -123,7 +124,7 @@ class TranscriptSink:
             case PhraseSpoken(text=text, heard=heard, interrupted=interrupted):
                 unsaid = text.removeprefix(heard).strip() if interrupted else ""
                 self._agent_words(0, heard, interrupted, unsaid)
-            case ToolCalled() | ToolFinished() | Transfer() | AgentHungUp():
+            case ToolCalled() | ToolFinished() | Transfer() | AgentHungUp() | MessageTaken():
                 self._act(event)
             case MemoryRecalled(found=found):
                 self._slots({"recalled": " | ".join(r.call_id for r in found)})
@@ -146,7 +147,9 @@ class TranscriptSink:
         )
         self._slots({"turn": str(turn), "caller_said": event.text})
 
-    def _act(self, event: ToolCalled | ToolFinished | Transfer | AgentHungUp) -> None:
+    def _act(
+        self, event: ToolCalled | ToolFinished | Transfer | AgentHungUp | MessageTaken
+    ) -> None:
         match event:
             case ToolCalled(turn=turn, name=name, arguments=arguments):
                 self._write(
@@ -158,6 +161,8 @@ class TranscriptSink:
                 self._write(actions.save_action, turn=0, kind="transfer", name=target)
             case AgentHungUp(reason=reason):
                 self._write(actions.save_action, turn=0, kind="hangup", name=reason)
+            case MessageTaken(to=to, target=target, text=text):
+                self._write(messages.save_message, for_who=to, target=target, text=text)
             case _:
                 assert_never(event)
 

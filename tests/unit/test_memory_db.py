@@ -20,12 +20,21 @@ def test_a_new_database_is_migrated_with_wal_foreign_keys_and_sqlite_vec(tmp_pat
     conn = connect(tmp_path / "x" / "tel3sis.db")
 
     versions = [row[0] for row in conn.execute("SELECT version FROM schema_version")]
-    assert versions == [1, 2, 3]
+    assert versions == [1, 2, 3, 4]
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     assert conn.execute("PRAGMA foreign_keys").fetchone() == (1,)
     assert conn.execute("SELECT vec_version()").fetchone()[0].startswith("v0.1")
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"calls", "turns", "callers", "facts", "summaries", "jobs", "memory_vectors"} <= tables
+    assert {
+        "calls",
+        "turns",
+        "callers",
+        "facts",
+        "summaries",
+        "jobs",
+        "memory_vectors",
+        "messages",
+    } <= tables
     # A second open applies nothing again.
     assert migrate(conn) == []
 
