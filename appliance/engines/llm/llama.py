@@ -376,7 +376,6 @@ class _Snapshot:
             raise EngineError("llama.cpp refused the saved state of the opening prompt")
         llama.input_ids[: len(self.tokens)] = self.tokens
         llama.n_tokens = len(self.tokens)
-        llama._requires_eval = True  # its logits are the state's: decode before sampling
 
 
 def _tokens_opening_with(llama: Any, openings: tuple[bytes, ...]) -> Any:
