@@ -117,7 +117,7 @@ async def test_sequential_and_concurrent_calls(tmp_path: Path) -> None:
             calls.port, "-m", "3", "-l", "3", "-r", "10", "-d", "2000", "-rtp_echo",
             work_dir=tmp_path,
         )  # fmt: skip
-        assert calls.admission.active == 0
+        assert await calls.settled() == 0
     assert one_by_one.returncode == 0, one_by_one.screen
     assert together.returncode == 0, together.screen
     assert len(calls.sessions) == 6

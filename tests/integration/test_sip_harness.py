@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import AUDIO, ROOT
+from tests.conftest import AUDIO, PIPELINE_LLM, ROOT
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.models]
 
@@ -24,7 +24,7 @@ def test_harness_via_sip_runs_a_scenario_and_reports(tmp_path: Path, models_dir:
         "expect: {ended: caller hung up, turns: 1}\n"
     )
     env = {"MODELS_DIR": str(models_dir), "APPLIANCE_DATA_DIR": str(tmp_path / "data"),
-           "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}  # fmt: skip
+           "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LLM_MODEL": PIPELINE_LLM}  # fmt: skip
     done = subprocess.run(
         [
             sys.executable, "-m", "appliance", "--env-file", str(tmp_path / "none.env"),

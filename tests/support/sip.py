@@ -265,6 +265,15 @@ class FakeCalls:
     def all_events(self, kind: type) -> list:  # type: ignore[type-arg]
         return [e for events in self.events.values() for e in events if isinstance(e, kind)]
 
+    async def settled(self, within_s: float = 5.0) -> int:
+        """The calls still holding a slot once every ended call has given its slot back (the
+        caller's side sees its BYE answered a moment before the session has finished)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within_s):
+                while self.admission.active:  # noqa: ASYNC110 - a plain counter, no event
+                    await asyncio.sleep(0.01)
+        return self.admission.active
+
 
 @contextlib.asynccontextmanager
 async def fake_listener(
