@@ -25,8 +25,9 @@ FORGET: Final = re.compile(
 """Words that ask for what is kept about the caller to go."""
 
 FAREWELL: Final = re.compile(
-    r"\b(good ?bye|bye|that'?s all|that is all|that'?s it|nothing else|no thanks|no thank you"
-    r"|thanks|thank you|hang up|see you|have a (good|nice)|i'?m done|i am done|take care)\b",
+    r"\b(good ?bye|bye|that'?s all|that is all|that will be all|that'?s it|that'?s everything"
+    r"|nothing else|nothing more|no thanks|no thank you|thanks|thank you|cheers|hang up|see you"
+    r"|have a (good|nice)|i'?m done|i am done|i'?m good|all set|take care)\b",
     re.IGNORECASE,
 )
 """Words a caller closes a call with."""

@@ -41,6 +41,8 @@ def test_asking_to_be_forgotten_is_told_from_other_requests(said: str, asked: bo
         ("Goodbye.", True),
         ("OK, thanks, bye.", True),
         ("No, that's all.", True),
+        ("No, that's everything, I'm all set.", True),
+        ("Nothing more, cheers.", True),
         ("Can I change my booking for Friday?", False),
         ("What time do you open?", False),
     ],
