@@ -147,7 +147,7 @@ class EngineSettings(_Section):
     llm_model: str = Field(
         default="qwen2.5-coder-1.5b-instruct", validation_alias=_env("LLM_MODEL")
     )
-    """The 1.5B: 91% of the front-desk scenarios against the 0.5B's 51% (README, "Which
+    """The 1.5B: 86% of the front-desk scenarios against the 0.5B's 51% (README, "Which
     language model"); a board short of memory sets the 0.5B."""
     llm_threads: int = Field(default=2, ge=1, validation_alias=_env("LLM_THREADS"))
     llm_context_tokens: int = Field(
