@@ -55,6 +55,7 @@ __all__ = [
     "Service",
     "SpecialDay",
     "box_timezone",
+    "is_phone_number",
 ]
 
 FAQ_IN_PROMPT_MAX = 8
@@ -125,9 +126,17 @@ def _zone(value: object) -> ZoneInfo:
         raise ValueError(f'{quoted(value)} is not a time zone like "America/New_York"') from None
 
 
+_E164 = re.compile(r"\+[1-9]\d{6,14}")
+
+
+def is_phone_number(text: str) -> bool:
+    """Whether `text` is an E.164 number ("+15550100100"), one a text message can go to."""
+    return _E164.fullmatch(text) is not None
+
+
 def _phone_number(value: object) -> str:
     digits = re.sub(r"[\s().-]", "", str(value))
-    if not re.fullmatch(r"\+[1-9]\d{6,14}", digits):
+    if not is_phone_number(digits):
         raise ValueError(f'{quoted(value)} is not a phone number like "+1 555 010 0100"')
     return digits
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from pathlib import Path
 import apsw
 
 from appliance.conversation.ports import Embedder, LanguageModel, Mailer, Message, TextDelta, Texter
+from appliance.conversation.profile import is_phone_number
 from appliance.memory import actions, callers, calls, messages, notes, vectors
 from appliance.memory.db import Database
 from appliance.memory.happened import what_happened
@@ -48,8 +48,6 @@ Bucky") 0.40-0.48. Some wrong turns still score higher ("Carol" as "Carl", 0.63)
 recordings score lower (the "go forward ten meters" fixture, heard right, 0.42): a missed fact
 costs less than a wrong one kept and repeated to the caller. `MEMORY_MIN_CONFIDENCE` sets it."""
 _SMS_CHARS = 1600
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
-"""A person reached by number can be texted a message left for them."""
 """Twilio's limit for one message (it is sent as up to ten segments)."""
 
 
@@ -274,7 +272,7 @@ class PostCall:
         sent: list[str] = []
         for left in taken:
             body = f'Message for {left.for_who} from {caller}: "{left.text}"'
-            if self._texter is not None and _E164.match(left.target):
+            if self._texter is not None and is_phone_number(left.target):
                 await self._texter.send_sms(left.target, body[:_SMS_CHARS])
                 sent.append(f"texted to {left.target}")
             if self._mailer is not None and self.notify.email_to is not None:

@@ -20,12 +20,12 @@ from typing import Final, Protocol
 from pydantic import BaseModel, Field
 
 from appliance.conversation.ports import CallInfo, Handoff, Mailer, Texter
+from appliance.conversation.profile import is_phone_number
 from appliance.conversation.tools import TRANSFER_TOOL, Tool, ToolContext
 
 __all__ = ["Reachable", "Summary", "call_summary", "transfer_tool"]
 
 _log = logging.getLogger(__name__)
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _WORD = re.compile(r"[a-z0-9]+")
 _FILLER: Final = frozenset({
     "a", "an", "the", "to", "with", "for", "of", "please", "person", "someone", "somebody",
@@ -99,7 +99,7 @@ def _choose(asked: str, people: Sequence[Reachable], default: _Choice | None) ->
 
 def _spoken_address(caller: str) -> str:
     """A number read digit by digit ("+1 5 5 5 ..."); anything else as it is."""
-    if _E164.match(caller):
+    if is_phone_number(caller):
         return " ".join(caller.removeprefix("+"))
     return caller
 
@@ -155,7 +155,7 @@ def transfer_tool(
     async def _deliver(choice: _Choice, text: str) -> list[str]:
         """Text the summary to the person, email it to the operator: how it went, in words."""
         sent = []
-        by_text = texter if _E164.match(choice.target) else None
+        by_text = texter if is_phone_number(choice.target) else None
         if by_text is not None and await _send("texted", by_text.send_sms(choice.target, text)):
             sent.append(f"texted to {choice.who}")
         if mailer is not None and email_to:

@@ -23,6 +23,7 @@ from appliance.conversation.events import (
 from appliance.conversation.handoff import message_taken, not_answering, put_through
 from appliance.conversation.phrases import PhraseCache
 from appliance.conversation.ports import CallInfo, CallLine, Handoff, KeyPress, TransferError
+from appliance.conversation.profile import Person
 from appliance.conversation.session import CallSession, Engines, SessionConfig
 from appliance.conversation.tools import Tool, ToolRegistry
 from appliance.engines.vad.energy import EnergyVoiceActivity
@@ -42,14 +43,7 @@ from tests.support.virtual_time import run_virtual
 OFFICE = "+15550100"
 
 
-@dataclass
-class _Person:
-    name: str
-    role: str
-    target: str
-
-
-SAM = _Person("Sam Jones", "Owner", "+15550177")
+SAM = Person(name="Sam Jones", role="Owner", number="+15550177")
 
 
 class _LineToAPerson:

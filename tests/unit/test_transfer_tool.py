@@ -4,7 +4,6 @@ texts and emails (to local fakes of Twilio's Messages and SendGrid that speak th
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 
 import pytest
 
@@ -20,15 +19,8 @@ CALL = CallInfo(call_id="c1", line="sip", caller="+15550123")
 OFFICE = "+15550100"
 
 
-@dataclass
-class _Person:
-    name: str
-    role: str
-    target: str
-
-
-SAM = _Person("Sam Jones", "Owner", "+15550177")
-DESK = _Person("Front desk", "Reception", "sip:desk@pbx.example.com")
+SAM = Person(name="Sam Jones", role="Owner", number="+15550177")
+DESK = Person(name="Front desk", role="Reception", sip="sip:desk@pbx.example.com")
 
 
 def _ask(registry: ToolRegistry, arguments: str, context: ToolContext) -> tuple[bool, str]:
