@@ -40,6 +40,11 @@ class ToolContext:
     """What the caller said in each turn so far, by turn number (for a hand-off's summary)."""
     notes: dict[str, str] = field(default_factory=dict)
 
+    def said(self, last: int | None = None) -> list[str]:
+        """What the caller said, turn by turn in order; only the `last` turns when given."""
+        turns = sorted(self.caller_said)
+        return [self.caller_said[turn] for turn in (turns if last is None else turns[-last:])]
+
 
 ToolFn = Callable[[BaseModel, ToolContext], Awaitable[str]]
 

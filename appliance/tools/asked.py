@@ -35,5 +35,4 @@ FAREWELL: Final = re.compile(
 
 def caller_asked(context: ToolContext, words: re.Pattern[str], *, turns: int = 1) -> bool:
     """Whether the caller's last `turns` turns of this call contain `words`."""
-    said = [context.caller_said[turn] for turn in sorted(context.caller_said)[-turns:]]
-    return any(words.search(text) for text in said)
+    return any(words.search(text) for text in context.said(turns))

@@ -34,7 +34,7 @@ def opening_hours(profile: BusinessProfile, clock: Clock) -> Tool:
         asked = (arguments.day or "").strip()
         if not asked:
             return f"{profile.say_now(now)} {profile.say_hours(now.date(), now)}"
-        said = context.caller_said[max(context.caller_said)] if context.caller_said else ""
+        said = "".join(context.said(1))
         heard = profile.resolve_day(said, now) if asked.lower() in said.lower() else None
         day = heard or profile.resolve_day(asked, now)
         if day is None:

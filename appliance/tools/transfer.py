@@ -179,8 +179,7 @@ def transfer_tool(
                 f"There is nobody called {arguments.who!r} to put the caller through to. "
                 f"Who can be reached: {listed}. Ask the caller which of them they want."
             )
-        said = [context.caller_said[turn] for turn in sorted(context.caller_said)]
-        summary = call_summary(context.call, said, choice.who)
+        summary = call_summary(context.call, context.said(), choice.who)
         sent = await _deliver(choice, summary.written)
         context.transfer_to = Handoff(target=choice.target, who=choice.who, summary=summary.spoken)
         note = f" A summary was {' and '.join(sent)}." if sent else ""
