@@ -127,6 +127,22 @@ async def whisper(models_dir: Path) -> AsyncIterator[WhisperSpeechToText]:
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def agent_listener(models_dir: Path) -> AsyncIterator[WhisperSpeechToText]:
+    """Whisper as a test hears the agent's own voice: what it hears is speech, so it keeps the
+    words of a short reply that the model doubts ("five five"), where a caller's line drops them."""
+    worker = Offloader("agent-listener")
+    engine = WhisperSpeechToText(
+        models_dir / "whisper-tiny.en",
+        offloader=worker,
+        name="whisper-tiny.en",
+        drop_non_speech=False,
+    )
+    await engine.load()
+    yield engine
+    worker.close()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def llama(models_dir: Path) -> AsyncIterator[LlamaLanguageModel]:
     worker = Offloader("contract-llm")
     engine = LlamaLanguageModel(

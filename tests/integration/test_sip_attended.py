@@ -75,7 +75,7 @@ class _Phone:
 
 
 async def test_the_person_hears_the_summary_and_then_has_the_caller(
-    tmp_path: Path, piper: PiperTextToSpeech, whisper: WhisperSpeechToText
+    tmp_path: Path, piper: PiperTextToSpeech, agent_listener: WhisperSpeechToText
 ) -> None:
     port = free_port()
     person = await _Phone.start("person", str(port), "200", "60", out=tmp_path / "person")
@@ -99,7 +99,7 @@ async def test_the_person_hears_the_summary_and_then_has_the_caller(
     assert ended.reason == "transferred"
     # What the person heard on the consult call: the summary, in the real voice, over G.711.
     heard = load_wav(person.out / "consult.wav").pcm
-    text = (await whisper.transcribe(heard)).text.lower()
+    text = (await agent_listener.transcribe(heard)).text.lower()
     print(f"summary {transfer.summary!r}; the person heard {text!r}")
     assert "call" in text and "staff" in text and "said anything" in text
     # And then the caller: their phone's tone on the replacing call.

@@ -50,6 +50,7 @@ class WhisperSpeechToText:
         beam_size: int = 1,
         language: str = "en",
         trim_window: bool = True,
+        drop_non_speech: bool = True,
         metrics: Metrics | None = None,
     ) -> None:
         self.name = name
@@ -59,6 +60,10 @@ class WhisperSpeechToText:
         self._beam = beam_size
         self._language = language
         self._trim = trim_window
+        self._drop_non_speech = drop_non_speech
+        """Drop words the model itself doubts were speech (a cough, a click on the line). A
+        listener that knows it hears a voice, such as a check of the agent's own audio, keeps them:
+        Whisper often doubts a clear two-word reply ("five five")."""
         self._metrics = metrics
         self._model: object | None = None
         self.full_window_decodes = 0
@@ -109,7 +114,7 @@ class WhisperSpeechToText:
             self._metrics.engine_rtf.labels(self.name).observe(
                 (time.perf_counter() - started) / seconds
             )
-        if no_speech > _NO_SPEECH and confidence < 0.4:
+        if self._drop_non_speech and no_speech > _NO_SPEECH and confidence < 0.4:
             text = ""
         return Transcript(text=text, confidence=confidence, engine=self.name)
 
