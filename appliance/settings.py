@@ -206,6 +206,16 @@ class ConversationSettings(_Section):
         default=12, ge=2, le=200, validation_alias=_env("MAX_HISTORY_TURNS")
     )
     max_call_minutes: float = Field(default=30.0, gt=0, validation_alias=_env("MAX_CALL_MINUTES"))
+    safety_screen: bool = Field(default=True, validation_alias=_env("SAFETY_SCREEN"))
+    """Screen the caller's words and the agent's sentences (rules, then the classifier)."""
+    safety_classifier_file: Path | None = Field(
+        default=None, validation_alias=_env("SAFETY_CLASSIFIER_FILE")
+    )
+    """A classifier trained by `appliance safety train`, instead of the one shipped."""
+    safety_abuse_turns: int = Field(
+        default=3, ge=1, le=20, validation_alias=_env("SAFETY_ABUSE_TURNS")
+    )
+    """The caller's turns the screen may refuse before the call is ended politely."""
 
 
 class CallSettings(_Section):

@@ -353,4 +353,5 @@ def _session_config(conv: ConversationSettings, persona: Persona) -> SessionConf
         max_history_turns=conv.max_history_turns,
         no_input_timeout_s=conv.no_input_timeout_s,
         max_call_s=conv.max_call_minutes * 60,
+        abuse_turns=conv.safety_abuse_turns,
     )

@@ -8,8 +8,9 @@ outside a turn (the greeting, "are you still there?") ends in `PhraseSpoken`. Wh
 the call, `AgentHungUp` comes just before `CallEnded`. `DtmfReceived` may come at any time (the
 caller pressed a key). A hand-off to a person is `Transfer` (what the conversation asks of the
 line), then the call ends ("transferred") or `TransferFailed`, and the caller may leave a
-`MessageTaken`. Observers (the CLI, the records, the status page, metrics) receive them through a
-sink.
+`MessageTaken`. Every safety decision (the caller's words, each sentence of the agent's, each
+tool call) is a `SafetyChecked`. Observers (the CLI, the records, the status page, metrics)
+receive them through a sink.
 
 "heard" always means what reached the caller's ear of the agent's words (`ReplyInterrupted.heard`,
 `PhraseSpoken.heard`); what the caller said is a `transcript`.
@@ -43,6 +44,7 @@ __all__ = [
     "ReplyFinished",
     "ReplyInterrupted",
     "ReplyStarted",
+    "SafetyChecked",
     "ToolCalled",
     "ToolFinished",
     "TranscriptFinal",
@@ -224,6 +226,26 @@ class MessageTaken:
 
 
 @dataclass(frozen=True, slots=True)
+class SafetyChecked:
+    """A safety decision: the caller's words, a sentence of the agent's, or a tool call."""
+
+    turn: int
+    layer: str
+    """`caller`, `agent` or `tool`."""
+    text: str
+    """What was checked (a tool call as `name {arguments}`)."""
+    action: str
+    """`allowed`; `refused` (the caller heard the refusal instead of a reply), `replaced` (the
+    agent's sentence was replaced by the refusal and the rest of the reply dropped), `ended`
+    (repeated abuse: the call was ended), or `blocked` (a tool call the policy does not allow)."""
+    score: float = 0.0
+    threshold: float = 0.0
+    category: str = ""
+    engine: str = ""
+    """Which screen or policy decided."""
+
+
+@dataclass(frozen=True, slots=True)
 class Transfer:
     """The conversation hands the caller to a person at `target`, who is told `summary`."""
 
@@ -252,6 +274,7 @@ Fact = (
     | AgentHungUp
     | TransferFailed
     | MessageTaken
+    | SafetyChecked
     | CallEnded
 )
 Command = Transfer

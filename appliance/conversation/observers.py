@@ -13,6 +13,7 @@ from appliance.conversation.events import (
     ReplyFinished,
     ReplyInterrupted,
     ReplyStarted,
+    SafetyChecked,
     ToolCalled,
     ToolFinished,
     TranscriptFinal,
@@ -108,6 +109,23 @@ class Observers:
                     self._metrics.turn_latency.observe(ms / 1000.0)
                 else:
                     self._metrics.stage_seconds.labels(stage).observe(ms / 1000.0)
+
+    def tool_blocked(self, turn: int, call: ToolCall, why: str) -> None:
+        self.safety(
+            SafetyChecked(
+                turn=turn,
+                layer="tool",
+                text=f"{call.name} {call.arguments}",
+                action="blocked",
+                category=why,
+                engine="policy",
+            )
+        )
+
+    def safety(self, checked: SafetyChecked) -> None:
+        self.emit(checked)
+        if self._metrics is not None:
+            self._metrics.safety_decisions.labels(checked.layer, checked.action).inc()
 
     def barge_in(self) -> None:
         if self._metrics is not None:

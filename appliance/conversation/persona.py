@@ -21,6 +21,10 @@ class Persona:
     """Said when a tool call could not be made to work."""
     trouble: str
     """Said when an engine failed and no fallback could answer."""
+    refusal: str
+    """Said instead of what the safety screen will not let through (see `guard.py`)."""
+    goodbye_abuse: str
+    """Said as the agent ends a call whose caller kept asking for harm or abusing it."""
 
     @classmethod
     def load(

@@ -26,6 +26,7 @@ __all__ = [
     "Message",
     "Recall",
     "Recollection",
+    "Screen",
     "SpeechDetector",
     "SpeechToText",
     "TextDelta",
@@ -37,6 +38,7 @@ __all__ = [
     "TransferError",
     "Transferable",
     "Undeliverable",
+    "Verdict",
     "VoiceActivity",
 ]
 
@@ -176,6 +178,34 @@ class Recall(Protocol):
 
 
 # --- messages to people ---------------------------------------------------------------------
+
+
+# --- safety -----------------------------------------------------------------------------------
+
+
+Speaker = Literal["caller", "agent"]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What a safety screen made of one piece of text."""
+
+    flagged: bool
+    score: float
+    """0 to 1: how likely the screen thinks the text is harmful (1.0 for a rule's match)."""
+    threshold: float
+    """At or above this score the text is flagged."""
+    category: str = ""
+    """The rule that matched (`weapons`, `injection`, ...), `model` for the classifier alone,
+    empty when nothing was flagged."""
+    engine: str = ""
+
+
+class Screen(Protocol):
+    """Checks what the caller said before the model sees it, and each sentence of the agent's
+    before it is heard."""
+
+    async def check(self, text: str, *, speaker: Speaker) -> Verdict: ...
 
 
 class Undeliverable(Exception):

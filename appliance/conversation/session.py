@@ -55,6 +55,7 @@ from appliance.conversation.events import (
     Transfer,
     TransferFailed,
 )
+from appliance.conversation.guard import Guard, SentenceGate
 from appliance.conversation.handoff import (
     cannot_transfer,
     hand_off,
@@ -74,10 +75,12 @@ from appliance.conversation.ports import (
     LanguageModel,
     Message,
     Recall,
+    Screen,
     SpeechToText,
     TextToSpeech,
     ToolCall,
     Transcript,
+    Verdict,
     VoiceActivity,
 )
 from appliance.conversation.replies import Outcome, Reply, ReplyState, Result
@@ -116,6 +119,10 @@ def only_a_hello(said: str) -> bool:
     return bool(words) and all(word in _HELLO for word in words)
 
 
+def _watched(gate: SentenceGate | None, sentences: AsyncIterator[str]) -> AsyncIterator[str]:
+    return sentences if gate is None else gate.watch(sentences)
+
+
 @dataclass(frozen=True, slots=True)
 class Engines:
     stt: SpeechToText
@@ -142,6 +149,8 @@ class SessionConfig:
     """Start STT and the reply at the first pause instead of waiting for the endpoint."""
     recall_budget_s: float = 0.5
     """A recall slower than this is skipped for the turn: the caller is waiting."""
+    abuse_turns: int = 3
+    """The caller's turns the safety screen may refuse before the call is ended politely."""
     greeting_hold_ms: int = 700
     """A caller talking over the greeting cuts it only once they have said this much: a
     "hello?" as the call connects is answered by the greeting itself, not by cutting it."""
@@ -169,6 +178,7 @@ class CallSession:
         metrics: Metrics | None = None,
         context: Sequence[Message] = (),
         recall: Recall | None = None,
+        screen: Screen | None = None,
     ) -> None:
         self._line = line
         self._engines = engines
@@ -187,6 +197,17 @@ class CallSession:
         self._endpointer = Endpointer(config.turn, SilencePolicy(config.turn.endpoint_ms))
         self._tool_context = ToolContext(call=line.info)
         self._mind = Mind(engines.llm, tools, self._tool_context, persona.apology, clock)
+        self._guard = (
+            Guard(
+                screen,
+                self._observers.safety,
+                refusal=persona.refusal,
+                abuse_limit=config.abuse_turns,
+                on_error=partial(self._observers.error, "safety"),
+            )
+            if screen is not None
+            else None
+        )
         self._reply: Reply | None = None
         self._greeting: Reply | None = None
         self._over_greeting = False
@@ -424,20 +445,24 @@ class CallSession:
         reply.transcript = said
         if self._reply is reply:
             self._endpointer.hint(said)
-        if not _WORD.search(said):
-            await reply.confirmed()
-            return Outcome(Result.DISCARDED, why="no words heard")
+        if (dropped := await self._nothing_to_answer(reply, said)) is not None:
+            return dropped
         if self._message_for is not None and not reply.pressed:  # a key is no message
             return await self._take_message(reply, transcript, self._message_for)
-        if reply.over_greeting and only_a_hello(said):
-            await reply.confirmed()
-            await self._after_greeting()
-            if self._greeting is not None and self._greeting.state is ReplyState.FINISHED:
-                # "Hello?" as the call connects: the greeting they just heard answered it.
-                return Outcome(Result.DISCARDED, why=HELLO_OVER_GREETING)
         user = Message(role="user", content=said)
-        notes = await self._recall_for(reply, said)
+        notes, verdict = await asyncio.gather(
+            self._recall_for(reply, said), self._screen_caller(reply, said)
+        )
+        if verdict is not None and verdict.flagged:
+            return await self._refuse(reply, transcript, verdict)
         priority = Priority()
+        gate = (
+            self._guard.sentences(
+                lambda: reply.turn, partial(self._phrases.get, self._guard.refusal)
+            )
+            if self._guard is not None
+            else None
+        )
 
         async def may_act() -> None:
             await reply.confirmed()
@@ -447,6 +472,7 @@ class CallSession:
             messages=self._history.messages(*notes, user),
             may_act=may_act,
             on_tool=partial(self._observers.tool, reply),
+            on_blocked=lambda call, why: self._observers.tool_blocked(reply.turn, call, why),
             priority=priority,
         )
         tts, clock = self._engines.tts, self._clock
@@ -457,7 +483,7 @@ class CallSession:
                 prefetched(
                     voice(
                         tts,
-                        tapped(sentences(text), reply.written.append),
+                        _watched(gate, tapped(sentences(text), reply.written.append)),
                         clock=clock,
                         priority=priority,
                     ),
@@ -470,7 +496,9 @@ class CallSession:
                 self._tool_context.caller_said[reply.turn] = said
                 self._carry, self._carry_audio = "", b""
                 self._observers.turn_started(reply, transcript, self._clock.now())
-                await self._play(reply, speech)
+                if self._guard is not None and verdict is not None:
+                    self._guard.caller_decided(reply.turn, said, verdict)
+                await self._play(reply, speech if gate is None else gate.held(speech))
         except Exception:
             _log.exception("the reply failed")
             self._observers.error("reply")
@@ -483,6 +511,20 @@ class CallSession:
         hang_up = "agent ended the call" if self._tool_context.hang_up_after_reply else None
         transfer, self._tool_context.transfer_to = self._tool_context.transfer_to, None
         return Outcome(result, hang_up=hang_up, transfer=transfer)
+
+    async def _nothing_to_answer(self, reply: Reply, said: str) -> Outcome | None:
+        """No words were heard, or only a hello that the greeting answered: the turn is
+        dropped (the outcome says why); None when there is something to answer."""
+        if not _WORD.search(said):
+            await reply.confirmed()
+            return Outcome(Result.DISCARDED, why="no words heard")
+        if reply.over_greeting and only_a_hello(said):
+            await reply.confirmed()
+            await self._after_greeting()
+            if self._greeting is not None and self._greeting.state is ReplyState.FINISHED:
+                # "Hello?" as the call connects: the greeting they just heard answered it.
+                return Outcome(Result.DISCARDED, why=HELLO_OVER_GREETING)
+        return None
 
     async def _transcribe(self, reply: Reply) -> Transcript:
         if reply.pressed:
@@ -514,6 +556,37 @@ class CallSession:
                 lines = "\n".join(f"- {text}" for text in new)
                 messages.append(Message(role="system", content=f"{heading}\n{lines}"))
         return messages
+
+    async def _screen_caller(self, reply: Reply, said: str) -> Verdict | None:
+        if self._guard is None or reply.pressed:
+            return None  # a key is not words to screen
+        return await self._guard.check(said, "caller")
+
+    async def _refuse(self, reply: Reply, transcript: Transcript, verdict: Verdict) -> Outcome:
+        """The caller's words did not pass the screen: the model never sees them; the caller
+        hears the refusal (or, after repeated abuse, the goodbye, and the call ends)."""
+        guard = self._guard
+        assert guard is not None
+        await reply.confirmed()
+        await self._after_greeting()
+        self._carry, self._carry_audio = "", b""
+        self._observers.turn_started(reply, transcript, self._clock.now())
+        guard.caller_decided(reply.turn, reply.transcript or "", verdict)
+        persona = self._config.persona
+        text, hang_up = (
+            (persona.goodbye_abuse, "caller was abusive")
+            if guard.abusive
+            else (persona.refusal, None)
+        )
+        try:
+            await self._play(reply, stored_phrase(text, await self._phrases.get(text)))
+        except Exception:
+            _log.exception("could not say the refusal")
+            self._observers.error("tts")
+        await self._line.drain()
+        withheld = Message(role="user", content="(what the caller said was withheld: unsafe)")
+        self._remember(reply, withheld, spoken_text(reply))
+        return Outcome(Result.ANSWERED, hang_up=hang_up)
 
     async def _apologise(self, reply: Reply) -> Outcome:
         """Say the trouble phrase as this turn's reply (after a failure)."""
@@ -609,6 +682,11 @@ class CallSession:
         call = ToolCall(id=f"key0-{self._last_turn}", name=TRANSFER_TOOL, arguments="{}")
         turn = self._last_turn
         self._observers.emit(ToolCalled(turn=turn, name=call.name, arguments=call.arguments))
+        refused = tools.refusal(call, context)
+        if refused is not None:
+            self._observers.tool_blocked(turn, call, refused)
+            self._say(cannot_transfer())
+            return
         ok, result = await tools.run(call, tools.parse(call), context)
         self._observers.emit(ToolFinished(turn=turn, name=call.name, ok=ok, result=result))
         handoff, context.transfer_to = context.transfer_to, None

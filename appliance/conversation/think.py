@@ -53,6 +53,8 @@ class Prompt:
     """Returns once tools may run: a speculative reply must not act on a turn the caller has
     not finished."""
     on_tool: ToolObserver = _ignore
+    on_blocked: Callable[[ToolCall, str], None] = lambda call, why: None
+    """Told of a tool call the policy did not let run, and why."""
     priority: Priority | None = None
 
 
@@ -124,9 +126,14 @@ async def think(mind: Mind, prompt: Prompt, thought: Thought) -> AsyncIterator[s
             conversation += [asked, answer]
             continue
         await prompt.may_act()
-        prompt.on_tool(call, None, "")
-        ok, result = await mind.tools.run(call, arguments, mind.context)
-        prompt.on_tool(call, ok, result)
+        refused = mind.tools.refusal(call, mind.context)
+        if refused is not None:
+            prompt.on_blocked(call, refused)
+            ok, result = False, f"Not allowed: {refused}."
+        else:
+            prompt.on_tool(call, None, "")
+            ok, result = await mind.tools.run(call, arguments, mind.context)
+            prompt.on_tool(call, ok, result)
         thought.tools_run.append((call.name, ok))
         answer = Message(role="tool", content=result, tool_call_id=call.id)
         conversation += [asked, answer]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -17,7 +17,14 @@ from pydantic import BaseModel, ValidationError
 
 from appliance.conversation.ports import CallInfo, Handoff, ToolCall, ToolSpec
 
-__all__ = ["TRANSFER_TOOL", "Tool", "ToolArgumentsError", "ToolContext", "ToolRegistry"]
+__all__ = [
+    "TRANSFER_TOOL",
+    "Tool",
+    "ToolArgumentsError",
+    "ToolContext",
+    "ToolPolicy",
+    "ToolRegistry",
+]
 
 TRANSFER_TOOL = "transfer_to_person"
 """The hand-off tool's name: the session runs it itself when the caller presses 0."""
@@ -39,6 +46,8 @@ class ToolContext:
     caller_said: dict[int, str] = field(default_factory=dict)
     """What the caller said in each turn so far, by turn number (for a hand-off's summary)."""
     notes: dict[str, str] = field(default_factory=dict)
+    runs: dict[str, int] = field(default_factory=dict)
+    """How many times each tool has run on this call (for `ToolPolicy`)."""
 
     def said(self, last: int | None = None) -> list[str]:
         """What the caller said, turn by turn in order; only the `last` turns when given."""
@@ -71,10 +80,48 @@ _RESERVED_ARGUMENTS: Final = frozenset({"name"})
 forced to fill a tool's `name`, both Qwen2.5-Coder models wrote the tool's name into it."""
 
 
+_PER_CALL: Final = {
+    TRANSFER_TOOL: 2,
+    "forget_me": 1,
+    "end_call": 2,
+    "what_you_remember": 2,
+    "get_weather": 4,
+}
+"""How often a tool may run on one call; others run at most `ToolPolicy.default_per_call`."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolPolicy:
+    """What every tool call must pass before it runs: rules in code, never a model's judgement.
+
+    A caller's words reach the model only after the safety screen (`guard.py`), and a tool acts
+    only on its own arguments, checked by pydantic and by the tool itself (a transfer only to
+    someone in the business profile, `forget_me` only on the caller's own words). On top, each
+    tool runs a bounded number of times per call: a model talked into a loop cannot flood a
+    person with hand-offs, nor run up a weather API's bill."""
+
+    per_call: Mapping[str, int] = field(default_factory=lambda: dict(_PER_CALL))
+    default_per_call: int = 6
+    denied: frozenset[str] = frozenset()
+    """Tools the business does not allow, though registered."""
+
+    def refusal(self, call: ToolCall, context: ToolContext) -> str | None:
+        """Why `call` may not run now (written for the model), or None when it may."""
+        if call.name in self.denied:
+            return f"{call.name} is not allowed here"
+        limit = self.per_call.get(call.name, self.default_per_call)
+        if context.runs.get(call.name, 0) >= limit:
+            return (
+                f"{call.name} has run as often as it may on one call ({limit}); answer without it"
+            )
+        return None
+
+
 class ToolRegistry:
-    def __init__(self, tools: Iterable[Tool] = ()) -> None:
+    def __init__(self, tools: Iterable[Tool] = (), *, policy: ToolPolicy | None = None) -> None:
         """Raises ValueError for a tool with an argument the models confuse (`name`: call it
         `caller_name`, `person`...)."""
+        self.policy = policy or ToolPolicy()
         self._tools = {tool.name: tool for tool in tools}
         for tool in self._tools.values():
             clashes = _RESERVED_ARGUMENTS & set(
@@ -118,11 +165,17 @@ class ToolRegistry:
             )
             raise ToolArgumentsError(f"the arguments do not fit {call.name}: {problems}") from exc
 
+    def refusal(self, call: ToolCall, context: ToolContext) -> str | None:
+        """Why the policy will not let `call` run now, or None (see `ToolPolicy`)."""
+        return self.policy.refusal(call, context)
+
     async def run(
         self, call: ToolCall, arguments: BaseModel, context: ToolContext
     ) -> tuple[bool, str]:
-        """(ok, result text for the model); a failing or slow tool is reported, never raised."""
+        """(ok, result text for the model); a failing or slow tool is reported, never raised.
+        Check `refusal` first: this runs the tool."""
         tool = self._tools[call.name]
+        context.runs[call.name] = context.runs.get(call.name, 0) + 1
         try:
             async with asyncio.timeout(tool.timeout_s):
                 return True, await tool.run(arguments, context)

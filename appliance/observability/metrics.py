@@ -59,6 +59,13 @@ class Metrics:
             ["port", "failed", "used"],
             registry=r,
         )
+        self.safety_decisions = Counter(
+            "tel3sis_safety_decisions",
+            "Safety decisions, by layer (caller, agent, tool) and action (allowed, refused, "
+            "replaced, ended, blocked)",
+            ["layer", "action"],
+            registry=r,
+        )
         self.barge_ins = Counter(
             "tel3sis_barge_ins", "Replies cut short by the caller speaking", registry=r
         )

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field, replace
 from appliance.clock import LoopClock
 from appliance.conversation.persona import Persona
 from appliance.conversation.phrases import PhraseCache
-from appliance.conversation.ports import Message, Recall
+from appliance.conversation.ports import Message, Recall, Screen
 from appliance.conversation.session import CallSession, Engines, SessionConfig
-from appliance.conversation.tools import Tool, ToolRegistry
+from appliance.conversation.tools import Tool, ToolPolicy, ToolRegistry
 from appliance.engines.vad.energy import EnergyVoiceActivity
 from appliance.harness.call import CallReport, run_wav_call
 from appliance.telephony.wavfile import Step
@@ -76,6 +76,8 @@ def play_call(
     phrases: PhraseCache | None = None,
     context: Sequence[Message] = (),
     recall: Recall | None = None,
+    screen: Screen | None = None,
+    policy: ToolPolicy | None = None,
 ) -> Call:
     """One call, scripted caller against scripted engines, in virtual time."""
 
@@ -98,12 +100,13 @@ def play_call(
                 line,
                 engines,
                 config or SessionConfig(persona=PERSONA),
-                tools=ToolRegistry(fakes.tools),
+                tools=ToolRegistry(fakes.tools, policy=policy),
                 phrases=cache,
                 clock=clock,
                 sink=sink,
                 context=context,
                 recall=recall,
+                screen=screen,
             )
             sessions.append(session)
             return session

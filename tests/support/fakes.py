@@ -39,6 +39,7 @@ WORDS = (
     "help",
     "forget",
     "me",
+    "bomb",
 )
 _BASE_HZ = 300.0
 _STEP_HZ = 75.0

@@ -1,0 +1,170 @@
+"""The safety screens on the call path, with scripted engines in virtual time: what the caller
+says is screened before the model sees it, each sentence of the agent's before it is heard, and
+every tool call passes the policy before it runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from pydantic import BaseModel
+
+from appliance.conversation.events import SafetyChecked, ToolCalled, TurnCompleted
+from appliance.conversation.ports import Speaker, TextDelta, Verdict
+from appliance.conversation.session import SessionConfig
+from appliance.conversation.tools import Tool, ToolContext, ToolPolicy
+from appliance.telephony.wavfile import HangUp, Speak
+from tests.support.calls import PERSONA, play_call
+from tests.support.fakes import say, tool_call
+
+REFUSAL = PERSONA.refusal
+ABUSE_GOODBYE = PERSONA.goodbye_abuse
+
+
+@dataclass
+class WordScreen:
+    """Flags any text with one of `words` in it; fails outright on `broken`."""
+
+    words: tuple[str, ...] = ("bomb",)
+    broken: bool = False
+    seen: list[tuple[Speaker, str]] = field(default_factory=list)
+
+    async def check(self, text: str, *, speaker: Speaker) -> Verdict:
+        self.seen.append((speaker, text))
+        if self.broken:
+            raise RuntimeError("embedder crashed")
+        flagged = any(word in text.lower() for word in self.words)
+        return Verdict(flagged, 0.9 if flagged else 0.1, 0.5, "weapons" if flagged else "", "w")
+
+
+class _NoArguments(BaseModel):
+    pass
+
+
+def _counting_tool(runs: list[str], name: str = "get_weather") -> Tool:
+    async def run(arguments: BaseModel, context: ToolContext) -> str:
+        runs.append(name)
+        return "Sunny."
+
+    return Tool(name=name, description="The weather.", arguments=_NoArguments, run=run)
+
+
+def _decisions(call: object, layer: str) -> list[tuple[str, str]]:
+    return [(e.text, e.action) for e in call.events(SafetyChecked) if e.layer == layer]  # type: ignore[attr-defined]
+
+
+def test_a_harmful_request_gets_the_refusal_and_never_reaches_the_model() -> None:
+    runs: list[str] = []
+
+    def injected(fakes: object) -> None:
+        # Were the model to see the flagged words, it would run the tool: it must not see them.
+        def respond(messages: object) -> object:
+            said = messages[-1].content  # type: ignore[index]
+            return [tool_call("get_weather")] if "bomb" in said else "It is sunny."
+
+        fakes.llm.respond = respond  # type: ignore[attr-defined]
+
+    call = play_call(
+        [Speak(say("bomb", "help")), Speak(say("weather")), HangUp()],
+        tools=[_counting_tool(runs)],
+        tune=injected,
+        screen=WordScreen(),
+    )
+    assert call.played_sentences(["Hello there.", REFUSAL, "It is sunny."]) == [
+        "Hello there.",
+        REFUSAL,
+        "It is sunny.",
+    ]
+    assert runs == [] and not call.events(ToolCalled)
+    assert len(call.fakes.llm.seen) == 1  # only the second, clean turn was the model's
+    assert all("bomb" not in m.content for m in call.fakes.llm.seen[0])
+    assert _decisions(call, "caller") == [("bomb help", "refused"), ("weather", "allowed")]
+    turns = call.events(TurnCompleted)
+    assert (turns[0].transcript, turns[0].reply) == ("bomb help", REFUSAL)
+
+
+def test_a_harmful_sentence_is_replaced_by_the_refusal_and_the_rest_is_dropped() -> None:
+    call = play_call(
+        [Speak(say("help")), HangUp()],
+        replies=[
+            [
+                TextDelta("Of course. "),
+                TextDelta("First you take a bomb casing. "),
+                TextDelta("Then you fill it."),
+            ]
+        ],
+        screen=WordScreen(),
+    )
+    candidates = ["Hello there.", "Of course.", "First you take a bomb casing.", REFUSAL]
+    candidates.append("Then you fill it.")
+    assert call.played_sentences(candidates) == ["Hello there.", "Of course.", REFUSAL]
+    assert _decisions(call, "agent") == [
+        ("Of course.", "allowed"),
+        ("First you take a bomb casing.", "replaced"),
+    ]
+    assert call.history[-1] == ("assistant", f"Of course. {REFUSAL}")
+
+
+def test_repeated_abuse_ends_the_call_politely() -> None:
+    turn = [Speak(say("bomb"))]
+    call = play_call(
+        [*turn, *turn, *turn, Speak(say("hello")), HangUp()],
+        replies=["Hello again."],
+        config=SessionConfig(persona=PERSONA, abuse_turns=3),
+        screen=WordScreen(),
+    )
+    candidates = ["Hello there.", REFUSAL, ABUSE_GOODBYE, "Hello again."]
+    # (the two refusals in a row are one run of tone to `played_sentences`)
+    assert call.played_sentences(candidates) == ["Hello there.", REFUSAL, ABUSE_GOODBYE]
+    assert call.report.ended == "caller was abusive"
+    assert [a for _, a in _decisions(call, "caller")] == ["refused", "refused", "ended"]
+    assert call.fakes.llm.seen == []
+
+
+def test_a_failing_screen_lets_the_call_go_on() -> None:
+    call = play_call(
+        [Speak(say("hello")), HangUp()],
+        replies=["Hi."],
+        screen=WordScreen(broken=True),
+    )
+    assert call.events(TurnCompleted)[0].reply == "Hi."
+    assert [e.engine for e in call.events(SafetyChecked)] == ["none", "none"]
+
+
+def test_every_sentence_of_a_clean_reply_is_screened_and_allowed() -> None:
+    screen = WordScreen()
+    call = play_call(
+        [Speak(say("weather")), HangUp()],
+        replies=[[TextDelta("It is sunny. "), TextDelta("Warm, too.")]],
+        screen=screen,
+    )
+    assert call.events(TurnCompleted)[0].reply == "It is sunny. Warm, too."
+    assert ("agent", "It is sunny.") in screen.seen and ("agent", "Warm, too.") in screen.seen
+    assert _decisions(call, "agent") == [("It is sunny.", "allowed"), ("Warm, too.", "allowed")]
+
+
+def test_the_policy_stops_a_tool_run_more_often_than_allowed_on_a_call() -> None:
+    runs: list[str] = []
+    call = play_call(
+        [Speak(say("weather")), HangUp()],
+        replies=[[tool_call("get_weather")], [tool_call("get_weather")], "Sunny all week."],
+        tools=[_counting_tool(runs)],
+        policy=ToolPolicy(per_call={"get_weather": 1}),
+    )
+    assert runs == ["get_weather"]
+    blocked = [e for e in call.events(SafetyChecked) if e.layer == "tool"]
+    assert [(e.action, e.engine) for e in blocked] == [("blocked", "policy")]
+    assert "as often as it may on one call (1)" in blocked[0].category
+    told = call.fakes.llm.seen[-1][-1]
+    assert told.role == "tool" and told.content.startswith("Not allowed:")
+
+
+def test_a_tool_the_business_denies_never_runs() -> None:
+    runs: list[str] = []
+    call = play_call(
+        [Speak(say("weather")), HangUp()],
+        replies=[[tool_call("get_weather")], "I can't check that."],
+        tools=[_counting_tool(runs)],
+        policy=replace(ToolPolicy(), denied=frozenset({"get_weather"})),
+    )
+    assert runs == []
+    assert call.events(TurnCompleted)[0].reply == "I can't check that."
