@@ -15,7 +15,7 @@ from appliance.clock import Clock
 from appliance.conversation.persona import Persona
 from appliance.conversation.ports import Mailer, Texter
 from appliance.conversation.profile import BusinessProfile, box_timezone
-from appliance.conversation.tools import ToolRegistry
+from appliance.conversation.tools import ToolPolicy, ToolRegistry
 from appliance.settings import ConversationSettings, IntegrationSettings
 from appliance.tools.call import end_call
 from appliance.tools.clock import current_time
@@ -85,7 +85,10 @@ def front_desk(
                     geocoder=OpenMeteoGeocoder(base_url=integrations.open_meteo_geocoding_url),
                 )
             )
-    registry = ToolRegistry(tools)
+    targets = {person.target for person in people}
+    if integrations.escalation_phone_number:
+        targets.add(integrations.escalation_phone_number)
+    registry = ToolRegistry(tools, policy=ToolPolicy(transfer_targets=frozenset(targets)))
     persona = Persona.load(
         agent_name=conv.agent_name,
         business_name=profile.name if profile is not None else conv.business_name,

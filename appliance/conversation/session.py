@@ -620,6 +620,12 @@ class CallSession:
 
     async def _hand_off(self, handoff: Handoff) -> None:
         """Put the caller through; if nobody takes them, say so and take a message."""
+        refused = self._mind.tools.policy.transfer_refusal(handoff.target)
+        if refused is not None:
+            call = ToolCall(id="", name=TRANSFER_TOOL, arguments=handoff.target)
+            self._observers.tool_blocked(self._last_turn, call, refused)
+            self._say(cannot_transfer())
+            return
         self._handing_off = True
         self._observers.emit(Transfer(target=handoff.target, summary=handoff.summary))
         problem = await hand_off(self._line, handoff)

@@ -104,6 +104,16 @@ class ToolPolicy:
     default_per_call: int = 6
     denied: frozenset[str] = frozenset()
     """Tools the business does not allow, though registered."""
+    transfer_targets: frozenset[str] | None = None
+    """The only numbers and SIP URIs a caller may be put through to (the business profile's
+    people and the escalation number; an empty target is the line's own escalation number,
+    always allowed); None: whatever the hand-off tool chose."""
+
+    def transfer_refusal(self, target: str) -> str | None:
+        """Why a caller may not be put through to `target`, or None when they may."""
+        if self.transfer_targets is not None and target and target not in self.transfer_targets:
+            return f"{target} is not one of the business's people"
+        return None
 
     def refusal(self, call: ToolCall, context: ToolContext) -> str | None:
         """Why `call` may not run now (written for the model), or None when it may."""

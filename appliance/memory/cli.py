@@ -16,7 +16,7 @@ from pathlib import Path
 
 import apsw
 
-from appliance.memory import audit, callers, calls, jobs
+from appliance.memory import actions, audit, callers, calls, jobs
 from appliance.memory.db import connect
 from appliance.memory.postcall import transcript_text
 
@@ -125,6 +125,8 @@ def _details(conn: apsw.Connection, call: calls.CallRecord, recordings: Path) ->
             {"kind": j.kind, "state": j.state, "attempts": j.attempts, "result": j.result}
             for j in jobs.jobs_of(conn, call.id)
         ],
+        "actions": [asdict(a) for a in actions.actions_of(conn, call.id)],
+        "safety": [asdict(d) for d in audit.decisions(conn, call_id=call.id, stopped_only=True)],
     }
 
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field, replace
 
 from pydantic import BaseModel
 
-from appliance.conversation.events import SafetyChecked, ToolCalled, TurnCompleted
-from appliance.conversation.ports import Speaker, TextDelta, Verdict
+from appliance.conversation.events import SafetyChecked, ToolCalled, Transfer, TurnCompleted
+from appliance.conversation.ports import Handoff, Speaker, TextDelta, Verdict
 from appliance.conversation.session import SessionConfig
 from appliance.conversation.tools import Tool, ToolContext, ToolPolicy
 from appliance.telephony.wavfile import HangUp, Speak
@@ -168,3 +168,24 @@ def test_a_tool_the_business_denies_never_runs() -> None:
     )
     assert runs == []
     assert call.events(TurnCompleted)[0].reply == "I can't check that."
+
+
+def _handing_to(target: str) -> Tool:
+    async def run(arguments: BaseModel, context: ToolContext) -> str:
+        context.transfer_to = Handoff(target=target, who="Bob", summary="A caller.")
+        return "Putting them through."
+
+    return Tool(name="transfer_to_person", description="A person.", arguments=_NoArguments, run=run)
+
+
+def test_a_caller_is_put_through_only_to_the_business_s_people() -> None:
+    call = play_call(
+        [Speak(say("help")), HangUp()],
+        replies=[[tool_call("transfer_to_person")], "I'll put you through to Bob."],
+        tools=[_handing_to("+15550666")],
+        policy=ToolPolicy(transfer_targets=frozenset({"+15550111"})),
+    )
+    assert not call.events(Transfer)
+    blocked = [e for e in call.events(SafetyChecked) if e.layer == "tool"]
+    assert [(e.action, e.text) for e in blocked] == [("blocked", "transfer_to_person +15550666")]
+    assert "not one of the business's people" in blocked[0].category
