@@ -112,7 +112,13 @@ def _parser() -> argparse.ArgumentParser:
         "--stdin", action="store_true", help="read it from one line of standard input instead"
     )
 
-    _safety_commands(commands)
+    _safety_commands(
+        commands.add_parser("safety", help="the safety screens: the audit, the classifier"),
+        commands.add_parser(
+            "redteam",
+            help="screen the labelled red-team set; exits 1 when a category is below its threshold",
+        ),
+    )
 
     records = commands.add_parser("calls", help="the recorded calls: list, show, export, forget")
     record_commands = records.add_subparsers(dest="calls_command", required=True, metavar="ACTION")
@@ -139,8 +145,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _safety_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    safety = commands.add_parser("safety", help="the safety screens: the audit, the classifier")
+def _safety_commands(safety: argparse.ArgumentParser, redteam: argparse.ArgumentParser) -> None:
     safety_commands = safety.add_subparsers(dest="safety_command", required=True, metavar="ACTION")
     audited = safety_commands.add_parser(
         "audit", help="the latest safety decisions, oldest first (every call, or one)"
@@ -158,10 +163,6 @@ def _safety_commands(commands: argparse._SubParsersAction[argparse.ArgumentParse
     train.add_argument("--out", type=Path, help="where to write it (default: the shipped file)")
     train.add_argument("--seed", type=int, help="the random seed (default: the shipped one)")
 
-    redteam = commands.add_parser(
-        "redteam",
-        help="screen the labelled red-team set; exits 1 when a category is below its threshold",
-    )
     redteam.add_argument("--json", action="store_true")
 
 
@@ -337,12 +338,12 @@ def _safety(settings: Settings, args: argparse.Namespace) -> int:
                 as_json=args.json,
             )
         case "train":
-            from appliance.safety import train  # noqa: PLC0415
+            from appliance.safety.train import main as train  # noqa: PLC0415
 
             argv = ["--models-dir", str(settings.paths.models)]
             argv += ["--out", str(args.out)] if args.out is not None else []
             argv += ["--seed", str(args.seed)] if args.seed is not None else []
-            return train.main(argv)
+            return train(argv)
     raise AssertionError(args.safety_command)
 
 

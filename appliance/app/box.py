@@ -28,7 +28,7 @@ from appliance.clock import Clock, LoopClock
 from appliance.conversation.events import EventSink
 from appliance.conversation.persona import Persona
 from appliance.conversation.phrases import PhraseCache
-from appliance.conversation.ports import CallLine, Message, Recall, Screen
+from appliance.conversation.ports import CallLine, Message, Recall
 from appliance.conversation.profile import FAQ_IN_PROMPT_MAX
 from appliance.conversation.session import CallSession, SessionConfig
 from appliance.conversation.turns import TurnConfig
@@ -38,6 +38,7 @@ from appliance.memory.phrases import FilePhraseStore
 from appliance.memory.records import Records
 from appliance.observability.metrics import Metrics
 from appliance.observability.systemd import ServiceNotifier
+from appliance.safety.screen import SafetyScreen
 from appliance.settings import ConversationSettings, Settings, TwilioSettings
 from appliance.telephony.calls import Admission, CallDesk
 from appliance.telephony.sip import SipStatus
@@ -65,7 +66,7 @@ class Appliance:
         clock: Clock,
         records: Records,
         front: FrontDesk,
-        screen: Screen | None = None,
+        screen: SafetyScreen | None = None,
     ) -> None:
         self.settings = settings
         self.engines = local.chains
@@ -150,7 +151,7 @@ class Appliance:
             clock=clock,
             records=records,
             front=front,
-            screen=build_screen(settings.conversation, local.embedder),
+            screen=build_screen(settings.conversation, local.embedder, cache=settings.paths.cache),
         )
 
     async def start(self) -> dict[str, float]:
@@ -162,6 +163,8 @@ class Appliance:
         await asyncio.gather(local.load(took), self._open_records(took))
         if self.faq is not None:
             await timed(took, "faq", self.faq.build())
+        if self.screen is not None:
+            await timed(took, "safety", self.screen.prepare())
         await local.warm_up(self.session_config.persona, self.tools, self.phrases, took)
         persona, tools = self.session_config.persona, self.tools
         self.records.use_runner(

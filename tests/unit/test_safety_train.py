@@ -206,9 +206,10 @@ def test_the_committed_screen_loads() -> None:
     assert len(screen.weights) == 384 and 0.0 < screen.threshold < 1.0
     assert list(document) == [
         *("embedder", "query", "dimensions", "weights", "bias", "threshold", "seed"),
-        *("sources", "cv"),
+        *("sources", "cv", "neighbours"),
     ]
     assert document["cv"]["false_alarms"] <= 0.05
+    assert document["neighbours"]["cv"]["false_alarms"] <= 0.05
 
 
 # The sets' formats (samples with the real columns)
