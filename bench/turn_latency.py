@@ -3,6 +3,7 @@
     .venv/bin/python bench/turn_latency.py [--repeats 3] [--json results.json]
     .venv/bin/python bench/turn_latency.py --models qwen2.5-coder-0.5b-instruct \\
         qwen2.5-coder-1.5b-instruct [--repeats 2]
+    .venv/bin/python bench/turn_latency.py --safety [--repeats 3]
 
 For each recording in tests/fixtures/audio, a simulated call plays it to the agent in real time
 (through the WAV line, exactly as `appliance call` does) and records the turn's stage timings.
@@ -14,6 +15,10 @@ every stage and the ratio of the naive turn latency to the streaming one.
 With `--models`, the streaming pipeline is compared across language models instead: one
 appliance per model (the same settings otherwise), the models taking turns on each recording,
 and the ratio of each model's p50 turn latency to the first's.
+
+With `--safety`, the streaming pipeline is compared with and without the safety screen (the
+caller's words and each of the agent's sentences screened): one appliance, the screen on and
+off in turn on each recording, and the difference of the p50 turn latencies.
 
 The target (p50 turn latency <= 700 ms on two cores) is reported here, never asserted in a test.
 """
@@ -116,9 +121,14 @@ async def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="runs per recording and pipeline")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     parser.add_argument("--models", nargs="+", help="compare these language models instead")
+    parser.add_argument(
+        "--safety", action="store_true", help="compare with and without the safety screen"
+    )
     args = parser.parse_args()
     if args.models:
         return await _compare_models(args.models, args.repeats, args.json)
+    if args.safety:
+        return await _compare_safety(args.repeats, args.json)
 
     recordings = sorted(AUDIO.rglob("*.wav"))
     app = Appliance.build(Settings.load(None))
@@ -194,6 +204,46 @@ async def _compare_models(models: list[str], repeats: int, json_path: Path | Non
         lines += _table(f"{model} (streaming pipeline)", turns[model], STAGES)
         p50 = statistics.median(r["turn"] for r in turns[model])
         lines.append(f"  p50 turn {p50:.0f} ms, {p50 / first:.2f}x {models[0]}")
+    print("\n".join(lines))
+    if json_path:
+        json_path.write_text(json.dumps(turns, indent=2))  # noqa: ASYNC240 - once, at the end
+    return 0
+
+
+async def _compare_safety(repeats: int, json_path: Path | None) -> int:
+    """The streaming turn on each recording with the safety screen and without, alternating."""
+    recordings = sorted(AUDIO.rglob("*.wav"))
+    app = Appliance.build(Settings.load(None))
+    screen = app.screen
+    if screen is None:
+        print("SAFETY_SCREEN is off: nothing to compare", file=sys.stderr)
+        return 1
+    print(f"loading models: {await app.start()}", file=sys.stderr)
+    turns: dict[str, list[dict[str, float]]] = {"screened": [], "unscreened": []}
+    try:
+        for repeat in range(repeats):
+            for path in recordings:
+                pcm = load_wav(path).pcm
+                for mode in ("screened", "unscreened"):
+                    app.screen = screen if mode == "screened" else None
+                    timings = await _streaming_turn(app, pcm)
+                    if timings is not None:
+                        turns[mode].append(timings)
+                    took = timings["turn"] if timings else float("nan")
+                    print(f"[{repeat + 1}/{repeats}] {path.name} {mode}: {took:.0f} ms",
+                          file=sys.stderr)  # fmt: skip
+    finally:
+        app.screen = screen
+        await app.aclose()
+    p50 = {mode: statistics.median(r["turn"] for r in runs) for mode, runs in turns.items()}
+    lines = [
+        f"turn latency over {len(recordings)} recordings x {repeats} runs, with and without "
+        f"the safety screen ({screen.name}; LLM {app.settings.engines.llm_model})",
+        *_table("screened", turns["screened"], STAGES),
+        *_table("unscreened", turns["unscreened"], STAGES),
+        f"the screen adds {p50['screened'] - p50['unscreened']:+.0f} ms at the p50 turn "
+        f"({p50['screened'] / p50['unscreened']:.3f}x)",
+    ]
     print("\n".join(lines))
     if json_path:
         json_path.write_text(json.dumps(turns, indent=2))  # noqa: ASYNC240 - once, at the end

@@ -9,9 +9,11 @@ from dataclasses import dataclass, field, replace
 from pydantic import BaseModel
 
 from appliance.conversation.events import SafetyChecked, ToolCalled, Transfer, TurnCompleted
+from appliance.conversation.observers import Observers
 from appliance.conversation.ports import Handoff, Speaker, TextDelta, Verdict
 from appliance.conversation.session import SessionConfig
 from appliance.conversation.tools import Tool, ToolContext, ToolPolicy
+from appliance.observability.metrics import Metrics
 from appliance.telephony.wavfile import HangUp, Speak
 from tests.support.calls import PERSONA, play_call
 from tests.support.fakes import say, tool_call
@@ -189,3 +191,19 @@ def test_a_caller_is_put_through_only_to_the_business_s_people() -> None:
     blocked = [e for e in call.events(SafetyChecked) if e.layer == "tool"]
     assert [(e.action, e.text) for e in blocked] == [("blocked", "transfer_to_person +15550666")]
     assert "not one of the business's people" in blocked[0].category
+
+
+def test_each_decision_is_counted_for_metrics() -> None:
+    metrics = Metrics()
+    observers = Observers(None, metrics)
+    for action in ("allowed", "allowed", "refused"):
+        observers.safety(SafetyChecked(turn=1, layer="caller", text="x", action=action))
+    observers.tool_blocked(2, tool_call("get_weather"), "too often")
+
+    def count(layer: str, action: str) -> float | None:
+        return metrics.registry.get_sample_value(
+            "tel3sis_safety_decisions_total", {"layer": layer, "action": action}
+        )
+
+    assert count("caller", "allowed") == 2 and count("caller", "refused") == 1
+    assert count("tool", "blocked") == 1
