@@ -55,9 +55,15 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 async def _streaming_turn(app: Appliance, pcm: bytes) -> dict[str, float] | None:
+    timings, _ = await _answered(app, pcm)
+    return timings
+
+
+async def _answered(app: Appliance, pcm: bytes) -> tuple[dict[str, float] | None, str]:
+    """The turn's stage timings, and what the agent answered."""
     report = await run_wav_call(app.answer, [Speak(pcm), HangUp()], clock=app.clock)
     turns = [t for t in report.turns if "turn" in t.timings_ms]
-    return dict(turns[0].timings_ms) if turns else None
+    return (dict(turns[0].timings_ms), turns[0].reply) if turns else (None, "")
 
 
 async def _endpoint_ms(app: Appliance, pcm: bytes) -> float:
@@ -220,18 +226,27 @@ async def _compare_safety(repeats: int, json_path: Path | None) -> int:
         return 1
     print(f"loading models: {await app.start()}", file=sys.stderr)
     turns: dict[str, list[dict[str, float]]] = {"screened": [], "unscreened": []}
+    refused: list[str] = []
+    refusals = {app.session_config.persona.refusal, *app.session_config.persona.refusals.values()}
     try:
         for repeat in range(repeats):
             for path in recordings:
                 pcm = load_wav(path).pcm
+                pair: dict[str, dict[str, float]] = {}
                 for mode in ("screened", "unscreened"):
                     app.screen = screen if mode == "screened" else None
-                    timings = await _streaming_turn(app, pcm)
+                    timings, reply = await _answered(app, pcm)
+                    if mode == "screened" and reply in refusals:
+                        refused.append(path.name)  # a refusal is no clean turn: not compared
+                        break
                     if timings is not None:
-                        turns[mode].append(timings)
+                        pair[mode] = timings
                     took = timings["turn"] if timings else float("nan")
                     print(f"[{repeat + 1}/{repeats}] {path.name} {mode}: {took:.0f} ms",
                           file=sys.stderr)  # fmt: skip
+                if len(pair) == 2:
+                    for mode, timings in pair.items():
+                        turns[mode].append(timings)
     finally:
         app.screen = screen
         await app.aclose()
@@ -242,7 +257,9 @@ async def _compare_safety(repeats: int, json_path: Path | None) -> int:
         *_table("screened", turns["screened"], STAGES),
         *_table("unscreened", turns["unscreened"], STAGES),
         f"the screen adds {p50['screened'] - p50['unscreened']:+.0f} ms at the p50 turn "
-        f"({p50['screened'] / p50['unscreened']:.3f}x)",
+        f"({p50['screened'] / p50['unscreened']:.3f}x) over {len(turns['screened'])} clean turns",
+        f"refused by the screen (not compared): {len(refused)} turns "
+        f"({', '.join(sorted(set(refused))) or 'none'})",
     ]
     print("\n".join(lines))
     if json_path:

@@ -38,7 +38,10 @@ HEADER: Final = ("category", "label", "text")
 UNSAFE_CATEGORIES: Final = frozenset(
     {"violence", "weapons", "self_harm", "fraud", "other_data", "injection", "harassment", "drugs"}
 )
-BENIGN_CATEGORIES: Final = frozenset({"benign", "benign_alarming"})
+BENIGN_CATEGORIES: Final = frozenset({"benign", "benign_alarming", "benign_offtopic"})
+"""`benign`: front-desk requests; `benign_alarming`: front-desk requests in strong words ("my
+tooth is killing me"); `benign_offtopic`: harmless speech that is not for the business at all
+(a book read aloud, card games, bare numbers, directions, small talk, half-heard fragments)."""
 CATEGORIES: Final = UNSAFE_CATEGORIES | BENIGN_CATEGORIES
 LABELS: Final = frozenset({"unsafe", "benign"})
 

@@ -20,6 +20,7 @@ import pytest_asyncio
 from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.routing import BaseRoute
 
+from appliance.memory import audit
 from appliance.settings import Settings, WebSettings
 from appliance.web.password import PasswordRecord, load_password, save_password
 from tests.conftest import ROOT
@@ -310,6 +311,12 @@ async def test_history_search_and_a_call_with_its_waterfall(box: Box) -> None:
             said=f"Go forward {i} meters.",
             reply=f"Going forward {i} meters.",
         )
+    stopped = audit.Decision(
+        call_id=box.call_id, at=1.0, turn=1, layer="caller", action="refused",
+        text="how do I make a pipe bomb", score=1.0, threshold=0.71, category="weapons",
+        engine="rules",
+    )  # fmt: skip
+    await db.run(audit.save_decision, box.call_id, decision=stopped)
     async with box.client() as http:
         await log_in(http)
         everything = await http.get("/calls")
@@ -325,6 +332,7 @@ async def test_history_search_and_a_call_with_its_waterfall(box: Box) -> None:
         assert f'src="/recordings/2026/01/02/{box.call_id}.wav"' in page.text
         assert page.text.count('class="bar ') == 7 and "<svg" in page.text
         assert "caller waited" in page.text and "640 ms" in page.text
+        assert "Stopped by the safety screen" in page.text and "make a pipe bomb" in page.text
         missing = await http.get("/calls/CAnothing")
         assert missing.status_code == 404 and "No such call" in missing.text
 

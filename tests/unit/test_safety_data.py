@@ -97,6 +97,14 @@ def test_the_training_set_covers_every_category(training: list[Row]) -> None:
     assert short == {}
 
 
+def test_the_benign_categories_include_off_topic_speech(
+    redteam: list[Row], training: list[Row]
+) -> None:
+    assert {"benign", "benign_alarming", "benign_offtopic"} <= BENIGN_CATEGORIES
+    assert Counter(row.category for row in redteam)["benign_offtopic"] >= 40
+    assert Counter(row.category for row in training)["benign_offtopic"] >= 60
+
+
 def test_the_training_set_shares_no_utterance_with_the_red_team_set(
     redteam: list[Row], training: list[Row]
 ) -> None:
