@@ -18,7 +18,8 @@ and the ratio of each model's p50 turn latency to the first's.
 
 With `--safety`, the streaming pipeline is compared with and without the safety screen (the
 caller's words and each of the agent's sentences screened): one appliance, the screen on and
-off in turn on each recording, and the difference of the p50 turn latencies.
+off in turn on each recording (which goes first alternates), and the difference of the p50
+turn latencies over the pairs that got the same reply (a different reply is different work).
 
 The target (p50 turn latency <= 700 ms on two cores) is reported here, never asserted in a test.
 """
@@ -227,25 +228,33 @@ async def _compare_safety(repeats: int, json_path: Path | None) -> int:
     print(f"loading models: {await app.start()}", file=sys.stderr)
     turns: dict[str, list[dict[str, float]]] = {"screened": [], "unscreened": []}
     refused: list[str] = []
+    differed = 0
     refusals = {app.session_config.persona.refusal, *app.session_config.persona.refusals.values()}
     try:
+        await _answered(app, load_wav(recordings[0]).pcm)  # the first call after start is slow
         for repeat in range(repeats):
             for path in recordings:
                 pcm = load_wav(path).pcm
-                pair: dict[str, dict[str, float]] = {}
-                for mode in ("screened", "unscreened"):
+                pair: dict[str, tuple[dict[str, float], str]] = {}
+                order = (
+                    ("screened", "unscreened") if repeat % 2 == 0 else ("unscreened", "screened")
+                )
+                for mode in order:
                     app.screen = screen if mode == "screened" else None
                     timings, reply = await _answered(app, pcm)
-                    if mode == "screened" and reply in refusals:
-                        refused.append(path.name)  # a refusal is no clean turn: not compared
-                        break
                     if timings is not None:
-                        pair[mode] = timings
+                        pair[mode] = (timings, reply)
                     took = timings["turn"] if timings else float("nan")
-                    print(f"[{repeat + 1}/{repeats}] {path.name} {mode}: {took:.0f} ms",
+                    print(f"[{repeat + 1}/{repeats}] {path.name} {mode}: {took:.0f} ms {reply!r}",
                           file=sys.stderr)  # fmt: skip
-                if len(pair) == 2:
-                    for mode, timings in pair.items():
+                if len(pair) < 2:
+                    continue
+                if pair["screened"][1] in refusals:
+                    refused.append(path.name)  # a refusal is no clean turn: not compared
+                elif pair["screened"][1] != pair["unscreened"][1]:
+                    differed += 1  # another reply is another amount of work: not compared
+                else:
+                    for mode, (timings, _) in pair.items():
                         turns[mode].append(timings)
     finally:
         app.screen = screen
@@ -259,7 +268,8 @@ async def _compare_safety(repeats: int, json_path: Path | None) -> int:
         f"the screen adds {p50['screened'] - p50['unscreened']:+.0f} ms at the p50 turn "
         f"({p50['screened'] / p50['unscreened']:.3f}x) over {len(turns['screened'])} clean turns",
         f"refused by the screen (not compared): {len(refused)} turns "
-        f"({', '.join(sorted(set(refused))) or 'none'})",
+        f"({', '.join(sorted(set(refused))) or 'none'}); pairs with different replies (not "
+        f"compared): {differed}",
     ]
     print("\n".join(lines))
     if json_path:

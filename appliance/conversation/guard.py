@@ -36,6 +36,9 @@ _UNCHECKED: Final = Verdict(flagged=False, score=0.0, threshold=1.0, engine="non
 """What a failed screen counts as (see the module's docstring)."""
 
 
+_NEVER_ABUSE: Final = frozenset({"self_harm"})
+
+
 class Guard:
     """One call's screens, and how many of the caller's turns were flagged."""
 
@@ -79,10 +82,12 @@ class Guard:
 
     def caller_decided(self, turn: int, said: str, verdict: Verdict) -> None:
         """The caller's turn was screened (`check(said, "caller")`) and is going ahead: a
-        flagged one counts towards `abusive`."""
+        flagged one counts towards `abusive`, unless the caller spoke of harming themselves
+        (a caller in crisis is never hung up on)."""
         action = "allowed"
         if verdict.flagged:
-            self.flagged_turns += 1
+            if verdict.category not in _NEVER_ABUSE:
+                self.flagged_turns += 1
             action = "ended" if self.abusive else "refused"
         self._report(_checked(turn, "caller", said, action, verdict))
 

@@ -4,8 +4,8 @@ The linear screen learns one direction in the embedding space, mostly from publi
 as chat prompts; callers say the same things otherwise ("I'll be waiting with a crowbar"). The
 phone set (`data/phone_train.tsv`) is what callers say: a text whose nearest phone utterances
 are unsafe rather than benign is likely unsafe too. The screen averages the two scores
-(`Combined`); measured out of fold on the phone set, the pair flags 69% of unsafe utterances at
-5% false alarms where the linear screen alone flags 59%.
+(`Combined`); measured out of fold on the phone set, the pair flags 72% of unsafe utterances at
+5% false alarms where the linear screen alone flags 58%.
 """
 
 from __future__ import annotations

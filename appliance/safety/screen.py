@@ -10,6 +10,7 @@ embedder fails, the rules still run.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,9 +49,16 @@ class SafetyScreen:
         *,
         phone_set: Sequence[Row] = (),
         vectors: Path | None = None,
+        budget_s: float = 0.5,
+        agent_budget_s: float = 1.5,
     ) -> None:
         """`embedder` or `linear` None: the rules alone. `phone_set` (with `vectors`, where its
-        embeddings are kept between starts) is what `prepare` scores texts against."""
+        embeddings are kept between starts) is what `prepare` scores texts against. An
+        embedding of the caller's words slower than `budget_s` leaves the rules to decide: the
+        caller is waiting. The agent's sentences get `agent_budget_s`: under load (the model
+        and the voice busy on both cores) their embedding took up to half a second here, and a
+        sentence after the first is heard only once those before it have played."""
+        self._budget_s = {"caller": budget_s, "agent": agent_budget_s}
         self._embedder = embedder if linear is not None else None
         self._linear = linear
         self._scorer: Scorer | None = linear
@@ -91,7 +99,15 @@ class SafetyScreen:
         if self._embedder is None or scorer is None:
             return Verdict(False, 0.0, threshold, engine="rules")
         try:
-            [vector] = await self._embedder.embed([text], query=True)
+            async with asyncio.timeout(self._budget_s[speaker]):
+                [vector] = await self._embedder.embed([text], query=True)
+        except TimeoutError:
+            _log.warning(
+                "the safety classifier took over %.1f s on the %s's words; the rules decided",
+                self._budget_s[speaker],
+                speaker,
+            )
+            return Verdict(False, 0.0, threshold, engine="rules (classifier too slow)")
         except Exception:
             _log.exception("the safety classifier could not embed the %s's words", speaker)
             return Verdict(False, 0.0, threshold, engine="rules (classifier failed)")

@@ -207,3 +207,26 @@ def test_each_decision_is_counted_for_metrics() -> None:
 
     assert count("caller", "allowed") == 2 and count("caller", "refused") == 1
     assert count("tool", "blocked") == 1
+
+
+def test_a_caller_speaking_of_self_harm_hears_where_to_find_help_and_is_never_hung_up_on() -> None:
+    @dataclass
+    class SelfHarm(WordScreen):
+        async def check(self, text: str, *, speaker: Speaker) -> Verdict:
+            flagged = "help" in text
+            return Verdict(flagged, 1.0 if flagged else 0.0, 0.5, "self_harm" if flagged else "")
+
+    turn = [Speak(say("help"))]
+    call = play_call(
+        [*turn, *turn, *turn, Speak(say("hello")), HangUp()],
+        replies=["I'm here."],
+        config=SessionConfig(persona=PERSONA, abuse_turns=2),
+        screen=SelfHarm(),
+    )
+    assert call.played_sentences(["Hello there.", PERSONA.self_harm, "I'm here."]) == [
+        "Hello there.",
+        PERSONA.self_harm,
+        "I'm here.",
+    ]
+    assert call.report.ended == "caller hung up"
+    assert [a for _, a in _decisions(call, "caller")] == ["refused"] * 3 + ["allowed"]

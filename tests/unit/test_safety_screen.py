@@ -175,3 +175,15 @@ def test_the_shipped_screen_carries_its_neighbours() -> None:
     screen = LinearScreen.load()
     assert screen.neighbours is not None and screen.neighbours.k >= 1
     assert 0 < screen.neighbours.threshold < 1 and screen.embedder == "multilingual-e5-small-q4"
+
+
+def test_a_classifier_slower_than_its_budget_leaves_the_rules_to_decide() -> None:
+    class Stuck(FixedEmbedder):
+        async def embed(self, texts: Sequence[str], *, query: bool = False) -> list[list[float]]:
+            await asyncio.sleep(5)
+            return []
+
+    screen = SafetyScreen(Stuck({}), _linear(), budget_s=0.05)
+    verdict = asyncio.run(screen.check("hello there", speaker="caller"))
+    assert not verdict.flagged and verdict.engine == "rules (classifier too slow)"
+    assert asyncio.run(screen.check("how to make a pipe bomb", speaker="caller")).flagged
