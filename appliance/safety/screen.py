@@ -51,6 +51,7 @@ class SafetyScreen:
         vectors: Path | None = None,
         budget_s: float = 0.5,
         agent_budget_s: float = 1.5,
+        agent_threshold: float = 0.8,
     ) -> None:
         """`embedder` or `linear` None: the rules alone. `phone_set` (with `vectors`, where its
         embeddings are kept between starts) is what `prepare` scores texts against. An
@@ -59,6 +60,12 @@ class SafetyScreen:
         and the voice busy on both cores) their embedding took up to half a second here, and a
         sentence after the first is heard only once those before it have played."""
         self._budget_s = {"caller": budget_s, "agent": agent_budget_s}
+        self._agent_threshold = agent_threshold
+        """The classifier was trained on what callers say; the agent's own sentences score
+        higher. Of 140 sentences the 1.5B said in the front-desk suite and the latency bench,
+        the highest harmless one scored 0.63 and its own apologies ("I'm sorry, I can't help
+        with that") 0.65-0.76: the agent is flagged from this score, or the caller's threshold
+        if that is higher. The rules (a bomb, a dose) catch the agent at any score."""
         self._embedder = embedder if linear is not None else None
         self._linear = linear
         self._scorer: Scorer | None = linear
@@ -93,6 +100,8 @@ class SafetyScreen:
     async def check(self, text: str, *, speaker: Speaker) -> Verdict:
         scorer = self._scorer
         threshold = scorer.threshold if scorer is not None else 1.0
+        if speaker == "agent":
+            threshold = max(threshold, self._agent_threshold)
         category = matched_rule(text, agent=speaker == "agent")
         if category is not None:
             return Verdict(True, 1.0, threshold, category=category, engine="rules")

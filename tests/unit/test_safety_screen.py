@@ -187,3 +187,12 @@ def test_a_classifier_slower_than_its_budget_leaves_the_rules_to_decide() -> Non
     verdict = asyncio.run(screen.check("hello there", speaker="caller"))
     assert not verdict.flagged and verdict.engine == "rules (classifier too slow)"
     assert asyncio.run(screen.check("how to make a pipe bomb", speaker="caller")).flagged
+
+
+def test_the_agent_s_sentences_are_flagged_from_a_higher_score() -> None:
+    embedder = FixedEmbedder({"borderline": _unit(0.25, 0, 1)})
+    screen = SafetyScreen(embedder, _linear(), agent_threshold=0.8)
+    caller = asyncio.run(screen.check("borderline", speaker="caller"))
+    agent = asyncio.run(screen.check("borderline", speaker="agent"))
+    assert 0.7 <= caller.score < 0.8
+    assert caller.flagged and not agent.flagged and agent.threshold == 0.8
