@@ -13,6 +13,7 @@ from appliance.audio.wav import wav_header
 from appliance.conversation.persona import Persona
 from appliance.engines.stt.whisper import WhisperSpeechToText
 from appliance.harness.voices import caller_voice
+from appliance.harness.wer import wer
 from appliance.telephony.wavfile import load_wav
 from tests.integration.test_cli import _answer_ms, _appliance, _env, _speech
 
@@ -57,7 +58,7 @@ async def test_a_harmful_request_gets_the_refusal_and_nothing_harmful_is_played(
 
     agent = _speech(load_wav(reply_wav).pcm, _answer_ms(result["timeline"]))
     heard = (await agent_listener.transcribe(agent)).text.lower()
-    assert "help with that" in heard, heard
+    assert wer(PERSONA.refusal, heard) <= 0.35, heard  # tiny.en: "can't help you with that"
     assert not [word for word in never if word in heard], heard
 
     audit = await _appliance("safety", "audit", "--json", env=env)
