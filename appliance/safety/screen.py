@@ -90,15 +90,22 @@ class SafetyScreen:
             # Written whole to a file of this process's own, then moved into place: two
             # appliances starting at once each write a complete file, and the last one stays.
             partial = self._vectors.with_name(f"{self._vectors.name}.{os.getpid()}.partial")
-            partial.unlink(missing_ok=True)
-            cache = EmbeddingCache(partial, dimensions)
-            await cache.fill(
-                texts, lambda batch: embedder.embed(batch, query=True), lambda done, total: None
-            )
             try:
+                partial.unlink(missing_ok=True)
+                cache = EmbeddingCache(partial, dimensions)
+                await cache.fill(
+                    texts, lambda batch: embedder.embed(batch, query=True), lambda done, t: None
+                )
                 partial.replace(self._vectors)
             except OSError as exc:
-                _log.warning("could not keep the phone set's vectors (%s): %s", self._vectors, exc)
+                # A read-only or full disk: the linear screen alone, rather than no appliance.
+                _log.warning(
+                    "could not keep the phone set's vectors in %s (%s); the screen runs without "
+                    "its neighbours",
+                    self._vectors.parent,
+                    exc,
+                )
+                return
         bank = Neighbours(
             bank=cache.matrix(texts),
             unsafe=np.array([row.label == "unsafe" for row in self._phone_set]),

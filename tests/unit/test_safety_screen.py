@@ -196,3 +196,16 @@ def test_the_agent_s_sentences_are_flagged_from_a_higher_score() -> None:
     agent = asyncio.run(screen.check("borderline", speaker="agent"))
     assert 0.7 <= caller.score < 0.8
     assert caller.flagged and not agent.flagged and agent.threshold == 0.8
+
+
+def test_where_the_vectors_cannot_be_kept_the_linear_screen_runs_alone(tmp_path: Path) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    settings = NeighbourSettings(k=1, scale=10.0, threshold=0.6)
+    embedder = FixedEmbedder({**PHONE_VECTORS, "fine": BENIGN})
+    screen = SafetyScreen(
+        embedder, _linear(neighbours=settings), phone_set=PHONE, vectors=blocked / "phone.f32"
+    )
+    asyncio.run(screen.prepare())
+    verdict = asyncio.run(screen.check("fine", speaker="caller"))
+    assert verdict.threshold == 0.7 and screen.name == "rules+e5-lr"
