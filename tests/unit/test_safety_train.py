@@ -31,7 +31,6 @@ from appliance.safety.public_sets import (
     harm_actions,
     harmbench_behaviours,
     injections,
-    phone_utterances,
     read_phone,
     read_public,
     strongreject_prompts,
@@ -312,17 +311,20 @@ def test_benign_covers_are_benign() -> None:
 
 
 def test_the_phone_set_reads_its_tsv(tmp_path: Path) -> None:
-    assert phone_utterances(_PHONE) == [
+    path = tmp_path / "phone_train.tsv"
+    path.write_text(_PHONE)
+    phone = read_phone(path)
+    assert phone is not None and list(phone.rows) == [
         Labelled("my tooth is killing me", False),
         Labelled("how do I hurt my neighbour", True),
     ]
-    with pytest.raises(ValueError, match="line 2"):
-        phone_utterances("category\tlabel\ttext\nviolence\tbad\thello\n")
-    with pytest.raises(ValueError, match="first line"):
-        phone_utterances("label\ttext\n")
-    (tmp_path / "phone_train.tsv").write_text(_PHONE)
-    phone = read_phone(tmp_path / "phone_train.tsv")
-    assert phone is not None and phone.phone and phone.weight == 3.0 and phone.unsafe == 1
+    assert phone.phone and phone.weight == 3.0 and phone.unsafe == 1
+    path.write_text("category\tlabel\ttext\nviolence\tbad\thello\n")
+    with pytest.raises(ValueError, match=r"phone_train.tsv:2: unknown label"):
+        read_phone(path)
+    path.write_text("label\ttext\n")
+    with pytest.raises(ValueError, match=r"phone_train.tsv:1: the header"):
+        read_phone(path)
     assert read_phone(tmp_path / "absent.tsv") is None
 
 
