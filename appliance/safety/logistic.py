@@ -25,6 +25,7 @@ __all__ = [
     "cross_validate",
     "fit",
     "folds",
+    "judged",
     "sigmoid",
 ]
 
@@ -195,6 +196,13 @@ def cross_validate(
         train = ~held
         model = fit(x[train], y[train], balanced_weights(y[train], weights[train]), l2=l2)
         scores[held] = model.scores(x[held])
+    return judged(scores, y, reference, l2=l2, max_false_alarms=max_false_alarms)
+
+
+def judged(
+    scores: Floats, y: Bools, reference: Bools, *, l2: float, max_false_alarms: float
+) -> CrossValidation:
+    """Out-of-fold `scores` at the threshold the false-alarm bound on `reference` allows."""
     threshold = choose_threshold(scores[reference], max_false_alarms=max_false_alarms)
     flagged = scores >= threshold
     return CrossValidation(

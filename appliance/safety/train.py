@@ -37,11 +37,10 @@ from appliance.safety.logistic import (
     CrossValidation,
     Fit,
     Floats,
-    auc,
     balanced_weights,
-    choose_threshold,
     cross_validate,
     fit,
+    judged,
 )
 from appliance.safety.logistic import folds as deal_folds
 from appliance.safety.neighbours import neighbour_scores
@@ -293,16 +292,12 @@ def _with_neighbours(
         near[held] = neighbour_scores(
             x[bank], y[bank], x[held], k=_NEIGHBOURS_K, scale=_NEIGHBOURS_SCALE
         )
-    scores = (linear.scores + near) / 2
-    threshold = choose_threshold(scores[reference], max_false_alarms=_MAX_FALSE_ALARMS)
-    flagged = scores >= threshold
-    return CrossValidation(
+    return judged(
+        (linear.scores + near) / 2,
+        y,
+        reference,
         l2=linear.l2,
-        scores=scores,
-        auc=auc(scores, y),
-        threshold=threshold,
-        recall=float(flagged[y].mean()),
-        false_alarms=float(flagged[reference].mean()),
+        max_false_alarms=_MAX_FALSE_ALARMS,
     )
 
 
