@@ -29,7 +29,6 @@ what earlier calls hold near them; what it finds joins that turn's prompt (not t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator, Coroutine, Sequence
@@ -577,23 +576,25 @@ class CallSession:
             if guard.abusive
             else (guard.refusal(verdict), None)
         )
-        try:
-            await self._play(reply, stored_phrase(text, await self._phrases.get(text)))
-        except Exception:
-            _log.exception("could not say the refusal")
-            self._observers.error("tts")
-        await self._line.drain()
+        await self._say_in_turn(reply, text)
         withheld = Message(role="user", content="(what the caller said was withheld: unsafe)")
         self._remember(reply, withheld, spoken_text(reply))
         return Outcome(Result.ANSWERED, hang_up=hang_up)
 
     async def _apologise(self, reply: Reply) -> Outcome:
         """Say the trouble phrase as this turn's reply (after a failure)."""
-        text = self._config.persona.trouble
-        with contextlib.suppress(Exception):
-            await self._play(reply, stored_phrase(text, await self._phrases.get(text)))
-            await self._line.drain()
+        await self._say_in_turn(reply, self._config.persona.trouble)
         return Outcome(Result.FAILED)
+
+    async def _say_in_turn(self, reply: Reply, text: str) -> None:
+        """A fixed phrase as this turn's reply, heard to its end (a voice that fails is logged
+        and counted: the turn goes on without it)."""
+        try:
+            await self._play(reply, stored_phrase(text, await self._phrases.get(text)))
+        except Exception:
+            _log.exception("could not say %r", text)
+            self._observers.error("tts")
+        await self._line.drain()
 
     async def _play(self, reply: Reply, speech: AsyncIterator[SpeechChunk]) -> None:
         async for chunk in speech:
@@ -650,13 +651,7 @@ class CallSession:
         self._carry, self._carry_audio = "", b""
         self._observers.turn_started(reply, transcript, self._clock.now())
         self._observers.emit(MessageTaken(to=handoff.who, target=handoff.target, text=said))
-        thanks = message_taken(handoff.who)
-        try:
-            await self._play(reply, stored_phrase(thanks, await self._phrases.get(thanks)))
-        except Exception:
-            _log.exception("could not thank the caller for their message")
-            self._observers.error("tts")
-        await self._line.drain()
+        await self._say_in_turn(reply, message_taken(handoff.who))
         self._remember(reply, Message(role="user", content=said), spoken_text(reply))
         return Outcome(Result.ANSWERED)
 
