@@ -333,6 +333,19 @@ class IntegrationSettings(_Section):
     """Each call's summary and transcript are emailed here (needs the SendGrid settings)."""
     notify_sms: str | None = Field(default=None, validation_alias=_env("NOTIFY_SMS"))
     """Each call's summary and transcript are texted here (needs the Twilio account settings)."""
+    notify_min_caller_turns: int = Field(
+        default=1, ge=0, validation_alias=_env("NOTIFY_MIN_CALLER_TURNS")
+    )
+    """A call is worth an email or a text only when the caller spoke at least this many turns:
+    a stranger's silent calls must not each cost a message."""
+    notify_per_caller_per_hour: int = Field(
+        default=2, ge=0, validation_alias=_env("NOTIFY_PER_CALLER_PER_HOUR")
+    )
+    """Emails (and, separately, texts) about one caller's calls in any hour; 0: no limit."""
+    notify_per_hour: int = Field(default=20, ge=0, validation_alias=_env("NOTIFY_PER_HOUR"))
+    """Emails (and, separately, texts) about all calls in any hour; 0: no limit."""
+    notify_sms_per_day: int = Field(default=50, ge=0, validation_alias=_env("NOTIFY_SMS_PER_DAY"))
+    """Texts about calls in any 24 hours, a cap on what they cost; 0: no limit."""
     redis_url: str | None = Field(default=None, validation_alias=_env("REDIS_URL"))
     """Live session state goes to Redis when set, in-process otherwise."""
     openweather_api_key: SecretStr | None = Field(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from appliance.clock import Clock
 from appliance.conversation.ports import Embedder, LanguageModel, Mailer, Texter
 from appliance.memory.db import Database, database_path
-from appliance.memory.postcall import NotifySettings, PostCall
+from appliance.memory.postcall import NotifyLimits, NotifySettings, PostCall
 from appliance.memory.records import Records
 from appliance.memory.session import InProcessState, RedisState, ResilientState, SessionState
 from appliance.observability.metrics import Metrics
@@ -133,6 +133,12 @@ def _notifiers(settings: Settings) -> tuple[Mailer | None, Texter | None, Notify
             f"call transcripts are not texted: {', '.join(sms_unset)} not set"
             if sms_unset
             else None
+        ),
+        limits=NotifyLimits(
+            min_caller_turns=integ.notify_min_caller_turns,
+            per_caller_per_hour=integ.notify_per_caller_per_hour,
+            per_hour=integ.notify_per_hour,
+            sms_per_day=integ.notify_sms_per_day,
         ),
     )
     return mailer, texter, notify

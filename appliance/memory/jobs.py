@@ -48,6 +48,7 @@ __all__ = [
     "enqueue",
     "job_counts",
     "jobs_of",
+    "queued_since",
     "recover_jobs",
 ]
 
@@ -109,6 +110,23 @@ def enqueue(
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, call_id) DO NOTHING",
         (kind, call_id, after, state, now, now, now if skipped is not None else None, result),
     )
+
+
+def queued_since(
+    conn: apsw.Connection, kind: str, *, since: float, caller: str | None = None
+) -> int:
+    """Jobs of `kind` queued since `since` and not skipped (sent, failed or still to run), for
+    calls from `caller`, or from anyone when None."""
+    sql = (
+        "SELECT COUNT(*) FROM jobs AS j JOIN calls AS c ON c.id = j.call_id "
+        "WHERE j.kind = ? AND j.state != 'skipped' AND j.created >= ?"
+    )
+    args: list[object] = [kind, since]
+    if caller is not None:
+        sql += " AND c.caller = ?"
+        args.append(caller)
+    row = conn.execute(sql, args).fetchone()
+    return int(row[0]) if row else 0
 
 
 def claim(conn: apsw.Connection, *, owner: str, now: float, kinds: Collection[str]) -> Job | None:

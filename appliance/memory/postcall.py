@@ -10,7 +10,9 @@ Jobs per ended call (see `plan`), each after `summary` so it can use it:
   forgotten since the call began.
 - `email` / `sms`: the summary and transcript go to NOTIFY_EMAIL (SendGrid) / NOTIFY_SMS (Twilio;
   as much of the transcript as one message holds, 1600 characters).
-  Recorded as skipped, with a warning at start-up, when they are not configured.
+  Recorded as skipped, with a warning at start-up, when they are not configured; and, so that a
+  stranger's calls cannot run up a bill, for calls the caller said too little on and beyond the
+  limits per caller, per hour and (texts) per day (`NotifyLimits`).
 And `retention`, once a day: recordings and transcripts older than RETENTION_DAYS are removed.
 
 Handlers compute; their database writes are returned in `Done` and committed with the job.
@@ -29,12 +31,19 @@ import apsw
 
 from appliance.conversation.ports import Embedder, LanguageModel, Mailer, Message, TextDelta, Texter
 from appliance.conversation.profile import is_phone_number
-from appliance.memory import actions, callers, calls, messages, notes, vectors
+from appliance.memory import actions, callers, calls, jobs, messages, notes, vectors
 from appliance.memory.db import Database
 from appliance.memory.happened import what_happened
 from appliance.memory.jobs import Done, Handler, Job, Skipped
 
-__all__ = ["DEFAULT_MIN_CONFIDENCE", "NotifySettings", "PostCall", "sure_words", "transcript_text"]
+__all__ = [
+    "DEFAULT_MIN_CONFIDENCE",
+    "NotifyLimits",
+    "NotifySettings",
+    "PostCall",
+    "sure_words",
+    "transcript_text",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -47,8 +56,42 @@ espeak-ng callers in three voices heard right scored 0.55-0.72; the turns with a
 Bucky") 0.40-0.48. Some wrong turns still score higher ("Carol" as "Carl", 0.63), and real
 recordings score lower (the "go forward ten meters" fixture, heard right, 0.42): a missed fact
 costs less than a wrong one kept and repeated to the caller. `MEMORY_MIN_CONFIDENCE` sets it."""
+_HOUR_S = 3600.0
+_DAY_S = 86400.0
 _SMS_CHARS = 1600
 """Twilio's limit for one message (it is sent as up to ten segments)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyLimits:
+    """Which calls are worth an email or a text, and how many may go (see the settings of the
+    same names): every answered call must not cost money, least of all a stranger's."""
+
+    min_caller_turns: int = 1
+    per_caller_per_hour: int = 2
+    per_hour: int = 20
+    sms_per_day: int = 50
+
+    def refusal(
+        self, conn: apsw.Connection, kind: str, *, caller: str, caller_turns: int, now: float
+    ) -> str | None:
+        """Why `kind` ("email" or "sms") is not sent about this call, or None to send it."""
+        if caller_turns < self.min_caller_turns:
+            return (
+                f"the caller spoke {caller_turns} turn(s), fewer than NOTIFY_MIN_CALLER_TURNS "
+                f"({self.min_caller_turns})"
+            )
+        limits = [
+            (self.per_caller_per_hour, _HOUR_S, caller, "NOTIFY_PER_CALLER_PER_HOUR"),
+            (self.per_hour, _HOUR_S, None, "NOTIFY_PER_HOUR"),
+        ]
+        if kind == "sms":
+            limits.append((self.sms_per_day, _DAY_S, None, "NOTIFY_SMS_PER_DAY"))
+        for limit, window_s, who, name in limits:
+            if limit and jobs.queued_since(conn, kind, since=now - window_s, caller=who) >= limit:
+                _log.warning("%s not sent about a call from %s: %s reached", kind, caller, name)
+                return f"{name} ({limit}) reached: not sent"
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +101,7 @@ class NotifySettings:
     email_missing: str | None
     """Why email cannot be sent (None when it can)."""
     sms_missing: str | None
+    limits: NotifyLimits = NotifyLimits()
 
 
 def transcript_text(turns: Sequence[calls.TurnRecord], *, stamps: bool = False) -> str:
@@ -130,7 +174,9 @@ class PostCall:
     idle_kinds = ("summary", "memory")
     """The jobs that use the language model."""
 
-    def plan(self, caller: str, caller_turns: int) -> list[tuple[str, str | None]]:
+    def plan(
+        self, conn: apsw.Connection, caller: str, caller_turns: int, now: float
+    ) -> list[tuple[str, str | None]]:
         """The jobs an ended call gets: (kind, why it is skipped or None)."""
         silent = "the caller said nothing" if caller_turns == 0 else None
         memory = silent
@@ -138,11 +184,17 @@ class PostCall:
             memory = "REMEMBER_CALLERS is off"
         elif memory is None and not callers.is_known_number(caller):
             memory = f"the caller's number ({caller or 'none'}) is unknown"
+
+        def refusal(kind: str, missing: str | None) -> str | None:
+            return missing or self.notify.limits.refusal(
+                conn, kind, caller=caller, caller_turns=caller_turns, now=now
+            )
+
         return [
             ("summary", silent),
             ("memory", memory),
-            ("email", self.notify.email_missing),
-            ("sms", self.notify.sms_missing),
+            ("email", refusal("email", self.notify.email_missing)),
+            ("sms", refusal("sms", self.notify.sms_missing)),
         ]
 
     async def _call(self, job: Job) -> tuple[calls.CallRecord, list[calls.TurnRecord]]:

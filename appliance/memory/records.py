@@ -164,7 +164,7 @@ class Records:
     def _enqueue(
         self, conn: apsw.Connection, call_id: str, caller: str, caller_turns: int, now: float
     ) -> None:
-        for kind, skipped in self.post_call.plan(caller, caller_turns):
+        for kind, skipped in self.post_call.plan(conn, caller, caller_turns, now):
             after = None if kind == "summary" else "summary"
             jobs.enqueue(conn, kind, call_id=call_id, now=now, after=after, skipped=skipped)
         if messages.messages_of(conn, call_id):  # passed on at once, not after the summary
