@@ -62,7 +62,8 @@ class WavFile:
         self.path = path
         self.data_bytes = 0
         self._unsynced = 0
-        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        # Never over another recording: a name in use is an error, not a file to truncate.
+        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
         try:
             self._write(wav_header(channels=2, rate=SAMPLE_RATE, data_bytes=0))
         except OSError:

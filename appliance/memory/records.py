@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import re
 import time
@@ -40,10 +41,18 @@ from appliance.memory.session import SessionState
 from appliance.memory.transcript import TranscriptSink
 from appliance.observability.metrics import Metrics
 
-__all__ = ["RecordedCall", "Records"]
+__all__ = ["RecordedCall", "Records", "recording_name"]
 
 _log = logging.getLogger(__name__)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._~-]")
+
+
+def recording_name(call_id: str) -> str:
+    """The file name of a call's recording, one of its own: the call id (unique among the calls
+    in the database) made safe for a file name, which alone could make two ids one name
+    (`a@b` and `a_b`), and a digest of the id itself, which keeps them apart."""
+    digest = hashlib.sha256(call_id.encode()).hexdigest()[:16]
+    return f"{_UNSAFE.sub('_', call_id).lstrip('.')[:48]}-{digest}.wav"
 _INTERRUPTED = "interrupted: the appliance stopped during the call"
 _DAY_S = 86400.0
 
@@ -274,7 +283,7 @@ class Records:
         if not self._record:
             return None
         day = time.strftime("%Y/%m/%d", time.gmtime(started))
-        relative = f"{day}/{_UNSAFE.sub('_', call_id)}.wav"
+        relative = f"{day}/{recording_name(call_id)}"
 
         async def stopped(reason: str) -> None:
             await self.db.run(calls.set_recording, call_id, "stopped", note=reason)

@@ -20,6 +20,7 @@ from appliance.conversation.ports import CallInfo
 from appliance.harness.call import run_wav_call
 from appliance.memory import callers, calls, jobs, vectors
 from appliance.memory.db import connect
+from appliance.memory.records import recording_name
 from appliance.telephony.wavfile import HangUp, Speak
 from tests.support.fakes import quiet, say
 from tests.support.records import RecordsKit, run_records, stereo_channels
@@ -83,7 +84,7 @@ def test_a_call_leaves_its_row_every_turn_and_a_recording_of_what_each_side_hear
     assert left == b"".join(line.caller_audio)
     heard = b"".join(line.agent_audio)
     assert right == heard[: len(right)] and len(heard) - len(right) <= 640
-    assert str(call.recording).endswith("/call-1.wav")
+    assert str(call.recording).endswith("/" + recording_name("call-1"))
 
 
 def test_turns_are_stored_as_each_turn_completes_not_at_hang_up(
