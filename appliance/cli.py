@@ -433,7 +433,8 @@ async def _call(
     app = await _start(settings)
     # Answered as a phone line's call is: recorded, remembered, post-call jobs queued
     # (`appliance serve` runs them).
-    info = CallInfo(call_id=f"cli-{uuid.uuid4().hex[:10]}", line="wav", caller=caller)
+    # The operator plays this call, from the number they chose: it stands for a vouched line.
+    info = CallInfo(call_id=f"cli-{uuid.uuid4().hex[:10]}", line="wav", caller=caller, vouched=True)
     try:
         report = await run_wav_call(
             app.answer,

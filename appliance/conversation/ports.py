@@ -238,6 +238,11 @@ class CallInfo:
     back_from: Handoff | None = None
     """The hand-off nobody answered, when the caller comes back to the agent after it (on
     Twilio, a new stream of the same call): the agent starts by taking a message."""
+    vouched: bool = False
+    """Whether the line vouches for `caller`: Twilio (its `From` is its own, on a signed
+    request), a SIP trunk the box takes calls only from (`SIP_ALLOWED_SOURCES`) or that proved
+    itself (digest). A caller ID alone is not an identity: what is remembered about a number is
+    used, told or changed only on a call the line vouches for."""
 
 
 class CallerAudio(Protocol):

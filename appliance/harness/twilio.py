@@ -148,7 +148,9 @@ class TwilioCaller:
         line = WavLine(
             steps,
             clock=self._clock,
-            info=CallInfo(call_id=call_sid, line="twilio", caller=caller, callee=self._callee),
+            info=CallInfo(
+                call_id=call_sid, line="twilio", caller=caller, callee=self._callee, vouched=True
+            ),
             queue_frames=100,
             max_call_s=max_call_s,
         )

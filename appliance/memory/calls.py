@@ -34,7 +34,7 @@ RecordingState = Literal["off", "recording", "complete", "stopped", "removed"]
 # The columns of CallRecord, in order: the only text ever put into these queries (S608).
 _CALL_COLUMNS = (
     "id, line, line_call_id, caller, callee, started, ended, outcome, owner, recording, "
-    "recording_state, recording_note, memory"
+    "recording_state, recording_note, memory, vouched"
 )
 
 
@@ -56,6 +56,8 @@ class CallRecord:
     recording_note: str
     memory: str
     """What the agent was told about the caller when the call began."""
+    vouched: bool
+    """Whether the line vouched for the caller's number (`CallInfo.vouched`)."""
 
     @property
     def duration_s(self) -> float | None:
@@ -91,9 +93,20 @@ def open_call(
             n += 1
             call_id = f"{info.call_id}~{n}"
         conn.execute(
-            "INSERT INTO calls (id, line, line_call_id, caller, callee, started, owner, memory) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (call_id, info.line, info.call_id, info.caller, info.callee, started, owner, memory),
+            "INSERT INTO calls "
+            "(id, line, line_call_id, caller, callee, started, owner, memory, vouched) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                call_id,
+                info.line,
+                info.call_id,
+                info.caller,
+                info.callee,
+                started,
+                owner,
+                memory,
+                info.vouched,
+            ),
         )
     return call_id
 
@@ -191,7 +204,8 @@ def end_call(conn: apsw.Connection, call_id: str, *, ended: float, outcome: str)
 
 
 def _call(row: tuple[object, ...]) -> CallRecord:
-    return CallRecord(*row)  # type: ignore[arg-type]  # columns are in field order
+    values = [*row[:-1], bool(row[-1])]  # `vouched` is stored as 0 or 1
+    return CallRecord(*values)  # type: ignore[arg-type]  # columns are in field order
 
 
 def find_call(conn: apsw.Connection, call_id: str) -> CallRecord | None:

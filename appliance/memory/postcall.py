@@ -175,15 +175,18 @@ class PostCall:
     """The jobs that use the language model."""
 
     def plan(
-        self, conn: apsw.Connection, caller: str, caller_turns: int, now: float
+        self, conn: apsw.Connection, call: calls.CallRecord, caller_turns: int, now: float
     ) -> list[tuple[str, str | None]]:
         """The jobs an ended call gets: (kind, why it is skipped or None)."""
+        caller = call.caller
         silent = "the caller said nothing" if caller_turns == 0 else None
         memory = silent
         if memory is None and not self._remember:
             memory = "REMEMBER_CALLERS is off"
         elif memory is None and not callers.is_known_number(caller):
             memory = f"the caller's number ({caller or 'none'}) is unknown"
+        elif memory is None and not call.vouched:
+            memory = f"the line did not vouch for the caller's number ({caller})"
 
         def refusal(kind: str, missing: str | None) -> str | None:
             return missing or self.notify.limits.refusal(

@@ -53,6 +53,8 @@ def recording_name(call_id: str) -> str:
     (`a@b` and `a_b`), and a digest of the id itself, which keeps them apart."""
     digest = hashlib.sha256(call_id.encode()).hexdigest()[:16]
     return f"{_UNSAFE.sub('_', call_id).lstrip('.')[:48]}-{digest}.wav"
+
+
 _INTERRUPTED = "interrupted: the appliance stopped during the call"
 _DAY_S = 86400.0
 
@@ -72,7 +74,7 @@ def _open(
     owner: str,
     remember: bool,
 ) -> _Opened:
-    known = remember and callers.is_known_number(info.caller)
+    known = remember and info.vouched and callers.is_known_number(info.caller)
     memory = callers.memory_of(conn, info.caller) if known else None
     count = vectors.count_vectors(conn, info.caller) if known else 0
     with conn:
@@ -168,12 +170,13 @@ class Records:
                     "UPDATE calls SET recording_state = 'stopped', recording_note = ? WHERE id = ?",
                     ("the appliance stopped during the call", call.id),
                 )
-            self._enqueue(conn, call.id, call.caller, caller_turns, ended)
+            self._enqueue(conn, call, caller_turns, ended)
 
     def _enqueue(
-        self, conn: apsw.Connection, call_id: str, caller: str, caller_turns: int, now: float
+        self, conn: apsw.Connection, call: calls.CallRecord, caller_turns: int, now: float
     ) -> None:
-        for kind, skipped in self.post_call.plan(conn, caller, caller_turns, now):
+        call_id = call.id
+        for kind, skipped in self.post_call.plan(conn, call, caller_turns, now):
             after = None if kind == "summary" else "summary"
             jobs.enqueue(conn, kind, call_id=call_id, now=now, after=after, skipped=skipped)
         if messages.messages_of(conn, call_id):  # passed on at once, not after the summary
@@ -253,9 +256,7 @@ class Records:
                 yield call
         finally:
             try:
-                await self._finish(
-                    call_id, info.caller, call.reason, recorder, transcript.caller_turns
-                )
+                await self._finish(call_id, call.reason, recorder, transcript.caller_turns)
             except Exception:
                 # A full or failing disk: the call itself went fine. Its row stays open and the
                 # next start ends it and queues its jobs (see `_recover`).
@@ -300,7 +301,7 @@ class Records:
         return recorder, relative
 
     async def _finish(
-        self, call_id: str, caller: str, reason: str, recorder: Recorder | None, caller_turns: int
+        self, call_id: str, reason: str, recorder: Recorder | None, caller_turns: int
     ) -> None:
         now = self._clock.wall()
 
@@ -309,7 +310,9 @@ class Records:
                 calls.end_call(conn, call_id, ended=now, outcome=reason)
                 if recorder is not None and recorder.state == "complete":
                     calls.set_recording(conn, call_id, "complete")
-                self._enqueue(conn, call_id, caller, caller_turns, now)
+                ended = calls.find_call(conn, call_id)
+                if ended is not None:
+                    self._enqueue(conn, ended, caller_turns, now)
 
         try:
             await self.db.run(end)

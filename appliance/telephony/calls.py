@@ -182,6 +182,12 @@ class Admission:
         """Whether sources are restricted at all (an empty list lets anyone call)."""
         return bool(self._limits.allowed)
 
+    @property
+    def vouches_for_callers(self) -> bool:
+        """Whether a caller's number can be believed: calls come only from the trunk's addresses
+        or with its credentials. Anyone can put any number in a SIP `From` otherwise."""
+        return self.has_allowed_sources or self.auth is not None
+
     def check(self, source: str | None, credentials: Credentials | None = None) -> Verdict:
         """Whether a call from `source` (an IP address; None when the line has none) may start.
 

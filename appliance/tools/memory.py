@@ -24,6 +24,10 @@ _RECORDS_STAY = (
     "Recordings and transcripts of their calls are kept by the business separately, and stay "
     "unless its operator deletes them."
 )
+_UNVOUCHED = (
+    "Not done: this line cannot confirm the caller's number, so what is remembered about it "
+    "is neither told nor changed on this call. The business can help them in person."
+)
 _WITHHELD = "The caller's number is withheld, so nothing is remembered about them."
 _SUMMARIES = 3
 _SUMMARY_CHARS = 200
@@ -93,6 +97,8 @@ def what_you_remember(store: CallerMemoryStore, timezone: dt.tzinfo | None = Non
     """A tool that tells what is remembered about the caller (by their number)."""
 
     async def run(_: BaseModel, context: ToolContext) -> str:
+        if not context.call.vouched:
+            return _UNVOUCHED
         kept = await store.kept_about(context.call.caller)
         return _WITHHELD if kept is None else _told(kept, timezone)
 
@@ -119,6 +125,8 @@ def forget_me(store: CallerMemoryStore) -> Tool:
                 "Not done: the caller did not ask to be forgotten, so nothing was deleted. "
                 "Answer what they said."
             )
+        if not context.call.vouched:
+            return _UNVOUCHED
         removed = await store.forget(context.call.caller)
         if removed is None:
             return f"{_WITHHELD} {_RECORDS_STAY}"

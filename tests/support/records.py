@@ -202,9 +202,13 @@ class RecordsKit:
         caller: str = "+15550100",
         call_id: str = "call-1",
         on_event: EventSink | None = None,
+        vouched: bool = True,
     ) -> CallReport:
-        """One call through the records, answered as a line's call is (`CallDesk.answer`)."""
-        info = CallInfo(call_id=call_id, line="wav", caller=caller, callee="+15550199")
+        """One call through the records, answered as a line's call is (`CallDesk.answer`), on a
+        line that vouches for the caller's number unless `vouched` is False."""
+        info = CallInfo(
+            call_id=call_id, line="wav", caller=caller, callee="+15550199", vouched=vouched
+        )
         return await run_wav_call(
             self.desk().answer,
             steps,

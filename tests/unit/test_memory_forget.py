@@ -159,9 +159,12 @@ class _WallClock:
         await asyncio.sleep(max(0.0, deadline - self.now()))
 
 
-def _context(caller: str, said: str = "Please forget everything about me.") -> ToolContext:
+def _context(
+    caller: str, said: str = "Please forget everything about me.", *, vouched: bool = True
+) -> ToolContext:
     return ToolContext(
-        call=CallInfo(call_id="live", line="sip", caller=caller), caller_said={1: said}
+        call=CallInfo(call_id="live", line="sip", caller=caller, vouched=vouched),
+        caller_said={1: said},
     )
 
 
@@ -181,6 +184,11 @@ def test_the_tools_tell_the_caller_what_is_kept_and_forget_only_their_own(
         # The model naming the tool is not enough: the caller's words must ask for it.
         unasked = await forget.run(args, _context(NUMBER, "Can I change my booking for Friday?"))
         assert unasked.startswith("Not done: the caller did not ask to be forgotten")
+        # A number on a line that does not vouch for it (a spoofed SIP From) is told nothing
+        # and erases nothing: `before` below still has all of it.
+        for tool in (told, forget):
+            spoofed = await tool.run(args, _context(NUMBER, vouched=False))
+            assert spoofed.startswith("Not done: this line cannot confirm the caller's number")
         said = [
             await told.run(args, _context(NUMBER)),
             await forget.run(args, _context(NUMBER)),

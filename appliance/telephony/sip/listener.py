@@ -175,7 +175,11 @@ class SipListener:
         assert self._endpoint is not None
         loop = asyncio.get_running_loop()
         info = CallInfo(
-            call_id=invite.call_id, line="sip", caller=invite.caller, callee=invite.callee
+            call_id=invite.call_id,
+            line="sip",
+            caller=invite.caller,
+            callee=invite.callee,
+            vouched=self._router.admission.vouches_for_callers,
         )
         line = SipLine(
             info,

@@ -100,6 +100,7 @@ class MediaStreams:
             caller=pending.caller,
             callee=pending.callee,
             back_from=pending.back_from,
+            vouched=True,  # the number came on Twilio's signed webhook
         )
         line = TwilioLine(
             socket,
