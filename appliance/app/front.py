@@ -21,6 +21,7 @@ from appliance.tools.call import end_call
 from appliance.tools.clock import current_time
 from appliance.tools.hours import opening_hours
 from appliance.tools.memory import CallerMemoryStore, forget_me, what_you_remember
+from appliance.tools.text_caller import text_the_caller
 from appliance.tools.transfer import transfer_tool
 from appliance.tools.weather import (
     Forecaster,
@@ -74,6 +75,9 @@ def front_desk(
         tools += [what_you_remember(memory, zone), forget_me(memory)]
     if profile is not None:
         tools.append(opening_hours(profile, clock))
+        texting = text_the_caller(profile, texter) if texter is not None else None
+        if texting is not None:
+            tools.append(texting)
         if profile.location is not None:
             place = profile.location
             tools.append(
@@ -112,6 +116,10 @@ def _about(profile: BusinessProfile | None, tools: ToolRegistry) -> str:
         ]
     if "get_weather" in tools:
         lines.append("For the weather, use get_weather; never describe weather yourself.")
+    if "text_the_caller" in tools:
+        lines.append(
+            "When the caller wants our address or phone number by text, use text_the_caller."
+        )
     if "transfer_to_person" in tools:
         lines.append(
             "When the caller asks for a person, or for what you may not do (such as bookings), "

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
+from pydantic import BaseModel
+
 from appliance.clock import Clock
+from appliance.conversation.confirm import answer_to_readback
 from appliance.conversation.ports import LanguageModel, Message, TextDelta, ToolCall
 from appliance.conversation.streams import closing
-from appliance.conversation.tools import ToolArgumentsError, ToolContext, ToolRegistry
+from appliance.conversation.tools import Awaiting, ToolArgumentsError, ToolContext, ToolRegistry
 from appliance.conversation.voice import Priority
 
 __all__ = ["MAX_TOOL_ROUNDS", "Mind", "Prompt", "Thought", "ToolObserver", "think"]
@@ -86,6 +89,8 @@ async def think(mind: Mind, prompt: Prompt, thought: Thought) -> AsyncIterator[s
     repaired = False
     wrote = False
     thought.started_at = mind.clock.now()
+    if mind.context.awaiting is not None:
+        conversation += await _answered(mind, prompt, thought)
     for _ in range(MAX_TOOL_ROUNDS):
         call: ToolCall | None = None
         if wrote:
@@ -126,17 +131,59 @@ async def think(mind: Mind, prompt: Prompt, thought: Thought) -> AsyncIterator[s
             conversation += [asked, answer]
             continue
         await prompt.may_act()
-        refused = mind.tools.refusal(call, mind.context)
-        if refused is not None:
-            prompt.on_blocked(call, refused)
-            ok, result = False, f"Not allowed: {refused}."
-        else:
-            prompt.on_tool(call, None, "")
-            ok, result = await mind.tools.run(call, arguments, mind.context)
-            prompt.on_tool(call, ok, result)
-        thought.tools_run.append((call.name, ok))
+        ok, result, readback = await _act(mind, prompt, call, arguments)
         answer = Message(role="tool", content=result, tool_call_id=call.id)
         conversation += [asked, answer]
         thought.messages += [asked, answer]
+        if readback is not None:  # the caller hears it, and it runs on their yes, next turn
+            yield ("\n" if wrote else "") + readback
+            return
+        thought.tools_run.append((call.name, ok))
     thought.fell_back_to_apology = True
     yield mind.apology
+
+
+async def _act(
+    mind: Mind, prompt: Prompt, call: ToolCall, arguments: BaseModel
+) -> tuple[bool, str, str | None]:
+    """Run `call` if the policy lets it: (ok, the result for the model, and for a tool with a
+    side effect, the read-back to say instead of running it)."""
+    refused = mind.tools.refusal(call, mind.context)
+    if refused is not None:
+        prompt.on_blocked(call, refused)
+        return False, f"Not allowed: {refused}.", None
+    prompt.on_tool(call, None, "")
+    readback = mind.tools.readback(call, arguments, mind.context)
+    if readback is not None:
+        mind.context.awaiting = Awaiting(call, arguments, readback)
+        waiting = f"Not done yet: read back to the caller, waiting for their yes: {readback}"
+        return False, waiting, readback
+    ok, result = await mind.tools.run(call, arguments, mind.context)
+    prompt.on_tool(call, ok, result)
+    return ok, result, None
+
+
+async def _answered(mind: Mind, prompt: Prompt, thought: Thought) -> list[Message]:
+    """The call read back last turn, run if this turn's words say yes (and dropped otherwise):
+    the tool call and its result, for the model to tell the caller what happened."""
+    await prompt.may_act()  # the caller's turn is over: their words are final
+    awaiting, mind.context.awaiting = mind.context.awaiting, None
+    assert awaiting is not None
+    said = next((m.content for m in reversed(prompt.messages) if m.role == "user"), "")
+    call = replace(awaiting.call, id=f"call_{next(_call_ids)}")
+    refused = mind.tools.refusal(call, mind.context)
+    if refused is None and answer_to_readback(said) != "yes":
+        refused = f"the caller did not say yes to: {awaiting.readback}"
+    if refused is not None:
+        prompt.on_blocked(call, refused)
+        result = f"Not done: {refused}. Nothing was done; answer what the caller said."
+        ok = False
+    else:
+        prompt.on_tool(call, None, "")
+        ok, result = await mind.tools.run(call, awaiting.arguments, mind.context)
+        prompt.on_tool(call, ok, result)
+    thought.tools_run.append((call.name, ok))
+    asked = Message(role="assistant", content="", tool_calls=(call,))
+    done = [asked, Message(role="tool", content=result, tool_call_id=call.id)]
+    thought.messages += done
+    return done

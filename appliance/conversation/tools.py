@@ -19,6 +19,7 @@ from appliance.conversation.ports import CallInfo, Handoff, ToolCall, ToolSpec
 
 __all__ = [
     "TRANSFER_TOOL",
+    "Awaiting",
     "Tool",
     "ToolArgumentsError",
     "ToolContext",
@@ -48,6 +49,8 @@ class ToolContext:
     notes: dict[str, str] = field(default_factory=dict)
     runs: dict[str, int] = field(default_factory=dict)
     """How many times each tool has run on this call (for `ToolPolicy`)."""
+    awaiting: Awaiting | None = None
+    """A tool call read back to the caller, waiting for their yes (see `Tool.readback`)."""
 
     def said(self, last: int | None = None) -> list[str]:
         """What the caller said, turn by turn in order; only the `last` turns when given."""
@@ -59,12 +62,26 @@ ToolFn = Callable[[BaseModel, ToolContext], Awaitable[str]]
 
 
 @dataclass(frozen=True, slots=True)
+class Awaiting:
+    """A call of a tool with a side effect, read back to the caller, not yet run."""
+
+    call: ToolCall
+    arguments: BaseModel
+    readback: str
+
+
+@dataclass(frozen=True, slots=True)
 class Tool:
     name: str
     description: str
     arguments: type[BaseModel]
     run: ToolFn
     timeout_s: float = 10.0
+    readback: Callable[[BaseModel, ToolContext], str | None] | None = None
+    """For a tool with a side effect (a message sent, a booking made): what to read back to the
+    caller before it runs ("I'll text our address to ..., shall I send it?"). Such a tool runs
+    only when the caller's next turn says yes (`think.py`); no read-back (None, or None for
+    these arguments, where nothing would happen): it runs when called."""
 
     @property
     def spec(self) -> ToolSpec:
@@ -85,6 +102,7 @@ _PER_CALL: Final = {
     "forget_me": 1,
     "end_call": 2,
     "what_you_remember": 2,
+    "text_the_caller": 2,
     "get_weather": 4,
 }
 """How often a tool may run on one call; others run at most `ToolPolicy.default_per_call`."""
@@ -174,6 +192,11 @@ class ToolRegistry:
                 f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors()
             )
             raise ToolArgumentsError(f"the arguments do not fit {call.name}: {problems}") from exc
+
+    def readback(self, call: ToolCall, arguments: BaseModel, context: ToolContext) -> str | None:
+        """What to read back to the caller before `call` runs, or None if it needs no yes."""
+        confirm = self._tools[call.name].readback
+        return confirm(arguments, context) if confirm is not None else None
 
     def refusal(self, call: ToolCall, context: ToolContext) -> str | None:
         """Why the policy will not let `call` run now, or None (see `ToolPolicy`)."""
