@@ -217,6 +217,54 @@ async def _compare_models(models: list[str], repeats: int, json_path: Path | Non
     return 0
 
 
+@dataclasses.dataclass
+class _SafetyRuns:
+    """Turn timings with the screen and without, by recording pair."""
+
+    same_reply: dict[str, list[dict[str, float]]] = dataclasses.field(
+        default_factory=lambda: {"screened": [], "unscreened": []}
+    )
+    """Pairs that got the same reply: the same work, with and without the screen."""
+    every: dict[str, list[dict[str, float]]] = dataclasses.field(
+        default_factory=lambda: {"screened": [], "unscreened": []}
+    )
+    """Every pair the screen did not refuse (the replies may differ)."""
+    refused: list[str] = dataclasses.field(default_factory=list)
+
+    def add(
+        self, name: str, pair: dict[str, tuple[dict[str, float], str]], refusals: set[str]
+    ) -> None:
+        if pair["screened"][1] in refusals:
+            self.refused.append(name)  # a refusal is no clean turn: not compared
+            return
+        same = pair["screened"][1] == pair["unscreened"][1]
+        for mode, (timings, _) in pair.items():
+            self.every[mode].append(timings)
+            if same:  # another reply is another amount of work
+                self.same_reply[mode].append(timings)
+
+    def report(self, title: str) -> list[str]:
+        turns, every = self.same_reply, self.every
+        p50 = {mode: statistics.median(r["turn"] for r in runs) for mode, runs in turns.items()}
+        all50 = {mode: statistics.median(r["turn"] for r in runs) for mode, runs in every.items()}
+        held = [r.get("screen", 0.0) + r.get("screen_hold", 0.0) for r in every["screened"]]
+        return [
+            title,
+            *_table("screened", turns["screened"], STAGES),
+            *_table("unscreened", turns["unscreened"], STAGES),
+            f"the screen adds {p50['screened'] - p50['unscreened']:+.0f} ms at the p50 turn "
+            f"({p50['screened'] / p50['unscreened']:.3f}x) over {len(turns['screened'])} pairs "
+            "with the same reply",
+            f"over all {len(every['screened'])} pairs not refused (replies may differ): "
+            f"{all50['screened'] - all50['unscreened']:+.0f} ms at the p50 turn",
+            "what the screens held the turn up by (the caller's screen, and the first "
+            f"sentence's audio waiting for its check): p50 {statistics.median(held):.1f} ms, "
+            f"p95 {_percentile(held, 0.95):.1f} ms",
+            f"refused by the screen (not compared): {len(self.refused)} turns "
+            f"({', '.join(sorted(set(self.refused))) or 'none'})",
+        ]
+
+
 async def _compare_safety(repeats: int, json_path: Path | None) -> int:
     """The streaming turn on each recording with the safety screen and without, alternating."""
     recordings = sorted(AUDIO.rglob("*.wav"))
@@ -226,9 +274,7 @@ async def _compare_safety(repeats: int, json_path: Path | None) -> int:
         print("SAFETY_SCREEN is off: nothing to compare", file=sys.stderr)
         return 1
     print(f"loading models: {await app.start()}", file=sys.stderr)
-    turns: dict[str, list[dict[str, float]]] = {"screened": [], "unscreened": []}
-    refused: list[str] = []
-    differed = 0
+    runs = _SafetyRuns()
     refusals = {app.session_config.persona.refusal, *app.session_config.persona.refusals.values()}
     try:
         await _answered(app, load_wav(recordings[0]).pcm)  # the first call after start is slow
@@ -247,33 +293,19 @@ async def _compare_safety(repeats: int, json_path: Path | None) -> int:
                     took = timings["turn"] if timings else float("nan")
                     print(f"[{repeat + 1}/{repeats}] {path.name} {mode}: {took:.0f} ms {reply!r}",
                           file=sys.stderr)  # fmt: skip
-                if len(pair) < 2:
-                    continue
-                if pair["screened"][1] in refusals:
-                    refused.append(path.name)  # a refusal is no clean turn: not compared
-                elif pair["screened"][1] != pair["unscreened"][1]:
-                    differed += 1  # another reply is another amount of work: not compared
-                else:
-                    for mode, (timings, _) in pair.items():
-                        turns[mode].append(timings)
+                if len(pair) == 2:
+                    runs.add(path.name, pair, refusals)
     finally:
         app.screen = screen
         await app.aclose()
-    p50 = {mode: statistics.median(r["turn"] for r in runs) for mode, runs in turns.items()}
-    lines = [
+    title = (
         f"turn latency over {len(recordings)} recordings x {repeats} runs, with and without "
-        f"the safety screen ({screen.name}; LLM {app.settings.engines.llm_model})",
-        *_table("screened", turns["screened"], STAGES),
-        *_table("unscreened", turns["unscreened"], STAGES),
-        f"the screen adds {p50['screened'] - p50['unscreened']:+.0f} ms at the p50 turn "
-        f"({p50['screened'] / p50['unscreened']:.3f}x) over {len(turns['screened'])} clean turns",
-        f"refused by the screen (not compared): {len(refused)} turns "
-        f"({', '.join(sorted(set(refused))) or 'none'}); pairs with different replies (not "
-        f"compared): {differed}",
-    ]
-    print("\n".join(lines))
+        f"the safety screen ({screen.name}; LLM {app.settings.engines.llm_model})"
+    )
+    print("\n".join(runs.report(title)))
     if json_path:
-        json_path.write_text(json.dumps(turns, indent=2))  # noqa: ASYNC240 - once, at the end
+        data = {"same_reply": runs.same_reply, "all": runs.every}
+        json_path.write_text(json.dumps(data, indent=2))  # noqa: ASYNC240 - once, at the end
     return 0
 
 

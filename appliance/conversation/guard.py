@@ -26,6 +26,7 @@ from typing import Final
 from appliance.conversation.events import SafetyChecked
 from appliance.conversation.ports import Screen, Speaker, Verdict
 from appliance.conversation.streams import closing
+from appliance.conversation.timings import Span
 from appliance.conversation.voice import SpeechChunk
 
 __all__ = ["Guard", "SentenceGate"]
@@ -92,11 +93,15 @@ class Guard:
         self._report(_checked(turn, "caller", said, action, verdict))
 
     def sentences(
-        self, turn: Callable[[], int], audio: Callable[[str], Awaitable[bytes]]
+        self,
+        turn: Callable[[], int],
+        audio: Callable[[str], Awaitable[bytes]],
+        now: Callable[[], float],
     ) -> SentenceGate:
         """The gate for one reply's sentences. `turn` gives the reply's turn number once it is
-        known (a reply is prepared before it is numbered); `audio` a refusal's audio."""
-        return SentenceGate(self, turn, audio)
+        known (a reply is prepared before it is numbered); `audio` a refusal's audio; `now`
+        the clock that times the first sentence's hold."""
+        return SentenceGate(self, turn, audio, now)
 
     def agent_checked(self, turn: int, text: str, verdict: Verdict) -> None:
         self._report(
@@ -112,13 +117,18 @@ class SentenceGate:
         guard: Guard,
         turn: Callable[[], int],
         audio: Callable[[str], Awaitable[bytes]],
+        now: Callable[[], float],
     ) -> None:
         self._guard = guard
         self._turn = turn
         self._audio = audio
+        self._now = now
         self._checks: list[asyncio.Task[Verdict]] = []
         self.replaced = False
         """A sentence was flagged: the refusal was said instead, and nothing after it."""
+        self.first_hold = Span()
+        """How long the first sentence's audio, ready, waited for its check: what the agent's
+        screen added to the turn (the check runs while the sentence is synthesized)."""
 
     async def watch(self, sentences: AsyncIterator[str]) -> AsyncIterator[str]:
         """`sentences`, unchanged; each one's check starts as it passes."""
@@ -135,7 +145,10 @@ class SentenceGate:
             async with closing(speech) as chunks:
                 async for chunk in chunks:
                     if chunk.sentence > cleared:
+                        ready = self._now()
                         verdict = await self._checks[chunk.sentence]
+                        if chunk.sentence == 0:
+                            self.first_hold = Span(ready, self._now())
                         self._guard.agent_checked(self._turn(), chunk.text, verdict)
                         if verdict.flagged:
                             self.replaced = True

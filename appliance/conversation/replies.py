@@ -132,6 +132,10 @@ class Reply:
     confirmed_at: float | None = None
     stt: Span = field(default_factory=Span)
     recall: Span = field(default_factory=Span)
+    screen: Span = field(default_factory=Span)
+    """The safety screen of the caller's words (beside recall, before the model)."""
+    screen_hold: Span = field(default_factory=Span)
+    """The first sentence's audio waiting for its check (`SentenceGate.first_hold`)."""
     first_speech: SpeechChunk | None = None
     """The voice's first chunk that reached the line."""
     first_audio_at: float | None = None
@@ -165,9 +169,11 @@ class Reply:
             "endpoint": Span(self.speech_end, self.confirmed_at),
             "stt": self.stt,
             "recall": self.recall,
+            "screen": self.screen,
             "llm_first_token": Span(thought.started_at, thought.first_output_at),
             "first_sentence": Span(thought.started_at, voice_asked),
             "tts_first_audio": Span(voice_asked, speech.at if speech is not None else None),
+            "screen_hold": self.screen_hold,
             "turn": Span(self.speech_end, self.first_audio_at),
         }
 

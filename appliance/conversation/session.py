@@ -457,7 +457,7 @@ class CallSession:
             return await self._refuse(reply, transcript, verdict)
         priority = Priority()
         gate = (
-            self._guard.sentences(lambda: reply.turn, self._phrases.get)
+            self._guard.sentences(lambda: reply.turn, self._phrases.get, self._clock.now)
             if self._guard is not None
             else None
         )
@@ -497,6 +497,8 @@ class CallSession:
                 if self._guard is not None and verdict is not None:
                     self._guard.caller_decided(reply.turn, said, verdict)
                 await self._play(reply, speech if gate is None else gate.held(speech))
+                if gate is not None:
+                    reply.screen_hold = gate.first_hold
         except Exception:
             _log.exception("the reply failed")
             self._observers.error("reply")
@@ -558,7 +560,11 @@ class CallSession:
     async def _screen_caller(self, reply: Reply, said: str) -> Verdict | None:
         if self._guard is None or reply.pressed:
             return None  # a key is not words to screen
-        return await self._guard.check(said, "caller")
+        started = self._clock.now()
+        try:
+            return await self._guard.check(said, "caller")
+        finally:
+            reply.screen = Span(started, self._clock.now())
 
     async def _refuse(self, reply: Reply, transcript: Transcript, verdict: Verdict) -> Outcome:
         """The caller's words did not pass the screen: the model never sees them; the caller

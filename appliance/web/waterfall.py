@@ -19,9 +19,11 @@ STAGES: Final = (
     ("endpoint", "end of turn"),
     ("stt", "speech to text"),
     ("recall", "memory recall"),
+    ("screen", "safety screen"),
     ("llm_first_token", "LLM first token"),
     ("first_sentence", "first sentence"),
     ("tts_first_audio", "TTS first audio"),
+    ("screen_hold", "safety hold"),
     ("turn", "caller waited"),
 )
 _WIDTH: Final = 600

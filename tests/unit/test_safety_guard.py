@@ -4,8 +4,10 @@ every tool call passes the policy before it runs."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field, replace
 
+import pytest
 from pydantic import BaseModel
 
 from appliance.conversation.events import SafetyChecked, ToolCalled, Transfer, TurnCompleted
@@ -230,3 +232,26 @@ def test_a_caller_speaking_of_self_harm_hears_where_to_find_help_and_is_never_hu
     ]
     assert call.report.ended == "caller hung up"
     assert [a for _, a in _decisions(call, "caller")] == ["refused"] * 3 + ["allowed"]
+
+
+def test_the_turn_s_timings_show_what_the_screens_added() -> None:
+    """The caller's screen runs before the model; the agent's first sentence waits for its
+    check only if its audio is ready first. A screen taking 0.3 s shows in both."""
+
+    @dataclass
+    class SlowScreen(WordScreen):
+        async def check(self, text: str, *, speaker: Speaker) -> Verdict:
+            await asyncio.sleep(0.3)
+            return await super().check(text, speaker=speaker)
+
+    call = play_call(
+        [Speak(say("weather")), HangUp()], replies=["It is sunny."], screen=SlowScreen()
+    )
+    timings = call.events(TurnCompleted)[0].timings_ms
+    assert timings["screen"] == pytest.approx(300, abs=5)
+    # The fake voice is faster than 0.3 s: the first sentence's audio waited for its check.
+    assert 0 < timings["screen_hold"] <= 300
+    fast = play_call(
+        [Speak(say("weather")), HangUp()], replies=["It is sunny."], screen=WordScreen()
+    )
+    assert fast.events(TurnCompleted)[0].timings_ms["screen_hold"] == 0
