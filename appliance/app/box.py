@@ -144,6 +144,7 @@ class Appliance:
             mailer=mailer,
             memory=records.kept if settings.records.remember_callers else None,
         )
+        local.stt.vocabulary = front.vocabulary
         return cls(
             settings,
             local=local,

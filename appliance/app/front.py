@@ -42,6 +42,8 @@ class FrontDesk:
     """None when no `BUSINESS_FILE` is set: the agent knows only the business's name."""
     persona: Persona
     tools: ToolRegistry
+    vocabulary: str = ""
+    """What callers will say that speech-to-text should expect (the profile's names)."""
 
 
 def front_desk(
@@ -100,7 +102,8 @@ def front_desk(
         greeting=conv.greeting,
         about=_about(profile, registry),
     )
-    return FrontDesk(profile=profile, persona=persona, tools=registry)
+    vocabulary = profile.vocabulary() if profile is not None else ""
+    return FrontDesk(profile=profile, persona=persona, tools=registry, vocabulary=vocabulary)
 
 
 def _about(profile: BusinessProfile | None, tools: ToolRegistry) -> str:

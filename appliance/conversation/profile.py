@@ -330,6 +330,17 @@ class BusinessProfile(_Part):
         naive = dt.datetime.combine(day, at, tzinfo=self.timezone)
         return naive.astimezone(dt.UTC).astimezone(self.timezone)
 
+    def vocabulary(self) -> str:
+        """The words callers say that speech-to-text may not expect: the business's name, its
+        services, its people and its town (see `WhisperSpeechToText.vocabulary`)."""
+        parts = [
+            self.name,
+            ", ".join(service.name for service in self.services),
+            ", ".join(f"{person.name}, {person.role}" for person in self.people),
+            self.location.town if self.location is not None else "",
+        ]
+        return ". ".join(part for part in parts if part) + "."
+
     def resolve_day(self, text: str, now: dt.datetime) -> dt.date | None:
         """The date a caller names ("saturday", "christmas"), relative to the business's today."""
         named = [(s.name, _annual(s.date)) for s in self.exceptions if s.name]

@@ -35,6 +35,9 @@ _MARGIN_S = 2
 _MAX_WORDS_PER_S = 5.0
 _MAX_COMPRESSION = 2.4
 _NO_SPEECH = 0.6
+_MAX_VOCABULARY_TOKENS = 96
+"""Whisper's context is 448 tokens; the prompt takes from what a long turn may say (the
+vocabulary's first words are kept: the business's name and services come first)."""
 
 
 class WhisperSpeechToText:
@@ -51,6 +54,7 @@ class WhisperSpeechToText:
         language: str = "en",
         trim_window: bool = True,
         drop_non_speech: bool = True,
+        vocabulary: str = "",
         metrics: Metrics | None = None,
     ) -> None:
         self.name = name
@@ -64,6 +68,13 @@ class WhisperSpeechToText:
         """Drop words the model itself doubts were speech (a cough, a click on the line). A
         listener that knows it hears a voice, such as a check of the agent's own audio, keeps them:
         Whisper often doubts a clear two-word reply ("five five")."""
+        self.vocabulary = vocabulary
+        """Words callers will say (the business's name, services, people), given to the decoder
+        as if said before: it then hears them more often (set before `load`). Measured on the
+        39 front-desk scenario turns in espeak-ng voices, with the example profile's words:
+        mean WER 0.069 -> 0.045 ("Doctor Park" was "Nokter Power"); on the recorded speech
+        fixtures, which share no words with it, 0.074 -> 0.050."""
+        self._prompt: list[int] = []
         self._metrics = metrics
         self._model: object | None = None
         self.full_window_decodes = 0
@@ -92,7 +103,16 @@ class WhisperSpeechToText:
             task="transcribe",
             language=self._language,
         )
+        self._prompt = self._prompt_tokens()
         self._model = model
+
+    def _prompt_tokens(self) -> list[int]:
+        """The decoder's prompt: the vocabulary as previous text, then the start of a transcript."""
+        start = list(self._tokenizer.sot_sequence)
+        if not self.vocabulary.strip():
+            return start
+        words = self._tokenizer.encode(" " + " ".join(self.vocabulary.split()))
+        return [self._tokenizer.sot_prev, *words[:_MAX_VOCABULARY_TOKENS], *start]
 
     async def transcribe(self, pcm: bytes) -> Transcript:
         await self.load()
@@ -133,12 +153,11 @@ class WhisperSpeechToText:
             else min(_FULL_WINDOW, max(_MIN_WINDOW_S, math.ceil(window_s + _MARGIN_S)) * 100)
         )
         features = np.pad(features, ((0, 0), (0, max(0, frames - features.shape[1]))))[:, :frames]
-        tokenizer = self._tokenizer
         seconds = len(audio) / SAMPLE_RATE
-        max_length = min(448, int(16 + 8 * seconds))
+        max_length = min(448, len(self._prompt) + int(13 + 8 * seconds))
         result = model.model.generate(  # type: ignore[attr-defined]
             ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None], np.float32)),
-            [list(tokenizer.sot_sequence)],
+            [self._prompt],
             beam_size=self._beam,
             max_length=max_length,
             return_scores=True,
@@ -148,7 +167,7 @@ class WhisperSpeechToText:
         ids = result.sequences_ids[0]
         text = self._text_before(ids, seconds)
         confidence = float(math.exp(result.scores[0])) if result.scores else 0.0
-        ended = len(ids) < max_length - len(tokenizer.sot_sequence)
+        ended = len(ids) < max_length - len(self._prompt)
         return text, confidence, float(result.no_speech_prob), ended and _plausible(text, seconds)
 
     def _text_before(self, ids: list[int], seconds: float) -> str:
