@@ -16,7 +16,7 @@ __all__ = ["Answer", "answer_to_readback"]
 Answer = Literal["yes", "no"]
 
 _NO: Final = re.compile(
-    r"\b(no|nope|nah|don'?t|do not|cancel|stop|wait|hold on|not|never|wrong|changed? my mind)\b"
+    r"\b(no|nope|nah|don'?t|do not|not|never|wait|hold on|wrong|changed? my mind)\b"
     r"|\bpressed [2-9*#]\b",
     re.IGNORECASE,
 )
@@ -25,12 +25,17 @@ _YES: Final = re.compile(
     r"|ok|okay|right|absolutely|definitely|please)\b|\bpressed 1\b",
     re.IGNORECASE,
 )
+_BACK_OUT: Final = re.compile(r"\b(cancel|stop|forget it)\b", re.IGNORECASE)
+"""Words that back out of an action, unless a yes says the action is wanted: "yes, cancel
+it" to "Shall I cancel your appointment?" is a yes; a bare "cancel" is not."""
 
 
 def answer_to_readback(words: str) -> Answer | None:
-    """ "yes", "no", or None when the caller's words are neither (they asked something else)."""
+    """"yes", "no", or None when the caller's words are neither (they asked something else)."""
     if _NO.search(words):
         return "no"
     if _YES.search(words):
         return "yes"
+    if _BACK_OUT.search(words):
+        return "no"
     return None

@@ -97,6 +97,9 @@ def test_answers_to_a_readback() -> None:
     assert answer_to_readback("No, don't.") == "no"
     assert answer_to_readback("Yes... actually no, wait") == "no"
     assert answer_to_readback("What time do you close?") is None
+    assert answer_to_readback("Yes, cancel it.") == "yes"  # to "Shall I cancel it?"
+    assert answer_to_readback("Cancel that.") == "no"
+    assert answer_to_readback("Stop, I don't want it") == "no"
 
 
 async def test_texting_the_caller_reads_back_their_number_and_sends_only_the_profiles_words() -> (
