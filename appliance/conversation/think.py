@@ -153,7 +153,7 @@ async def _act(
         prompt.on_blocked(call, refused)
         return False, f"Not allowed: {refused}.", None
     prompt.on_tool(call, None, "")
-    readback = mind.tools.readback(call, arguments, mind.context)
+    readback = await mind.tools.readback(call, arguments, mind.context)
     if readback is not None:
         mind.context.awaiting = Awaiting(call, arguments, readback)
         waiting = f"Not done yet: read back to the caller, waiting for their yes: {readback}"

@@ -8,6 +8,7 @@ tool with a timeout and turns every failure into text the model can read.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ class ToolContext:
 
 
 ToolFn = Callable[[BaseModel, ToolContext], Awaitable[str]]
+Readback = Callable[[BaseModel, ToolContext], str | Awaitable[str | None] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,11 +79,13 @@ class Tool:
     arguments: type[BaseModel]
     run: ToolFn
     timeout_s: float = 10.0
-    readback: Callable[[BaseModel, ToolContext], str | None] | None = None
+    readback: Readback | None = None
     """For a tool with a side effect (a message sent, a booking made): what to read back to the
     caller before it runs ("I'll text our address to ..., shall I send it?"). Such a tool runs
     only when the caller's next turn says yes (`think.py`); no read-back (None, or None for
-    these arguments, where nothing would happen): it runs when called."""
+    these arguments, where nothing would happen): it runs when called. It may be async, for a
+    read-back that must look something up (a booking's free slot, which appointment a
+    cancellation is of)."""
 
     @property
     def spec(self) -> ToolSpec:
@@ -104,6 +108,9 @@ _PER_CALL: Final = {
     "what_you_remember": 2,
     "text_the_caller": 2,
     "get_weather": 4,
+    "book_appointment": 2,
+    "move_appointment": 2,
+    "cancel_appointment": 2,
 }
 """How often a tool may run on one call; others run at most `ToolPolicy.default_per_call`."""
 
@@ -193,10 +200,13 @@ class ToolRegistry:
             )
             raise ToolArgumentsError(f"the arguments do not fit {call.name}: {problems}") from exc
 
-    def readback(self, call: ToolCall, arguments: BaseModel, context: ToolContext) -> str | None:
+    async def readback(
+        self, call: ToolCall, arguments: BaseModel, context: ToolContext
+    ) -> str | None:
         """What to read back to the caller before `call` runs, or None if it needs no yes."""
         confirm = self._tools[call.name].readback
-        return confirm(arguments, context) if confirm is not None else None
+        said = confirm(arguments, context) if confirm is not None else None
+        return await said if inspect.isawaitable(said) else said
 
     def refusal(self, call: ToolCall, context: ToolContext) -> str | None:
         """Why the policy will not let `call` run now, or None (see `ToolPolicy`)."""
