@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from appliance.clock import LoopClock
 from appliance.conversation.persona import Persona
 from appliance.conversation.phrases import PhraseCache
-from appliance.conversation.ports import Message, Recall, Screen
+from appliance.conversation.ports import CallInfo, Message, Recall, Screen
 from appliance.conversation.session import CallSession, Engines, SessionConfig
 from appliance.conversation.tools import Tool, ToolPolicy, ToolRegistry
 from appliance.engines.vad.energy import EnergyVoiceActivity
@@ -78,8 +78,11 @@ def play_call(
     recall: Recall | None = None,
     screen: Screen | None = None,
     policy: ToolPolicy | None = None,
+    info: CallInfo | None = None,
+    thread_grace_s: float = 0.0,
 ) -> Call:
-    """One call, scripted caller against scripted engines, in virtual time."""
+    """One call, scripted caller against scripted engines, in virtual time. A tool that does
+    real work on a thread (a real server's client) needs `thread_grace_s` (see run_virtual)."""
 
     async def main() -> Call:
         clock = LoopClock()
@@ -112,8 +115,12 @@ def play_call(
             return session
 
         report = await run_wav_call(
-            lambda line, sink: new_session(line, sink).run(), steps, clock=clock, max_call_s=120
+            lambda line, sink: new_session(line, sink).run(),
+            steps,
+            clock=clock,
+            max_call_s=120,
+            info=info,
         )
         return Call(report=report, fakes=fakes, sessions=sessions)
 
-    return run_virtual(main())
+    return run_virtual(main(), thread_grace_s=thread_grace_s)
