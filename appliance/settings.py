@@ -365,6 +365,20 @@ class IntegrationSettings(_Section):
         default="https://api.openweathermap.org", validation_alias=_env("OPENWEATHER_API_URL")
     )
     """OpenWeatherMap's API; changed only for a proxy or a test server."""
+    caldav_url: str | None = Field(default=None, validation_alias=_env("CALDAV_URL"))
+    """A CalDAV server (Nextcloud, Radicale, Fastmail, iCloud): with it, and hours and services in
+    the business profile, the agent finds free times and books, moves and cancels appointments."""
+    caldav_username: str | None = Field(default=None, validation_alias=_env("CALDAV_USERNAME"))
+    caldav_password: SecretStr | None = Field(
+        default=None, validation_alias=_env("CALDAV_PASSWORD")
+    )
+    """An app password where the server offers them (iCloud, Fastmail, Nextcloud)."""
+    caldav_calendar: str | None = Field(default=None, validation_alias=_env("CALDAV_CALENDAR"))
+    """The calendar's display name or URL path; the account's first calendar when empty."""
+    booking_step_minutes: int = Field(
+        default=30, gt=0, le=240, validation_alias=_env("BOOKING_STEP_MINUTES")
+    )
+    """Appointments start this many minutes apart, counted from each opening."""
 
 
 class RecordSettings(_Section):

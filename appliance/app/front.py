@@ -11,11 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from appliance.bookings import CalDavCalendar, booking_tools
 from appliance.clock import Clock
+from appliance.conversation.days import WEEKDAYS
 from appliance.conversation.persona import Persona
 from appliance.conversation.ports import Mailer, Texter
 from appliance.conversation.profile import BusinessProfile, box_timezone
-from appliance.conversation.tools import ToolPolicy, ToolRegistry
+from appliance.conversation.tools import Tool, ToolPolicy, ToolRegistry
 from appliance.settings import ConversationSettings, IntegrationSettings
 from appliance.tools.call import end_call
 from appliance.tools.clock import current_time
@@ -80,6 +82,7 @@ def front_desk(
         texting = text_the_caller(profile, texter) if texter is not None else None
         if texting is not None:
             tools.append(texting)
+        tools += _bookings(profile, integrations, clock)
         if profile.location is not None:
             place = profile.location
             tools.append(
@@ -123,12 +126,39 @@ def _about(profile: BusinessProfile | None, tools: ToolRegistry) -> str:
         lines.append(
             "When the caller wants our address or phone number by text, use text_the_caller."
         )
-    if "transfer_to_person" in tools:
+    if "book_appointment" in tools:
         lines.append(
-            "When the caller asks for a person, or for what you may not do (such as bookings), "
+            "For appointments, use find_free_times, then book_appointment, move_appointment or "
+            "cancel_appointment with the caller's own words for the day and time; never work "
+            "out dates, times or free slots yourself."
+        )
+    if "transfer_to_person" in tools:
+        what = "" if "book_appointment" in tools else " (such as bookings)"
+        lines.append(
+            f"When the caller asks for a person, or for what you may not do{what}, "
             "use transfer_to_person."
         )
     return "\n".join(lines)
+
+
+def _bookings(
+    profile: BusinessProfile, integrations: IntegrationSettings, clock: Clock
+) -> list[Tool]:
+    """The booking tools, when a CalDAV calendar is set and the profile has hours and services
+    (without them there is nothing to book, or no time to book it in)."""
+    has_hours = any(getattr(profile.hours, day) for day in WEEKDAYS)
+    if not integrations.caldav_url or not profile.services or not has_hours:
+        return []
+    password = integrations.caldav_password
+    calendar = CalDavCalendar(
+        integrations.caldav_url,
+        username=integrations.caldav_username,
+        password=password.get_secret_value() if password is not None else None,
+        calendar=integrations.caldav_calendar,
+    )
+    return booking_tools(
+        profile, calendar, clock=clock, step_minutes=integrations.booking_step_minutes
+    )
 
 
 def _forecaster(integrations: IntegrationSettings, scale: Units) -> Forecaster:

@@ -163,3 +163,19 @@ def test_a_box_that_remembers_callers_lets_them_ask_what_and_forget() -> None:
     names = [tool.name for tool in desk.tools]
     assert {"what_you_remember", "forget_me"} <= set(names)
     assert "what_you_remember" not in [tool.name for tool in _desk().tools]
+
+
+def test_a_caldav_calendar_brings_the_booking_tools_and_the_prompt_says_to_use_them() -> None:
+    # Nothing is asked of the server at start: it is first reached when a tool needs it.
+    desk = front_desk(
+        ConversationSettings(agent_name="Sam", business_file=EXAMPLE),
+        IntegrationSettings(caldav_url="http://127.0.0.1:9/dav/"),
+        clock=HandClock(),
+    )
+    names = [tool.name for tool in desk.tools]
+    for name in ("find_free_times", "book_appointment", "move_appointment", "cancel_appointment"):
+        assert name in names
+    prompt = desk.persona.system_prompt
+    assert "use find_free_times, then book_appointment" in prompt
+    assert "(such as bookings)" not in prompt
+    assert "find_free_times" not in [tool.name for tool in _desk().tools]
