@@ -31,7 +31,7 @@ it" to "Shall I cancel your appointment?" is a yes; a bare "cancel" is not."""
 
 
 def answer_to_readback(words: str) -> Answer | None:
-    """"yes", "no", or None when the caller's words are neither (they asked something else)."""
+    """Whether the words say "yes" or "no"; None when neither (the caller asked something else)."""
     if _NO.search(words):
         return "no"
     if _YES.search(words):
