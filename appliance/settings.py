@@ -272,6 +272,9 @@ class SipSettings(_Section):
     rate_window_s: float = Field(default=10.0, gt=0, validation_alias=_env("SIP_RATE_WINDOW_S"))
     rtp_timeout_s: float = Field(default=30.0, ge=0, validation_alias=_env("SIP_RTP_TIMEOUT_S"))
     """A call whose caller sends no audio packets for this long is hung up (0: never)."""
+    strict_rtp: bool = Field(default=True, validation_alias=_env("SIP_STRICT_RTP"))
+    """Each call takes audio only from the first address that sends it some (as Asterisk's
+    strictrtp); off, pjmedia follows whoever sends it enough packets."""
     attended_transfer: bool = Field(default=True, validation_alias=_env("SIP_ATTENDED_TRANSFER"))
     """Hand callers over attended (the person hears the summary first) where the caller's side
     supports Replaces; false: always a blind REFER."""

@@ -76,6 +76,7 @@ def sip_config(settings: Settings, max_calls: int) -> SipConfig:
         codecs=tuple(c.strip() for c in sip.codecs.split(",") if c.strip()),
         registration=registration,
         rtp_timeout_s=sip.rtp_timeout_s,
+        strict_rtp=sip.strict_rtp,
         attended_transfer=sip.attended_transfer,
         max_calls=max_calls,
         pjsua_max_calls=sip.pjsua_max_calls,

@@ -6,7 +6,8 @@ callback returns, which pjsua2 allows): pjsua reuses the call's id at once, some
 the next INVITE in the same poll, and a `Call` deleted any later would hang up (and unhook)
 the call that now has its id. Media ports are deleted in `reap()`, between polls.
 `housekeeping()` ends what has waited too long: an INVITE the loop never decided on, a silent
-hold that ran out, and a call whose peer stopped sending RTP.
+hold that ran out, and a call whose peer stopped sending RTP. Each call's RTP socket latches
+onto its first source (`latch_sources`, see strictrtp.py).
 
 Refusals are paced under a flood. pjsua opens an RTP and an RTCP socket for every INVITE before
 we see it, and pjlib keeps a closed socket's ioqueue slot for 500 ms before reusing it; the
@@ -36,6 +37,7 @@ from appliance.telephony.sip.media import CallMedia
 from appliance.telephony.sip.message import header, printable, split_address, uri_user
 from appliance.telephony.sip.pjobjects import PjAccount, PjCall, PjMediaPort
 from appliance.telephony.sip.status import RegistrationStatus
+from appliance.telephony.sip.strictrtp import latch, unlatch
 
 __all__ = ["CallTable", "Invite"]
 
@@ -82,6 +84,9 @@ class _Entry:
     audio_index: int = -1
     remote_hold: bool = False
     ended: bool = False
+    rtp_port: int = 0
+    """Our RTP socket's port once it has latched onto a source (0: still learning; -1: its
+    socket could not be found, so it stays unlatched)."""
     rx_packets: int = -1
     rx_changed: float = 0.0
     transfer: concurrent.futures.Future[bool] | None = None
@@ -367,6 +372,29 @@ class CallTable:
             _log.warning("no RTP for %.0f s: hanging up", now - entry.rx_changed)
             self.hang_up(key)
 
+    def latch_sources(self) -> None:
+        """Latch each connected call's RTP socket onto the first source it has heard."""
+        if not self._config.strict_rtp:
+            return
+        for entry in self._entries.values():
+            if entry.port is None or entry.rtp_port or entry.ended or entry.call is None:
+                continue
+            try:
+                info = entry.call.getMedTransportInfo(entry.audio_index)
+            except pj.Error:
+                continue
+            source = str(info.srcRtpName)
+            if not source:
+                continue
+            local_port = split_address(str(info.localRtpName))[1]
+            with entry.context():
+                if latch(local_port, split_address(source)):
+                    entry.rtp_port = local_port
+                    _log.info("RTP latched to %s; other sources are dropped", source)
+                else:
+                    entry.rtp_port = -1
+                    _log.warning("no RTP socket on port %d to latch", local_port)
+
     def hang_up_all(self) -> bool:
         """Hang up every call still up (BYE, or a final response); True if there were any."""
         self.accepting = False
@@ -420,6 +448,9 @@ class CallTable:
             entry.port = port
             entry.rx_changed = time.monotonic()
         entry.audio_index = index
+        if entry.rtp_port > 0:
+            unlatch(entry.rtp_port)  # the media was renegotiated: its peer may have moved
+        entry.rtp_port = 0
         audio.startTransmit(entry.port)
         entry.port.startTransmit(audio)
 

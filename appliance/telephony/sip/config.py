@@ -39,6 +39,8 @@ class SipConfig:
     registration: Registration | None = None
     rtp_timeout_s: float = 30.0
     """A call whose peer sends no RTP for this long is hung up (0: never)."""
+    strict_rtp: bool = True
+    """Each call takes RTP only from the first source it hears (see strictrtp.py)."""
     max_calls: int = 1
     """Calls in progress at once (the admission limit)."""
     pjsua_max_calls: int = 4

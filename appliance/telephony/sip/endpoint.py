@@ -214,6 +214,7 @@ class SipEndpoint:
                 self._run_commands()
                 table = self._table_()
                 table.reap()
+                table.latch_sources()
                 if time.monotonic() >= next_housekeeping:
                     next_housekeeping = time.monotonic() + _HOUSEKEEPING_S
                     table.housekeeping(time.monotonic())
