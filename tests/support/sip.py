@@ -286,10 +286,12 @@ async def fake_listener(
     probe: Callable[[CallLine], Probe] | None = None,
     record: bool = True,
     voice: TextToSpeech | None = None,
+    rtp_port: int = 0,
 ) -> AsyncIterator[FakeCalls]:
     """A SipListener on an ephemeral loopback port, answering with scripted fake engines
     (or with `probe(line)` for each call, when given). `record=False` keeps no sessions and
-    no events (for memory measurements); `voice` speaks hand-off summaries (attended transfers)."""
+    no events (for memory measurements); `voice` speaks hand-off summaries (attended transfers);
+    `rtp_port`: the first RTP port (the range is the config's; 0: the system picks)."""
     clock = LoopClock()
     metrics = Metrics()
     gate = admission(clock) if admission is not None else Admission(clock=clock, max_calls=4)
@@ -325,7 +327,7 @@ async def fake_listener(
         return events.setdefault(info.call_id, []).append if record else None
 
     base = config or SipConfig()
-    sip = replace(base, bind_address=LOOPBACK, port=0, rtp_port=0, max_calls=gate.max_calls)
+    sip = replace(base, bind_address=LOOPBACK, port=0, rtp_port=rtp_port, max_calls=gate.max_calls)
     router = CallDesk(gate, lambda line, sink, _, __: new_session(line, sink), metrics)
     listener = SipListener(sip, router, clock=clock, metrics=metrics, sinks=sink_for, voice=voice)
     async with listener:

@@ -121,6 +121,8 @@ class CallTable:
         self._next_rtp_check = 0.0
         self.account: PjAccount | None = None
         self.accepting = True
+        self.ports_taken = False
+        """A call has taken RTP ports since the endpoint last reshuffled them."""
 
     # --- pjsua2 callbacks -----------------------------------------------------------------------
 
@@ -130,6 +132,7 @@ class CallTable:
 
     def on_incoming(self, account: PjAccount, call_id: int, rdata: Any) -> None:
         key = self._new_key()
+        self.ports_taken = True
         self._arrivals.append(time.monotonic())
         message = str(rdata.wholeMsg)
         call = PjCall(account, call_id, self, key)
@@ -315,6 +318,7 @@ class CallTable:
             placed=placed,
         )
         self._entries[key] = entry
+        self.ports_taken = True
         try:
             call.makeCall(uri, pj.CallOpParam(True))
         except pj.Error:

@@ -43,6 +43,7 @@ from appliance.telephony.sip.setup import (
     create_account,
     create_library,
     destroy_library,
+    reshuffle_rtp_ports,
 )
 from appliance.telephony.sip.status import RegistrationStatus
 from appliance.telephony.sip.vector import vector_reader
@@ -107,6 +108,7 @@ class SipEndpoint:
         self._writer: PjLogWriter | None = None
         self._account: PjAccount | None = None
         self._table: CallTable | None = None
+        self._rtp_shifted = False
 
     # --- the loop's side ------------------------------------------------------------------------
 
@@ -215,6 +217,8 @@ class SipEndpoint:
                 table = self._table_()
                 table.reap()
                 table.latch_sources()
+                if table.ports_taken:
+                    self._reshuffle_rtp_ports(table)
                 if time.monotonic() >= next_housekeeping:
                     next_housekeeping = time.monotonic() + _HOUSEKEEPING_S
                     table.housekeeping(time.monotonic())
@@ -234,6 +238,12 @@ class SipEndpoint:
         self._account = create_account(self.config, self._table)
         self._table.account = self._account
         return listening
+
+    def _reshuffle_rtp_ports(self, table: CallTable) -> None:
+        table.ports_taken = False
+        self._rtp_shifted = not self._rtp_shifted
+        if self._account is not None:
+            reshuffle_rtp_ports(self._account, self.config, self._rtp_shifted)
 
     def _run_commands(self) -> None:
         for _ in range(64):

@@ -23,7 +23,13 @@ from appliance.telephony.sip.config import SipConfig
 from appliance.telephony.sip.message import split_address
 from appliance.telephony.sip.pjobjects import Hooks, PjAccount
 
-__all__ = ["PjLogWriter", "create_account", "create_library", "destroy_library"]
+__all__ = [
+    "PjLogWriter",
+    "create_account",
+    "create_library",
+    "destroy_library",
+    "reshuffle_rtp_ports",
+]
 
 _pj_log = logging.getLogger("appliance.telephony.sip.pj")
 _ONE_LIBRARY = threading.Lock()
@@ -151,6 +157,24 @@ def _set_codecs(lib: Any, wanted: tuple[str, ...]) -> None:
 
 def create_account(config: SipConfig, hooks: Hooks) -> PjAccount:
     """Our one account: it takes every incoming call and registers when a registrar is set."""
+    account = PjAccount(hooks)
+    account.create(_account_config(config), True)
+    return account
+
+
+def reshuffle_rtp_ports(account: PjAccount, config: SipConfig, shifted: bool) -> None:
+    """Make pjsua draw the next call's RTP port at random within the range again.
+
+    pjsua draws (`randomizePort`) only when an account's first RTP port changes and hands out
+    the ports after it in sequence, so a call's ports would tell an attacker the next call's.
+    Moving the first port between `rtp_port` and `rtp_port + 2` (the range shrinking to match)
+    after each call has taken its ports makes it draw again; nothing else in the account
+    changes, so nothing is re-registered."""
+    if config.rtp_port and config.rtp_port_range >= 4:
+        account.modify(_account_config(config, shifted=shifted))
+
+
+def _account_config(config: SipConfig, *, shifted: bool = False) -> Any:
     cfg = pj.AccountConfig()
     reg = config.registration
     if reg is not None:
@@ -168,12 +192,12 @@ def create_account(config: SipConfig, hooks: Hooks) -> PjAccount:
         )
         cfg.idUri = f"sip:{config.local_user}@{f'[{host}]' if ':' in host else host}"
     rtp = cfg.mediaConfig.transportConfig
-    rtp.port = config.rtp_port
-    rtp.portRange = config.rtp_port_range if config.rtp_port else 0
+    shift = 2 if shifted else 0
+    rtp.port = config.rtp_port + shift
+    rtp.portRange = config.rtp_port_range - shift if config.rtp_port else 0
+    rtp.randomizePort = True
     if config.bind_address not in _ANY:
         rtp.boundAddress = config.bind_address
     if config.public_address:
         rtp.publicAddress = config.public_address
-    account = PjAccount(hooks)
-    account.create(cfg, True)
-    return account
+    return cfg
