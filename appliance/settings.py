@@ -275,6 +275,8 @@ class SipSettings(_Section):
     strict_rtp: bool = Field(default=True, validation_alias=_env("SIP_STRICT_RTP"))
     """Each call takes audio only from the first address that sends it some (as Asterisk's
     strictrtp); off, pjmedia follows whoever sends it enough packets."""
+    ack_timeout_s: float = Field(default=4.0, ge=0, validation_alias=_env("SIP_ACK_TIMEOUT_S"))
+    """An answered call whose ACK has not come within this long is given up (0: pjsip's 32 s)."""
     attended_transfer: bool = Field(default=True, validation_alias=_env("SIP_ATTENDED_TRANSFER"))
     """Hand callers over attended (the person hears the summary first) where the caller's side
     supports Replaces; false: always a blind REFER."""

@@ -77,6 +77,7 @@ def sip_config(settings: Settings, max_calls: int) -> SipConfig:
         registration=registration,
         rtp_timeout_s=sip.rtp_timeout_s,
         strict_rtp=sip.strict_rtp,
+        ack_timeout_s=sip.ack_timeout_s,
         attended_transfer=sip.attended_transfer,
         max_calls=max_calls,
         pjsua_max_calls=sip.pjsua_max_calls,

@@ -6,8 +6,10 @@ callback returns, which pjsua2 allows): pjsua reuses the call's id at once, some
 the next INVITE in the same poll, and a `Call` deleted any later would hang up (and unhook)
 the call that now has its id. Media ports are deleted in `reap()`, between polls.
 `housekeeping()` ends what has waited too long: an INVITE the loop never decided on, a silent
-hold that ran out, and a call whose peer stopped sending RTP. Each call's RTP socket latches
-onto its first source (`latch_sources`, see strictrtp.py).
+hold that ran out, an answer never acknowledged, and a call whose peer stopped sending RTP.
+An answer with no ACK is given up after `ack_timeout_s` rather than pjsip's 32 s: the loop hears
+the call ended at once (its slot is free again) while pjsip's BYE runs its course. Each call's
+RTP socket latches onto its first source (`latch_sources`, see strictrtp.py).
 
 Refusals are paced under a flood. pjsua opens an RTP and an RTCP socket for every INVITE before
 we see it, and pjlib keeps a closed socket's ioqueue slot for 500 ms before reusing it; the
@@ -39,7 +41,7 @@ from appliance.telephony.sip.pjobjects import PjAccount, PjCall, PjMediaPort
 from appliance.telephony.sip.status import RegistrationStatus
 from appliance.telephony.sip.strictrtp import latch, unlatch
 
-__all__ = ["CallTable", "Invite"]
+__all__ = ["NO_ACK", "CallTable", "Invite"]
 
 _log = logging.getLogger(__name__)
 _UNDECIDED_S = 10.0
@@ -48,6 +50,8 @@ _KEY_FREE_DELAY_S = 0.55
 _CHURN_BUDGET = 12
 """INVITEs (each two sockets) within `_KEY_FREE_DELAY_S` before refusals are paced."""
 _RTP_CHECK_S = 1.0
+NO_ACK = "no ACK for the answer"
+"""Why a call ended that we gave up because our answer was never acknowledged."""
 _DTMF_METHODS = {pj.PJSUA_DTMF_METHOD_RFC2833: "rfc4733", pj.PJSUA_DTMF_METHOD_SIP_INFO: "sip-info"}
 
 
@@ -84,6 +88,12 @@ class _Entry:
     audio_index: int = -1
     remote_hold: bool = False
     ended: bool = False
+    reported: bool = False
+    """The loop has been told the call ended (it may be told before pjsua is done with it)."""
+    answered_at: float | None = None
+    confirmed: bool = False
+    end_reason: str = ""
+    """Why we ended the call, when it was our doing; reported instead of the SIP status."""
     rtp_port: int = 0
     """Our RTP socket's port once it has latched onto a source (0: still learning; -1: its
     socket could not be found, so it stays unlatched)."""
@@ -190,6 +200,7 @@ class CallTable:
             return
         info = call.getInfo()
         if info.state == pj.PJSIP_INV_STATE_CONFIRMED:
+            entry.confirmed = True
             if entry.placed is not None and not entry.placed.done():
                 entry.placed.set_result(200)
             self._post(self._events.answered, call.key)
@@ -203,7 +214,7 @@ class CallTable:
             if entry.placed is not None and not entry.placed.done():
                 entry.placed.set_result(int(info.lastStatusCode))
             self._dead.append(call.key)
-            self._post(self._events.ended, call.key, reason)
+            self._report_end(call.key, entry, entry.end_reason or reason)
             entry.call = None  # deleted when this callback returns: see the module docstring
 
     def on_media_state(self, call: PjCall) -> None:
@@ -243,6 +254,7 @@ class CallTable:
         prm = pj.CallOpParam()
         prm.statusCode = 200
         self._pj_call(entry).answer(prm)
+        entry.answered_at = time.monotonic()
 
     def reject(self, key: int, code: int, headers: dict[str, str]) -> None:
         entry = self._entries.get(key)
@@ -272,9 +284,11 @@ class CallTable:
             return
         entry.hold_until = time.monotonic() + self._config.silent_hold_s
 
-    def hang_up(self, key: int) -> None:
+    def hang_up(self, key: int, reason: str = "") -> None:
+        """End a call from our side; `reason` is reported as why it ended."""
         entry = self._entries.get(key)
-        if entry is not None and not entry.ended:
+        if entry is not None and not entry.ended and not entry.reported:
+            entry.end_reason = entry.end_reason or reason
             self._pj_call(entry).hangup(pj.CallOpParam())
 
     def transfer(self, key: int, target: str, outcome: concurrent.futures.Future[bool]) -> None:
@@ -340,7 +354,7 @@ class CallTable:
         if check_rtp:
             self._next_rtp_check = now + _RTP_CHECK_S
         for key, entry in list(self._entries.items()):
-            if entry.ended or entry.call is None:
+            if entry.ended or entry.reported or entry.call is None:
                 continue
             with entry.context():
                 if entry.refusal is not None and now >= entry.refusal[0]:
@@ -351,6 +365,12 @@ class CallTable:
                 elif entry.hold_until is not None and now >= entry.hold_until:
                     entry.hold_until = None
                     self.reject(key, 408, {})
+                elif self._unacknowledged(entry, now):
+                    _log.warning("no ACK for the answer: giving the call up")
+                    try:
+                        self.hang_up(key, NO_ACK)
+                    finally:
+                        self._report_end(key, entry, NO_ACK)  # its slot is free from now on
                 elif entry.port is not None and check_rtp:
                     self._check_rtp(key, entry, now)
 
@@ -375,6 +395,17 @@ class CallTable:
         elif now - entry.rx_changed >= self._config.rtp_timeout_s:
             _log.warning("no RTP for %.0f s: hanging up", now - entry.rx_changed)
             self.hang_up(key)
+
+    def _unacknowledged(self, entry: _Entry, now: float) -> bool:
+        answered = entry.answered_at
+        limit = self._config.ack_timeout_s
+        return answered is not None and not entry.confirmed and limit > 0 and now - answered > limit
+
+    def _report_end(self, key: int, entry: _Entry, reason: str) -> None:
+        """Tell the loop the call ended (once)."""
+        if not entry.reported:
+            entry.reported = True
+            self._post(self._events.ended, key, reason)
 
     def latch_sources(self) -> None:
         """Latch each connected call's RTP socket onto the first source it has heard."""

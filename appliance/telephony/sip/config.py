@@ -41,6 +41,9 @@ class SipConfig:
     """A call whose peer sends no RTP for this long is hung up (0: never)."""
     strict_rtp: bool = True
     """Each call takes RTP only from the first source it hears (see strictrtp.py)."""
+    ack_timeout_s: float = 4.0
+    """An answered call with no ACK for this long is given up and frees its slot (0: pjsip's
+    own 32 s)."""
     max_calls: int = 1
     """Calls in progress at once (the admission limit)."""
     pjsua_max_calls: int = 4
