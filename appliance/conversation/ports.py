@@ -21,6 +21,7 @@ __all__ = [
     "KeyPress",
     "Keypad",
     "LanguageModel",
+    "LineLoss",
     "LlmOutput",
     "Mailer",
     "Message",
@@ -313,6 +314,17 @@ class KeyPress:
     """`0`-`9`, `*`, `#` or `A`-`D`."""
     method: str
     """How it came: `rfc4733` (in the audio stream), `sip-info`, `twilio`, ..."""
+
+
+@runtime_checkable
+class LineLoss(Protocol):
+    """A line that can lose the call itself, without the caller hanging up (SIP: no audio
+    from the caller for too long); the session records why rather than "caller hung up"."""
+
+    @property
+    def lost_because(self) -> str | None:
+        """Why the line ended the call, once it has; None when the caller ended it."""
+        ...
 
 
 @runtime_checkable

@@ -72,6 +72,7 @@ from appliance.conversation.ports import (
     Handoff,
     Keypad,
     LanguageModel,
+    LineLoss,
     Message,
     Recall,
     Screen,
@@ -319,7 +320,12 @@ class CallSession:
             await self._on_timer(self._timers.due(busy=busy))
         self._caller_gone = True
         if not self._handing_off:
-            self._end("caller hung up")  # during a hand-off the line ends as it succeeds
+            self._end(self._why_gone())  # during a hand-off the line ends as it succeeds
+
+    def _why_gone(self) -> str:
+        """Why the caller's audio ended: they hung up, unless the line lost the call."""
+        lost = self._line.lost_because if isinstance(self._line, LineLoss) else None
+        return lost or "caller hung up"
 
     async def _on_timer(self, due: Due | None) -> None:
         persona = self._config.persona
@@ -642,7 +648,7 @@ class CallSession:
         self._handing_off = False
         self._observers.emit(TransferFailed(target=handoff.target, reason=problem))
         if self._caller_gone:
-            self._end("caller hung up")
+            self._end(self._why_gone())
             return
         self._message_for = handoff
         self._say(not_answering(handoff.who))

@@ -41,7 +41,7 @@ from appliance.telephony.sip.pjobjects import PjAccount, PjCall, PjMediaPort
 from appliance.telephony.sip.status import RegistrationStatus
 from appliance.telephony.sip.strictrtp import latch, unlatch
 
-__all__ = ["NO_ACK", "CallTable", "Invite"]
+__all__ = ["NO_ACK", "NO_AUDIO", "CallTable", "Invite"]
 
 _log = logging.getLogger(__name__)
 _UNDECIDED_S = 10.0
@@ -50,6 +50,8 @@ _KEY_FREE_DELAY_S = 0.55
 _CHURN_BUDGET = 12
 """INVITEs (each two sockets) within `_KEY_FREE_DELAY_S` before refusals are paced."""
 _RTP_CHECK_S = 1.0
+NO_AUDIO = "no audio from the caller"
+"""Why a call ended that we hung up because its RTP stopped."""
 NO_ACK = "no ACK for the answer"
 """Why a call ended that we gave up because our answer was never acknowledged."""
 _DTMF_METHODS = {pj.PJSUA_DTMF_METHOD_RFC2833: "rfc4733", pj.PJSUA_DTMF_METHOD_SIP_INFO: "sip-info"}
@@ -394,7 +396,7 @@ class CallTable:
             entry.rx_changed = now
         elif now - entry.rx_changed >= self._config.rtp_timeout_s:
             _log.warning("no RTP for %.0f s: hanging up", now - entry.rx_changed)
-            self.hang_up(key)
+            self.hang_up(key, NO_AUDIO)
 
     def _unacknowledged(self, entry: _Entry, now: float) -> bool:
         answered = entry.answered_at

@@ -12,7 +12,8 @@ the keys the caller presses (`Keypad`).
 `listen()` ends when the caller hangs up, or when the listener `disconnect()`s the call (at
 shutdown). When the session itself hangs up, `listen()` stays open until the session is done
 with it: the session ends the call with its own reason ("no input", "agent ended the call"),
-not with the "caller hung up" that a closing stream would tell it.
+not with the "caller hung up" that a closing stream would tell it. When the endpoint ends the
+call itself (no audio from the caller, no ACK), `lost_because` tells the session why.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from appliance.conversation.events import EventSink
 from appliance.conversation.ports import CallInfo, Handoff, KeyPress, TextToSpeech, TransferError
 from appliance.observability.metrics import Metrics
 from appliance.telephony.sip.attended import Consulting, Outcome, attended_transfer
+from appliance.telephony.sip.calltable import NO_ACK, NO_AUDIO
 from appliance.telephony.sip.media import CallMedia
 
 __all__ = ["LineControl", "SipLine"]
@@ -85,6 +87,11 @@ class SipLine:
     @property
     def info(self) -> CallInfo:
         return self._info
+
+    @property
+    def lost_because(self) -> str | None:
+        """LineLoss: why the endpoint ended the call itself (its audio or its ACK never came)."""
+        return self.end_reason if self.end_reason in (NO_AUDIO, NO_ACK) else None
 
     # --- CallLine -------------------------------------------------------------------------------
 
