@@ -27,6 +27,7 @@ from tests.support.sip import LOOPBACK
 PCMU_RATE = 8000
 PACKET_MS = 20
 _SAMPLES = PCMU_RATE * PACKET_MS // 1000
+_FINAL = re.compile(r"SIP/2\.0 [2-6]\d\d ")
 _SILENT = b"\xff" * _SAMPLES
 """A packet of PCMU silence."""
 
@@ -120,7 +121,7 @@ class Dialog:
 
 
 class SipCaller:
-    """A hand-made SIP caller on loopback: INVITE with PCMU at `rtp`, ACK, BYE."""
+    """A hand-made SIP caller on loopback: INVITE with PCMU at `rtp`, ACK, re-INVITE, BYE."""
 
     def __init__(self, sip_port: int, rtp: RtpSender) -> None:
         self.sip_port = sip_port
@@ -129,6 +130,7 @@ class SipCaller:
         self.sock.bind((LOOPBACK, 0))
         self.sock.setblocking(False)
         self.local_port: int = self.sock.getsockname()[1]
+        self._cseq = 0
 
     def close(self) -> None:
         self.sock.close()
@@ -136,56 +138,67 @@ class SipCaller:
     def _send(self, text: str) -> None:
         self.sock.sendto(text.encode(), (LOOPBACK, self.sip_port))
 
-    def _headers(self, method: str, call_id: str, cseq: int, to: str) -> str:
-        return (
+    def _request(self, method: str, call_id: str, to: str, body: str = "", cseq: int = 0) -> None:
+        """Send a request; a new CSeq unless `cseq` is given (an ACK repeats its INVITE's)."""
+        if not cseq:
+            self._cseq += 1
+        content = "Content-Type: application/sdp\r\n" if body else ""
+        self._send(
             f"{method} sip:tel3sis@{LOOPBACK}:{self.sip_port} SIP/2.0\r\n"
             f"Via: SIP/2.0/UDP {LOOPBACK}:{self.local_port};branch=z9hG4bK{uuid.uuid4().hex}\r\n"
             f"From: <sip:peer@{LOOPBACK}>;tag=f{call_id}\r\n{to}\r\n"
-            f"Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n"
+            f"Call-ID: {call_id}\r\nCSeq: {cseq or self._cseq} {method}\r\n"
             f"Contact: <sip:peer@{LOOPBACK}:{self.local_port}>\r\nMax-Forwards: 70\r\n"
+            f"{content}Content-Length: {len(body)}\r\n\r\n{body}"
+        )
+
+    def _offer(self) -> str:
+        return (
+            f"v=0\r\no=- 1 {self._cseq + 1} IN IP4 {LOOPBACK}\r\ns=-\r\nc=IN IP4 {LOOPBACK}\r\n"
+            f"t=0 0\r\nm=audio {self.rtp.port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
         )
 
     async def invite(self, within_s: float = 10.0) -> Dialog:
         """Send an INVITE and wait for its 200 OK; the call is not acknowledged yet."""
         call_id = uuid.uuid4().hex[:16]
-        sdp = (
-            f"v=0\r\no=- 1 1 IN IP4 {LOOPBACK}\r\ns=-\r\nc=IN IP4 {LOOPBACK}\r\nt=0 0\r\n"
-            f"m=audio {self.rtp.port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
-        )
-        to = f"To: <sip:tel3sis@{LOOPBACK}>"
-        self._send(
-            self._headers("INVITE", call_id, 1, to)
-            + f"Content-Type: application/sdp\r\nContent-Length: {len(sdp)}\r\n\r\n{sdp}"
-        )
+        self._request("INVITE", call_id, f"To: <sip:tel3sis@{LOOPBACK}>", self._offer())
         reply = await self._final(within_s)
-        code = int(reply.split(" ", 2)[1])
-        if code != 200:
-            raise AssertionError(f"the INVITE got {code}")
         to_line = re.search(r"^(To:.*?)\r$", reply, re.M | re.I)
-        port = re.search(r"^m=audio (\d+)", reply, re.M)
-        host = re.search(r"^c=IN IP4 (\S+)", reply, re.M)
-        assert to_line and port and host, reply
-        return Dialog(call_id, to_line.group(1), (host.group(1), int(port.group(1))))
+        assert to_line, reply
+        return Dialog(call_id, to_line.group(1), _media(reply))
+
+    async def move_media(self, dialog: Dialog, rtp: RtpSender, within_s: float = 10.0) -> None:
+        """Re-INVITE: our audio moves to `rtp` (as a PBX moves a call to another media server)."""
+        self.rtp = rtp
+        self._request("INVITE", dialog.call_id, dialog.to_header, self._offer())
+        await self._final(within_s)
+        self.ack(dialog)
 
     def ack(self, dialog: Dialog) -> None:
-        self._send(
-            self._headers("ACK", dialog.call_id, 1, dialog.to_header) + "Content-Length: 0\r\n\r\n"
-        )
+        self._request("ACK", dialog.call_id, dialog.to_header, cseq=self._cseq)
 
     def bye(self, dialog: Dialog) -> None:
-        self._send(
-            self._headers("BYE", dialog.call_id, 2, dialog.to_header) + "Content-Length: 0\r\n\r\n"
-        )
+        self._request("BYE", dialog.call_id, dialog.to_header)
 
     async def _final(self, within_s: float) -> str:
+        """The final response to our latest INVITE; raises unless it is a 200 OK."""
         loop = asyncio.get_running_loop()
+        ours = re.compile(rf"^CSeq: *{self._cseq} INVITE", re.M | re.I)
         async with asyncio.timeout(within_s):
             while True:
                 text = (await loop.sock_recv(self.sock, 65535)).decode(errors="replace")
-                if re.match(r"SIP/2\.0 [2-6]\d\d ", text) and re.search(
-                    r"^CSeq: *1 INVITE", text, re.M | re.I
-                ):
-                    return text
+                if _FINAL.match(text) and ours.search(text):
+                    break
+        if not text.startswith("SIP/2.0 200 "):
+            raise AssertionError(f"the INVITE got {text.split(chr(13))[0]}")
+        return text
+
+
+def _media(reply: str) -> tuple[str, int]:
+    port = re.search(r"^m=audio (\d+)", reply, re.M)
+    host = re.search(r"^c=IN IP4 (\S+)", reply, re.M)
+    assert port and host, reply
+    return host.group(1), int(port.group(1))
 
 
 @contextlib.asynccontextmanager
@@ -204,5 +217,5 @@ async def rtp_call(
         yield caller, dialog
         caller.bye(dialog)
     finally:
-        rtp.close()
+        caller.rtp.close()  # where its audio is now (a re-INVITE may have moved it)
         caller.close()

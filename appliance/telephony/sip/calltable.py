@@ -39,7 +39,7 @@ from appliance.telephony.sip.media import CallMedia
 from appliance.telephony.sip.message import header, printable, split_address, uri_user
 from appliance.telephony.sip.pjobjects import PjAccount, PjCall, PjMediaPort
 from appliance.telephony.sip.status import RegistrationStatus
-from appliance.telephony.sip.strictrtp import latch, unlatch
+from appliance.telephony.sip.strictrtp import Bound, latch, unlatch
 
 __all__ = ["NO_ACK", "NO_AUDIO", "CallTable", "Invite"]
 
@@ -96,9 +96,10 @@ class _Entry:
     confirmed: bool = False
     end_reason: str = ""
     """Why we ended the call, when it was our doing; reported instead of the SIP status."""
-    rtp_port: int = 0
-    """Our RTP socket's port once it has latched onto a source (0: still learning; -1: its
-    socket could not be found, so it stays unlatched)."""
+    rtp_learning: bool = True
+    """Our RTP socket has yet to latch onto a source (False once it has, or could not)."""
+    rtp_bound: Bound | None = None
+    """The address our RTP socket is bound to, once it has latched."""
     rx_packets: int = -1
     rx_changed: float = 0.0
     transfer: concurrent.futures.Future[bool] | None = None
@@ -414,7 +415,7 @@ class CallTable:
         if not self._config.strict_rtp:
             return
         for entry in self._entries.values():
-            if entry.port is None or entry.rtp_port or entry.ended or entry.call is None:
+            if entry.port is None or not entry.rtp_learning or entry.ended or entry.call is None:
                 continue
             try:
                 info = entry.call.getMedTransportInfo(entry.audio_index)
@@ -424,12 +425,12 @@ class CallTable:
             if not source:
                 continue
             local_port = split_address(str(info.localRtpName))[1]
+            entry.rtp_learning = False
+            entry.rtp_bound = latch(local_port, split_address(source))
             with entry.context():
-                if latch(local_port, split_address(source)):
-                    entry.rtp_port = local_port
+                if entry.rtp_bound is not None:
                     _log.info("RTP latched to %s; other sources are dropped", source)
                 else:
-                    entry.rtp_port = -1
                     _log.warning("no RTP socket on port %d to latch", local_port)
 
     def hang_up_all(self) -> bool:
@@ -485,9 +486,10 @@ class CallTable:
             entry.port = port
             entry.rx_changed = time.monotonic()
         entry.audio_index = index
-        if entry.rtp_port > 0:
-            unlatch(entry.rtp_port)  # the media was renegotiated: its peer may have moved
-        entry.rtp_port = 0
+        if entry.rtp_bound is not None:
+            unlatch(entry.rtp_bound)  # the media was renegotiated: its peer may have moved
+        entry.rtp_bound = None
+        entry.rtp_learning = True
         audio.startTransmit(entry.port)
         entry.port.startTransmit(audio)
 

@@ -32,32 +32,43 @@ import os
 import socket
 import stat
 from pathlib import Path
+from typing import Any
 
-__all__ = ["latch", "unlatch"]
+__all__ = ["Bound", "latch", "unlatch"]
 
 _log = logging.getLogger(__name__)
 _FDS = Path("/proc/self/fd")
 _INTERNET = (socket.AF_INET, socket.AF_INET6)
 
+Bound = tuple[Any, ...]
+"""A socket's own address, as `getsockname()` gives it: (host, port, ...)."""
 
-def latch(local_port: int, source: tuple[str, int]) -> bool:
-    """Connect the UDP socket bound to `local_port` to `source`; False when none is found."""
+
+def latch(local_port: int, source: tuple[str, int]) -> Bound | None:
+    """Connect the UDP socket bound to `local_port` to `source`; returns the address it was
+    bound to (for `unlatch`), or None when there is no such socket."""
     fd = _udp_socket_on(local_port)
     if fd is None:
-        return False
+        return None
     with socket.socket(fileno=os.dup(fd)) as sock:
+        bound: Bound = sock.getsockname()
         sock.connect(source)
-    return True
+    return bound
 
 
-def unlatch(local_port: int) -> None:
-    """Let the socket bound to `local_port` hear any source again (connect to AF_UNSPEC)."""
-    fd = _udp_socket_on(local_port)
+def unlatch(bound: Bound) -> None:
+    """Let the socket bound to `bound` hear any source again: connect it to AF_UNSPEC, then bind
+    it back to its port if the kernel let go of it (it does when the port was picked for it)."""
+    fd = _udp_socket_on(bound[1])
     if fd is None:
         return
     unspecified = (ctypes.c_ubyte * 16)()  # a sockaddr whose family is AF_UNSPEC (0)
     if _libc().connect(fd, unspecified, len(unspecified)) != 0:
-        _log.warning("could not unlatch RTP port %d: errno %d", local_port, ctypes.get_errno())
+        _log.warning("could not unlatch RTP port %d: errno %d", bound[1], ctypes.get_errno())
+        return
+    with socket.socket(fileno=os.dup(fd)) as sock:
+        if sock.getsockname()[1] != bound[1]:
+            sock.bind(bound)
 
 
 def _udp_socket_on(port: int) -> int | None:

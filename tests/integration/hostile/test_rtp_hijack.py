@@ -95,3 +95,38 @@ async def test_without_strict_rtp_the_attacker_takes_the_audio_over() -> None:
         attack.cancel()
         speaking.cancel()
         attacker.close()
+
+
+async def test_a_caller_that_moves_its_media_is_followed_and_still_guarded() -> None:
+    """A re-INVITE may move the caller's audio (a PBX handing the call to another media server):
+    the call learns the new source, and then shuts out others again."""
+    async with (
+        fake_listener(probe=Probe) as calls,
+        rtp_call(calls.port, CALLER_HZ) as (caller, dialog),
+    ):
+        before = caller.rtp
+        speaking = asyncio.create_task(before.stream(dialog.media, 100_000))
+        await until(lambda: before.heard.loud_since(0) > 10, 10, "the caller hears the box")
+        after = RtpSender(CALLER_HZ)
+        after.start_hearing()
+        await caller.move_media(dialog, after)
+        speaking.cancel()
+        moved = time.monotonic()
+        speaking = asyncio.create_task(after.stream(dialog.media, 100_000))
+        probe = calls.sessions[0]
+        await until(lambda: after.heard.loud_since(0) > 10, 10, "the box follows the caller")
+        await until(lambda: len(_tones_heard(probe, moved)) > 10, 10, "the box hears it there")
+
+        attacker = RtpSender(ATTACKER_HZ)
+        attacker.start_hearing()
+        started = time.monotonic()
+        for _ in range(BURST):
+            attacker.send_one(dialog.media)
+        await attacker.stream(dialog.media, ATTACK_PACKETS // 2)
+        speaking.cancel()
+        attacker.close()
+        before.close()
+
+    assert attacker.heard.packets == [], "the attacker heard the agent"
+    tones = _tones_heard(probe, started)
+    assert all(abs(hz - CALLER_HZ) < 100 for hz in tones), f"another voice got in: {set(tones)}"
