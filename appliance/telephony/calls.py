@@ -24,7 +24,7 @@ import enum
 import ipaddress
 import logging
 import os
-from collections import defaultdict, deque
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
@@ -166,7 +166,8 @@ class Admission:
             rate_limit=rate_limit,
             rate_window_s=rate_window_s,
         )
-        self._recent: defaultdict[str, deque[float]] = defaultdict(deque)
+        self._recent: dict[str, deque[float]] = {}
+        self._next_sweep = 0.0
         self.active = 0
 
     @property
@@ -202,19 +203,45 @@ class Admission:
                 return Verdict.FORBIDDEN
             if not any(address in network for network in limits.allowed):
                 return Verdict.FORBIDDEN
-        if source is not None and limits.rate_limit > 0:
-            now = self._clock.now()
-            recent = self._recent[source]
-            while recent and now - recent[0] > limits.rate_window_s:
-                recent.popleft()
-            if len(recent) >= limits.rate_limit:
-                return Verdict.RATE_LIMITED
-            recent.append(now)
+        if source is not None and limits.rate_limit > 0 and not self._within_rate(source):
+            return Verdict.RATE_LIMITED
         if self.auth is not None and not self._proven(credentials):
             return Verdict.UNAUTHORIZED
         if self.active >= limits.max_calls:
             return Verdict.BUSY
         return Verdict.ADMIT
+
+    @property
+    def tracked_sources(self) -> int:
+        """Sources the rate limit remembers: those that called within the last window or so."""
+        return len(self._recent)
+
+    def _within_rate(self, source: str) -> bool:
+        """Whether `source` may start another call now; counts the call when it may."""
+        now = self._clock.now()
+        window = self._limits.rate_window_s
+        self._forget_quiet_sources(now)
+        recent = self._recent.setdefault(source, deque())
+        while recent and now - recent[0] > window:
+            recent.popleft()
+        if len(recent) >= self._limits.rate_limit:
+            return False
+        recent.append(now)
+        return True
+
+    def _forget_quiet_sources(self, now: float) -> None:
+        """Drop the sources none of whose calls is still in the window (at most once a window).
+
+        Without this the map grew by one entry per address ever heard from, so a flood from
+        spoofed UDP sources grew it without bound (issue 13); a forgotten source starts afresh,
+        which is what its window would say anyway."""
+        if now < self._next_sweep:
+            return
+        window = self._limits.rate_window_s
+        self._next_sweep = now + window
+        quiet = [s for s, times in self._recent.items() if not times or now - times[-1] > window]
+        for source in quiet:
+            del self._recent[source]
 
     def _proven(self, credentials: Credentials | None) -> bool:
         assert self.auth is not None

@@ -42,6 +42,20 @@ def test_each_source_is_rate_limited_in_a_sliding_window() -> None:
     assert gate.check("192.0.2.1") is Verdict.ADMIT
 
 
+def test_sources_whose_window_has_passed_are_forgotten() -> None:
+    gate, clock = _admission(rate_limit=3, rate_window_s=10.0, max_calls=5)
+    for i in range(1000):  # a flood from spoofed addresses, one INVITE each
+        gate.check(f"198.51.{i // 256}.{i % 256}")
+    assert gate.tracked_sources == 1000
+    clock.t += 5.0
+    gate.check("192.0.2.1")
+    assert gate.tracked_sources == 1001  # still inside their window: remembered
+    clock.t += 5.5
+    gate.check("192.0.2.1")
+    assert gate.tracked_sources == 1  # only the source heard from within the window is left
+    assert [gate.check("192.0.2.1") for _ in range(2)][-1] is Verdict.RATE_LIMITED
+
+
 def test_a_reservation_takes_the_slot_at_once() -> None:
     gate, _ = _admission(max_calls=1, rate_limit=0)
     assert gate.check("192.0.2.1") is Verdict.ADMIT
