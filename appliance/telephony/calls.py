@@ -108,6 +108,8 @@ class Credentials:
     """The request method the digest covers (`INVITE`)."""
     authorization: str | None
     """The `Authorization` header's value; None when the request had none."""
+    uri: str
+    """The request's Request-URI, as sent: the digest must have been computed for it."""
 
 
 class Reservation:
@@ -247,7 +249,10 @@ class Admission:
         assert self.auth is not None
         if credentials is None:
             return True  # the line carries no credentials: see `check`
-        return self.auth.verify(credentials.method, credentials.authorization) is DigestOutcome.OK
+        outcome = self.auth.verify(
+            credentials.method, credentials.authorization, uri=credentials.uri
+        )
+        return outcome is DigestOutcome.OK
 
     def reserve(self) -> Reservation:
         """Take a slot now, for a call admitted by `check` and answered a moment later."""

@@ -4,7 +4,9 @@ A line that wants callers to prove who they are (a PBX sending INVITEs) answers 
 request with `challenge()` and checks the retry's `Authorization` value with `verify()`. Nonces
 are stateless (a timestamp and its HMAC under a per-process secret) and expire after
 `nonce_ttl_s`; each nonce's highest nonce-count is remembered, so a captured answer cannot be
-replayed while its nonce is still fresh.
+replayed while its nonce is still fresh. The answer's `uri` must be the request's own URI
+(RFC 7616 section 3.4.6): an answer computed for another URI (captured from a request to another
+address, say) proves nothing about this request.
 """
 
 from __future__ import annotations
@@ -83,8 +85,9 @@ class DigestAuth:
         extra = ", stale=true" if stale else ""
         return f'Digest realm="{self.realm}", nonce="{nonce}", algorithm=MD5, qop="auth"{extra}'
 
-    def verify(self, method: str, authorization: str | None) -> DigestOutcome:
-        """Check an `Authorization` value sent with a request of `method`."""
+    def verify(self, method: str, authorization: str | None, *, uri: str) -> DigestOutcome:
+        """Check an `Authorization` value sent with a request of `method` to `uri` (its
+        Request-URI, as sent)."""
         if authorization is None:
             return DigestOutcome.MISSING
         params = parse_digest(authorization)
@@ -97,6 +100,7 @@ class DigestAuth:
             algorithm not in _HASHES
             or issued is None
             or params.get("realm") != self.realm
+            or params.get("uri") != uri
             or not hmac.compare_digest(params.get("username", ""), self._username)
         ):
             return DigestOutcome.WRONG

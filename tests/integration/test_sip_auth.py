@@ -63,8 +63,10 @@ def _pbx_only(clock: LoopClock) -> Admission:
 
 async def test_an_invite_with_the_right_digest_is_answered(tmp_path: Path) -> None:
     async with fake_listener(admission=_pbx_only, probe=Probe) as calls:
+        # sipp's digest covers `sip:host:port` unless told the Request-URI (as a UA uses).
         run = await run_sipp(
             calls.port, "-m", "1", "-au", "pbx", "-ap", "letmein",
+            "-auth_uri", f"tel3sis@127.0.0.1:{calls.port}",
             scenario=str(SIP_FIXTURES / "auth.xml"), work_dir=tmp_path,
         )  # fmt: skip
     assert run.returncode == 0, run.screen

@@ -6,6 +6,9 @@ import hashlib
 
 from appliance.telephony.digest import parse_digest
 
+URI = "sip:tel3sis@127.0.0.1"
+"""The Request-URI the answers below are computed for, unless told otherwise."""
+
 
 def digest_answer(
     challenge: str,
@@ -13,7 +16,7 @@ def digest_answer(
     user: str,
     password: str,
     method: str = "INVITE",
-    uri: str = "sip:tel3sis@127.0.0.1",
+    uri: str = URI,
     nc: str = "00000001",
     cnonce: str = "0a4f113b",
     algorithm: str = "MD5",

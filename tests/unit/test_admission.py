@@ -9,7 +9,7 @@ import pytest
 
 from appliance.telephony.calls import Admission, Credentials, Verdict, parse_networks
 from appliance.telephony.digest import DigestAuth
-from tests.support.digest import digest_answer
+from tests.support.digest import URI, digest_answer
 from tests.support.hand_clock import HandClock
 
 
@@ -75,9 +75,9 @@ def test_with_auth_set_a_call_must_prove_who_it_is() -> None:
     clock = HandClock()
     auth = DigestAuth(username="pbx", password="letmein", realm="tel3sis", clock=clock)
     gate = Admission(clock=clock, max_calls=1, rate_limit=0, auth=auth)
-    assert gate.check("192.0.2.1", Credentials("INVITE", None)) is Verdict.UNAUTHORIZED
+    assert gate.check("192.0.2.1", Credentials("INVITE", None, URI)) is Verdict.UNAUTHORIZED
     answer = digest_answer(auth.challenge(), user="pbx", password="letmein")
-    assert gate.check("192.0.2.1", Credentials("INVITE", answer)) is Verdict.ADMIT
+    assert gate.check("192.0.2.1", Credentials("INVITE", answer, URI)) is Verdict.ADMIT
 
 
 def test_auth_does_not_apply_to_lines_that_carry_no_credentials() -> None:
@@ -99,6 +99,6 @@ def test_sources_are_checked_before_credentials_and_credentials_before_slots() -
     )
     assert gate.check("198.51.100.1") is Verdict.FORBIDDEN
     with gate.slot():
-        wrong = Credentials("INVITE", "Digest username=pbx")
+        wrong = Credentials("INVITE", "Digest username=pbx", URI)
         assert gate.check("192.0.2.1", wrong) is Verdict.UNAUTHORIZED  # nothing said of slots
     assert gate.refusal == "reject"

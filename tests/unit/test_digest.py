@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from appliance.telephony.digest import DigestAuth, DigestOutcome, parse_digest
-from tests.support.digest import digest_answer
+from tests.support.digest import URI, digest_answer
 from tests.support.hand_clock import HandClock
 
 
@@ -29,15 +29,15 @@ def auth() -> tuple[DigestAuth, HandClock]:
 def test_right_credentials_pass_once(auth: tuple[DigestAuth, HandClock]) -> None:
     digest, _ = auth
     answer = digest_answer(digest.challenge(), user="pbx", password="letmein")
-    assert digest.verify("INVITE", answer) is DigestOutcome.OK
+    assert digest.verify("INVITE", answer, uri=URI) is DigestOutcome.OK
     # The same answer again is a replay (same nonce, same count).
-    assert digest.verify("INVITE", answer) is DigestOutcome.WRONG
+    assert digest.verify("INVITE", answer, uri=URI) is DigestOutcome.WRONG
 
 
 def test_sha256_is_accepted(auth: tuple[DigestAuth, HandClock]) -> None:
     digest, _ = auth
     answer = digest_answer(digest.challenge(), user="pbx", password="letmein", algorithm="SHA-256")
-    assert digest.verify("INVITE", answer) is DigestOutcome.OK
+    assert digest.verify("INVITE", answer, uri=URI) is DigestOutcome.OK
 
 
 @pytest.mark.parametrize(
@@ -54,15 +54,23 @@ def test_wrong_credentials_fail(
     digest, _ = auth
     values = {"user": "pbx", "password": "letmein", "method": "INVITE"} | change
     answer = digest_answer(digest.challenge(), **values)
-    assert digest.verify("INVITE", answer) is expected
+    assert digest.verify("INVITE", answer, uri=URI) is expected
+
+
+def test_an_answer_computed_for_another_uri_is_refused(auth: tuple[DigestAuth, HandClock]) -> None:
+    digest, _ = auth
+    elsewhere = "sip:tel3sis@192.0.2.9"
+    answer = digest_answer(digest.challenge(), user="pbx", password="letmein", uri=elsewhere)
+    # A correct answer, for a request to another address: it proves nothing about this one.
+    assert digest.verify("INVITE", answer, uri=URI) is DigestOutcome.WRONG
+    assert digest.verify("INVITE", answer, uri=elsewhere) is DigestOutcome.OK
 
 
 def test_a_nonce_we_did_not_issue_is_refused(auth: tuple[DigestAuth, HandClock]) -> None:
     digest, _ = auth
     forged = 'Digest realm="tel3sis", nonce="0123456789abcdef", algorithm=MD5, qop="auth"'
-    assert digest.verify("INVITE", digest_answer(forged, user="pbx", password="letmein")) is (
-        DigestOutcome.WRONG
-    )
+    answer = digest_answer(forged, user="pbx", password="letmein")
+    assert digest.verify("INVITE", answer, uri=URI) is DigestOutcome.WRONG
 
 
 def test_an_old_nonce_is_stale_and_the_new_challenge_says_so(
@@ -72,7 +80,7 @@ def test_an_old_nonce_is_stale_and_the_new_challenge_says_so(
     challenge = digest.challenge()
     clock.t += 301
     answer = digest_answer(challenge, user="pbx", password="letmein")
-    assert digest.verify("INVITE", answer) is DigestOutcome.STALE
+    assert digest.verify("INVITE", answer, uri=URI) is DigestOutcome.STALE
     assert "stale=true" in digest.challenge(stale=True)
 
 
@@ -83,7 +91,7 @@ def test_missing_or_garbled_values_never_pass(
     auth: tuple[DigestAuth, HandClock], value: str | None
 ) -> None:
     digest, _ = auth
-    outcome = digest.verify("INVITE", value)
+    outcome = digest.verify("INVITE", value, uri=URI)
     assert outcome in (DigestOutcome.MISSING, DigestOutcome.WRONG)
 
 

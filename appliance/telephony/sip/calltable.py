@@ -36,7 +36,13 @@ from appliance.audio.frame import FRAME_MS, SAMPLE_RATE
 from appliance.observability.logs import call_context
 from appliance.telephony.sip.config import SipConfig
 from appliance.telephony.sip.media import CallMedia
-from appliance.telephony.sip.message import header, printable, split_address, uri_user
+from appliance.telephony.sip.message import (
+    header,
+    printable,
+    request_uri,
+    split_address,
+    uri_user,
+)
 from appliance.telephony.sip.pjobjects import PjAccount, PjCall, PjMediaPort
 from appliance.telephony.sip.status import RegistrationStatus
 from appliance.telephony.sip.strictrtp import Bound, latch, unlatch
@@ -71,6 +77,8 @@ class Invite:
     """The user part of From (usually the caller's number)."""
     callee: str
     authorization: str | None
+    request_uri: str = ""
+    """The INVITE's Request-URI as sent (a digest answer must cover it)."""
     replaces: bool = False
     """The caller's side says it supports Replaces (RFC 3891), so it can take an attended
     transfer."""
@@ -174,6 +182,7 @@ class CallTable:
                 caller=entry.caller,
                 callee=uri_user(str(info.localUri)),
                 authorization=header(message, "Authorization"),
+                request_uri=request_uri(message),
                 replaces=_supports(message, "replaces"),
             ),
         )

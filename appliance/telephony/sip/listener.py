@@ -144,7 +144,9 @@ class SipListener:
             return  # the endpoint refuses INVITEs itself while it stops
         admission = self._router.admission
         credentials = (
-            Credentials("INVITE", invite.authorization) if admission.auth is not None else None
+            Credentials("INVITE", invite.authorization, invite.request_uri)
+            if admission.auth is not None
+            else None
         )
         verdict = admission.check(invite.source, credentials)
         self._metrics.sip_invites.labels(verdict.value).inc()
@@ -165,7 +167,8 @@ class SipListener:
             case Verdict.UNAUTHORIZED:
                 auth = admission.auth
                 assert auth is not None
-                stale = auth.verify("INVITE", invite.authorization) is DigestOutcome.STALE
+                outcome = auth.verify("INVITE", invite.authorization, uri=invite.request_uri)
+                stale = outcome is DigestOutcome.STALE
                 challenge = {"WWW-Authenticate": auth.challenge(stale=stale)}
                 self._spawn(endpoint.reject(invite.key, 401, challenge))
             case Verdict.BUSY:

@@ -8,9 +8,17 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["header", "printable", "split_address", "uri_user"]
+__all__ = ["header", "printable", "request_uri", "split_address", "uri_user"]
 
-_COMPACT = {"f": "from", "t": "to", "i": "call-id", "m": "contact", "v": "via", "k": "supported"}
+_COMPACT = {
+    "f": "from",
+    "t": "to",
+    "i": "call-id",
+    "m": "contact",
+    "v": "via",
+    "k": "supported",
+    "l": "content-length",
+}
 _URI = re.compile(r"<?\s*(?:sips?|tel):([^@;>\s]*)", re.IGNORECASE)
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
 
@@ -38,6 +46,13 @@ def header(message: str, name: str) -> str | None:
         if _COMPACT.get(key, key) == wanted:
             value = rest.strip()
     return value
+
+
+def request_uri(message: str) -> str:
+    """A request's Request-URI, as sent (`INVITE sip:a@b SIP/2.0` -> `sip:a@b`); empty for a
+    start line that is not `METHOD URI VERSION`."""
+    parts = message.split("\n", 1)[0].strip().split(" ")
+    return parts[1] if len(parts) == 3 and parts[2].startswith("SIP/") else ""
 
 
 def uri_user(value: str) -> str:
