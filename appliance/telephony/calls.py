@@ -198,13 +198,8 @@ class Admission:
         with `auth` set, such a call without valid ones is UNAUTHORIZED. Lines that carry none
         pass None and `auth` does not apply to them (Twilio signs its requests instead)."""
         limits = self._limits
-        if source is not None and limits.allowed:
-            try:
-                address = ipaddress.ip_address(source)
-            except ValueError:
-                return Verdict.FORBIDDEN
-            if not any(address in network for network in limits.allowed):
-                return Verdict.FORBIDDEN
+        if source is not None and not self.allows(source):
+            return Verdict.FORBIDDEN
         if source is not None and limits.rate_limit > 0 and not self._within_rate(source):
             return Verdict.RATE_LIMITED
         if self.auth is not None and not self._proven(credentials):
@@ -212,6 +207,19 @@ class Admission:
         if self.active >= limits.max_calls:
             return Verdict.BUSY
         return Verdict.ADMIT
+
+    def allows(self, source: str) -> bool:
+        """Whether `source` (an IP address) is one we take calls from. Reads only what never
+        changes, so any thread may ask (the SIP endpoint's does, for requests other than
+        INVITE)."""
+        allowed = self._limits.allowed
+        if not allowed:
+            return True
+        try:
+            address = ipaddress.ip_address(source)
+        except ValueError:
+            return False
+        return any(address in network for network in allowed)
 
     @property
     def tracked_sources(self) -> int:

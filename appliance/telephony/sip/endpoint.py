@@ -38,6 +38,8 @@ from appliance.telephony.sip.calltable import CallTable, Invite
 from appliance.telephony.sip.config import SipConfig
 from appliance.telephony.sip.media import CallMedia
 from appliance.telephony.sip.pjobjects import PjAccount
+from appliance.telephony.sip.pjscreen import PjScreen
+from appliance.telephony.sip.screen import Screen
 from appliance.telephony.sip.setup import (
     PjLogWriter,
     create_account,
@@ -88,8 +90,11 @@ class SipEndpoint:
         loop: asyncio.AbstractEventLoop,
         *,
         name: str = "sip-endpoint",
+        screen: Screen | None = None,
     ) -> None:
         self.config = config
+        self._rules = screen if screen is not None else Screen()
+        """What a request must be to reach pjsip (`screen.py`)."""
         self._events = events
         self._loop = loop
         self._commands: queue.Queue[tuple[Callable[[], object], concurrent.futures.Future[Any]]]
@@ -109,6 +114,7 @@ class SipEndpoint:
         self._account: PjAccount | None = None
         self._table: CallTable | None = None
         self._rtp_shifted = False
+        self._screen: PjScreen | None = None
 
     # --- the loop's side ------------------------------------------------------------------------
 
@@ -229,6 +235,8 @@ class SipEndpoint:
     def _setup(self) -> list[str]:
         self._writer = PjLogWriter()
         self._lib, listening, self.port = create_library(self.config, self._writer)
+        self._screen = PjScreen(self._rules)
+        self._screen.register()
         self._table = CallTable(
             self.config,
             post=self._post,
@@ -301,6 +309,9 @@ class SipEndpoint:
             self._table.release_all()
             self._table.account = None
         self._account = None
+        if self._screen is not None:
+            self._screen.unregister()
+            self._screen = None
         lib, self._lib = self._lib, None
         if lib is not None:
             try:

@@ -29,6 +29,7 @@ from appliance.telephony.sip.config import SipConfig
 from appliance.telephony.sip.endpoint import SipEndpoint
 from appliance.telephony.sip.line import SipLine
 from appliance.telephony.sip.media import CallMedia
+from appliance.telephony.sip.screen import Screen
 from appliance.telephony.sip.status import RegistrationStatus, SipStatus
 
 __all__ = ["SinkFactory", "SipListener"]
@@ -82,7 +83,9 @@ class SipListener:
         """Listen; raises SipError when the transports or the account cannot be set up."""
         if self.config.registration is not None:
             self.status.registration = RegistrationStatus(state="registering")
-        endpoint = SipEndpoint(self.config, self, asyncio.get_running_loop())
+        admission = self._router.admission
+        screen = Screen(admission.allows, silent=admission.refusal == "silent")
+        endpoint = SipEndpoint(self.config, self, asyncio.get_running_loop(), screen=screen)
         await endpoint.start()
         self._endpoint = endpoint
         self.status.listening = list(endpoint.listening)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["header", "printable", "request_uri", "split_address", "uri_user"]
+__all__ = ["header", "header_values", "printable", "request_uri", "split_address", "uri_user"]
 
 _COMPACT = {
     "f": "from",
@@ -30,22 +30,28 @@ def printable(text: str, limit: int = 64) -> str:
 
 def header(message: str, name: str) -> str | None:
     """The first `name` header's value in a whole SIP message (folded lines joined)."""
+    values = header_values(message, name)
+    return values[0] if values else None
+
+
+def header_values(message: str, name: str) -> list[str]:
+    """Every `name` header's value in a whole SIP message, in order (folded lines joined; the
+    compact form counts as the header)."""
     wanted = name.lower()
     head = message.split("\r\n\r\n", 1)[0].split("\n\n", 1)[0]
-    value: str | None = None
+    values: list[str] = []
+    taking = False
     for line in head.splitlines()[1:]:
-        if value is not None:
-            if line[:1] in (" ", "\t"):
-                value += " " + line.strip()
-                continue
-            return value
-        key, sep, rest = line.partition(":")
-        if not sep:
+        if line[:1] in (" ", "\t"):
+            if taking:
+                values[-1] += " " + line.strip()
             continue
+        key, sep, rest = line.partition(":")
         key = key.strip().lower()
-        if _COMPACT.get(key, key) == wanted:
-            value = rest.strip()
-    return value
+        taking = bool(sep) and _COMPACT.get(key, key) == wanted
+        if taking:
+            values.append(rest.strip())
+    return values
 
 
 def request_uri(message: str) -> str:
