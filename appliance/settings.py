@@ -259,7 +259,8 @@ class SipSettings(_Section):
     refusal: Literal["reject", "silent"] = Field(
         default="reject", validation_alias=_env("SIP_REFUSAL")
     )
-    """INVITEs from other addresses get `reject` (403) or `silent` (no final answer)."""
+    """INVITEs from other addresses get `reject` (403) or `silent` (no final answer); so do their
+    requests outside a call (OPTIONS, MESSAGE, ...), which are never held."""
     inbound_username: str | None = Field(
         default=None, validation_alias=_env("SIP_INBOUND_USERNAME")
     )

@@ -7,6 +7,9 @@ command answers with a future) and hears back through `call_soon_threadsafe` (`E
 Every pj object (account, calls, media ports) is kept in this class and deleted explicitly on
 the owner thread before `libDestroy()`; one still referenced then would abort the process.
 
+Every request received is put to a `Screen` (screen.py, through pjscreen.py's pjsip module)
+before pjsip's UA layer and pjsua see it.
+
 `stop()` hangs up what is still up (BYE for answered calls), gives the peers a moment to answer,
 unregisters, deletes every pj object and destroys the library, in that order.
 

@@ -4,9 +4,10 @@ On entry it starts the endpoint (transports, account, registration) and from the
 INVITE goes through the shared `Admission`: admitted calls are answered and handed to the
 `CallRouter` (`answer`) as a `SipLine`; the rest are refused with the code their verdict maps
 to (`403`, `503`, `401` with a digest challenge, `486`), or, for strangers with
-`refusal="silent"`, left unanswered. On exit it refuses new INVITEs, hangs up every call (BYE),
-waits for the sessions to finish and stops the endpoint, which releases every pj object and
-destroys the library.
+`refusal="silent"`, left unanswered. Every other request meets admission's source list (and
+pjsip's blind spots) before pjsip sees it, in the endpoint's `Screen` (screen.py). On exit it
+refuses new INVITEs, hangs up every call (BYE), waits for the sessions to finish and stops the
+endpoint, which releases every pj object and destroys the library.
 """
 
 from __future__ import annotations
