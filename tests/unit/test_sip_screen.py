@@ -80,11 +80,15 @@ def test_requests_outside_a_dialog_from_strangers_are_refused() -> None:
     assert screen.refusal(_request("OPTIONS"), _no_dialog) is None
     assert screen.refusal(_request("OPTIONS", source=stranger), _no_dialog) == 403
     assert screen.refusal(_request("MESSAGE", source=stranger), _no_dialog) == 403
-    # INVITEs go to admission (which may hold them in silence); ACK and CANCEL to their INVITE.
-    for method in ("INVITE", "ACK", "CANCEL"):
+    # A stranger's INVITE is refused before pjsua spends a call on it; ACK and CANCEL belong to
+    # their INVITE's transaction.
+    assert screen.refusal(_request("INVITE", source=stranger), _no_dialog) == 403
+    for method in ("ACK", "CANCEL"):
         assert screen.refusal(_request(method, source=stranger), _no_dialog) is None
     silent = Screen(lambda _: False, silent=True)
     assert silent.refusal(_request("OPTIONS", source=stranger), _no_dialog) == DROP
+    # In silence, INVITEs go on to admission, which holds them unanswered for a while.
+    assert silent.refusal(_request("INVITE", source=stranger), _no_dialog) is None
 
 
 def test_an_in_dialog_request_must_match_a_dialog_by_call_id_and_tags() -> None:

@@ -85,8 +85,14 @@ class SipListener:
         if self.config.registration is not None:
             self.status.registration = RegistrationStatus(state="registering")
         admission = self._router.admission
-        screen = Screen(admission.allows, silent=admission.refusal == "silent")
-        endpoint = SipEndpoint(self.config, self, asyncio.get_running_loop(), screen=screen)
+        loop = asyncio.get_running_loop()
+
+        def told(method: str, code: int) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody to tell
+                loop.call_soon_threadsafe(self._screened, method, code)
+
+        screen = Screen(admission.allows, silent=admission.refusal == "silent", told=told)
+        endpoint = SipEndpoint(self.config, self, loop, screen=screen)
         await endpoint.start()
         self._endpoint = endpoint
         self.status.listening = list(endpoint.listening)
@@ -139,6 +145,14 @@ class SipListener:
     def registered(self, status: RegistrationStatus) -> None:
         self.status.registration = status
         self._metrics.sip_registered.set(1 if status.state == "registered" else 0)
+
+    def _screened(self, method: str, code: int) -> None:
+        """A request the screen refused before pjsip saw it: counted like admission's refusals
+        when it was a stranger's INVITE (403), so the status page and metrics still see them."""
+        if method == "INVITE" and code == 403:
+            refused = self.status.calls_refused
+            refused[Verdict.FORBIDDEN.value] = refused.get(Verdict.FORBIDDEN.value, 0) + 1
+            self._metrics.sip_invites.labels(Verdict.FORBIDDEN.value).inc()
 
     # --- deciding -------------------------------------------------------------------------------
 

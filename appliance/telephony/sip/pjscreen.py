@@ -151,6 +151,7 @@ class PjScreen:
             _log.info("%s from %s refused (%s)", request.method, request.source, code or "dropped")
             if code != DROP:
                 self._lib.pjsip_endpt_respond_stateless(self._endpoint, rdata, code, 0, 0, 0)
+            self._screen.told(request.method, code)
             return 1
         except Exception:
             _log.exception("the SIP request screen failed; the request goes on to pjsip")

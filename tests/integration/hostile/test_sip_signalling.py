@@ -3,6 +3,7 @@ call that must go on undisturbed: answered, heard, heard back, and its BYE answe
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import time
 import uuid
@@ -13,7 +14,15 @@ import pytest
 from appliance.clock import LoopClock
 from appliance.telephony.calls import Admission
 from appliance.telephony.sip import SipConfig
-from tests.support.sip import LOOPBACK, Probe, RawSip, fake_listener, status_codes
+from tests.support.sip import (
+    LOOPBACK,
+    Probe,
+    RawSip,
+    fake_listener,
+    final_codes,
+    run_sipp,
+    status_codes,
+)
 from tests.support.sip_beside import call_beside, until
 
 pytestmark = pytest.mark.timeout(120)
@@ -123,3 +132,27 @@ async def test_udp_requests_with_a_bad_length_or_a_64_kb_header_are_refused(
             assert status_codes(await trunk.send(_request(trunk, "OPTIONS"), wait=0.5)) == [200]
         finally:
             trunk.close()
+
+
+async def test_a_strangers_invite_flood_leaves_room_for_new_callers(tmp_path: Path) -> None:
+    async with (
+        fake_listener(admission=_trunk_only, probe=Probe) as calls,
+        call_beside(calls, tmp_path, seconds=5.0),
+    ):
+        new_dir = tmp_path / "new"
+        new_dir.mkdir()
+        callers = asyncio.create_task(
+            run_sipp(calls.port, "-m", "4", "-l", "1", "-r", "2", "-d", "500", "-rtp_echo",
+                     service="new", work_dir=new_dir, limit_s=30)
+        )  # fmt: skip
+        stranger = RawSip(calls.port, source=STRANGER)
+        try:
+            invites = [stranger.invite(f"flood{i}") for i in range(200)]
+            finals = final_codes(await stranger.flood(invites, spacing_s=0.01))
+        finally:
+            stranger.close()
+        run = await callers
+        assert set(finals.values()) == {403} and len(finals) == 200
+        # Every new call was answered and ended by its caller: pjsua had calls to spare.
+        assert run.returncode == 0, run.screen
+        assert calls.listener.status.calls_refused["forbidden"] == 200
