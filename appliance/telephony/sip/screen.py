@@ -5,14 +5,14 @@ agent layer sees it, and answers (or drops) the request itself when it says so.
 
 - A request whose To and From tags match a dialog is handed to that dialog whatever its
   Call-ID: pjsip's UA layer looks dialogs up by their tags alone. Someone who learnt a call's
-  tags could re-INVITE into it with another Call-ID; the dialog then wedged, the caller's BYE got
-  500 and the call held its slot until the RTP timeout. Such a request matches no dialog
+  tags could re-INVITE into it with another Call-ID (it was answered 200; issue 13 saw the
+  caller's BYE get 500 after it and the call hold its slot 31 s). Such a request matches no dialog
   (RFC 3261 section 12.2.2), so it gets 481, as pjsip answers for unknown tags.
 - Over UDP pjsip reads a datagram into a buffer of `PJSIP_MAX_PKT_LEN` (4000) bytes and parses
-  whatever fitted, so a 64 KB datagram was taken, cut short, as a request; and a Content-Length
-  that is not a number, or is larger than the body that came, was read as whatever it parsed to.
-  RFC 3261 section 18.3 says such a message is discarded; a request gets 513 (too large) or 400
-  so that a real client learns why.
+  whatever fitted, so a 64 KB datagram was taken, cut short, as a request; and it took a
+  Content-Length larger than the body that came, or two different ones (its parser drops one
+  that is not a number; over TCP we refuse that too). RFC 3261 section 18.3 says such a message
+  is discarded; a request gets 513 (too large) or 400 so that a real client learns why.
 - Requests outside a dialog other than INVITE (OPTIONS, MESSAGE, SUBSCRIBE ...) are answered by
   pjsua (200 for OPTIONS and MESSAGE) whoever sends them: only INVITEs went through admission.
   From a source outside SIP_ALLOWED_SOURCES they now get 403, or nothing when strangers are
