@@ -50,7 +50,11 @@ async def test_a_sip_call_is_vouched_for_only_from_a_restricted_or_proven_trunk(
     tmp_path: Path, admission: Callable[[LoopClock], Admission], vouched: bool
 ) -> None:
     async with fake_listener(admission=admission, probe=Probe) as box:
-        login = ["-au", "pbx", "-ap", "letmein"] if admission is _digest else []
+        login = (
+            ["-au", "pbx", "-ap", "letmein", "-auth_uri", f"tel3sis@127.0.0.1:{box.port}"]
+            if admission is _digest
+            else []
+        )
         scenario = str(SIP_FIXTURES / "auth.xml") if admission is _digest else "uac"
         run = await run_sipp(
             box.port, "-m", "1", "-d", "500", *login, scenario=scenario, work_dir=tmp_path
