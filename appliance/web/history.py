@@ -16,6 +16,10 @@ from appliance.memory.db import Database
 
 __all__ = ["CallDetail", "CallHistory", "CallRow", "HistoryPage"]
 
+_FARTHEST_PAGE = 1_000_000
+"""Past any box's history, and small enough that its offset fits SQLite's 64-bit integer (a page
+number from the URL can be any size)."""
+
 
 @dataclass(frozen=True, slots=True)
 class CallRow:
@@ -62,10 +66,16 @@ def _rows(conn: apsw.Connection, found: list[calls.CallRecord]) -> tuple[CallRow
 
 
 def _search(
-    conn: apsw.Connection, query: str, limit: int, offset: int
-) -> tuple[tuple[CallRow, ...], int]:
-    found, total = calls.search_calls(conn, query, limit=limit, offset=offset)
-    return _rows(conn, found), total
+    conn: apsw.Connection, query: str, limit: int, page: int
+) -> tuple[tuple[CallRow, ...], int, int]:
+    """The rows of `page` (from 1), or of the last page when `page` is past the end, with the
+    total and the page they are from."""
+    found, total = calls.search_calls(conn, query, limit=limit, offset=(page - 1) * limit)
+    last = max(1, math.ceil(total / limit))
+    if page > last:
+        page = last
+        found, total = calls.search_calls(conn, query, limit=limit, offset=(page - 1) * limit)
+    return _rows(conn, found), total, page
 
 
 def _detail(conn: apsw.Connection, call_id: str) -> CallDetail | None:
@@ -89,9 +99,8 @@ class CallHistory:
     async def search(self, query: str = "", page: int = 1) -> HistoryPage:
         """One page of the calls matching `query` (every call when it is empty), newest first."""
         query = query.strip()[:200]
-        page = max(1, page)
-        offset = (page - 1) * self.page_size
-        rows, total = await self._db.run(_search, query, self.page_size, offset)
+        page = min(max(1, page), _FARTHEST_PAGE)
+        rows, total, page = await self._db.run(_search, query, self.page_size, page)
         pages = max(1, math.ceil(total / self.page_size))
         return HistoryPage(rows=rows, total=total, query=query, page=page, pages=pages)
 
