@@ -1,6 +1,7 @@
 """Twilio's endpoints: the voice and status webhooks (signed) and the Media Streams websocket.
 
-`POST /twilio/voice` answers an incoming call: 403 unless Twilio signed it; `<Reject
+`POST /twilio/voice` answers an incoming call: 403 unless Twilio signed it; 409 when its CallSid
+was answered before (a replayed webhook gets no second stream token); `<Reject
 reason="busy">` when admission control says no (the calls in progress and those whose stream is
 about to attach count against the limit); otherwise `<Connect><Stream>` to `/twilio/media` with a
 one-time token. `POST /twilio/status` records call progress. `POST /twilio/whisper/{token}`
@@ -98,9 +99,9 @@ async def _signed_params(deps: TwilioEndpoints, request: Request) -> dict[str, s
     return params
 
 
-def _refusal(deps: TwilioEndpoints, refused: _Refused) -> Response:
+def _refusal(deps: TwilioEndpoints, refused: _Refused, call_sid: str = "-") -> Response:
     deps.metrics.twilio_refused.labels(refused.reason).inc()
-    _log.warning("Twilio webhook refused: %s", refused.reason)
+    _log.warning("Twilio webhook for call %s refused: %s", call_sid, refused.reason)
     return Response(status_code=refused.status)
 
 
@@ -156,6 +157,9 @@ def twilio_router(deps: TwilioEndpoints) -> APIRouter:
         call_sid = params.get("CallSid", "")
         if not call_sid:
             return _refusal(deps, _Refused(400, "no-call-sid"))
+        if deps.tokens.announced(call_sid):
+            # A replay: a second token would let whoever holds it open a stream for the call.
+            return _refusal(deps, _Refused(409, "replayed"), call_sid)
         verdict = deps.admission.check(None)
         reserved = deps.admission.active + deps.tokens.pending
         if verdict is Verdict.ADMIT and reserved >= deps.admission.max_calls:

@@ -4,6 +4,9 @@ The voice webhook (signed by Twilio) issues a token and puts it in the TwiML as 
 Twilio hands it back in the stream's `start` message. The websocket itself is unauthenticated, so
 this is what keeps anyone else from opening a stream: the token must be known, unused, unexpired
 and presented with the same CallSid. A token is spent on its first use, right or wrong.
+
+A signed webhook can be replayed (Twilio's signature has no timestamp), so a call gets one token:
+`announced` says whether a CallSid was given one already, and the voice webhook refuses it again.
 """
 
 from __future__ import annotations
@@ -36,11 +39,20 @@ class PendingCall:
 class StreamTokens:
     """Tokens issued and not yet used; bounded, oldest dropped (and logged) when full."""
 
-    def __init__(self, clock: Clock, *, ttl_s: float = 30.0, capacity: int = 64) -> None:
+    def __init__(
+        self, clock: Clock, *, ttl_s: float = 30.0, capacity: int = 64, remembered: int = 4096
+    ) -> None:
         self._clock = clock
         self._ttl_s = ttl_s
         self._capacity = capacity
         self._issued: OrderedDict[str, PendingCall] = OrderedDict()
+        self._announced: OrderedDict[str, None] = OrderedDict()
+        """CallSids given a token, newest last; the oldest are forgotten beyond `remembered`."""
+        self._remembered = remembered
+
+    def announced(self, call_sid: str) -> bool:
+        """Whether `call_sid` was given a token already (its voice webhook is a replay)."""
+        return call_sid in self._announced
 
     def issue(
         self,
@@ -55,6 +67,10 @@ class StreamTokens:
         while len(self._issued) >= self._capacity:
             _, dropped = self._issued.popitem(last=False)
             _log.warning("too many streams pending; call %s can no longer attach", dropped.call_sid)
+        self._announced[call_sid] = None
+        self._announced.move_to_end(call_sid)
+        while len(self._announced) > self._remembered:
+            self._announced.popitem(last=False)
         token = secrets.token_urlsafe(32)
         self._issued[token] = PendingCall(
             call_sid, caller, callee, issued_at=self._clock.now(), back_from=back_from
