@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from appliance.clock import Clock
 from appliance.conversation.events import EventSink
 from appliance.conversation.ports import CallInfo
+from appliance.observability.logs import call_context
 from appliance.observability.metrics import Metrics
 from appliance.telephony.calls import CallRouter
 from appliance.telephony.twilio.line import (
@@ -30,7 +31,7 @@ from appliance.telephony.twilio.messages import (
     Start,
     parse_from_twilio,
 )
-from appliance.telephony.twilio.tokens import StreamTokens
+from appliance.telephony.twilio.tokens import PendingCall, StreamTokens
 
 __all__ = ["MediaStreams", "StreamOptions"]
 
@@ -92,8 +93,14 @@ class MediaStreams:
             return
         pending = self._tokens.redeem(start.custom_parameters.get("token", ""), start.call_sid)
         if pending is None:
-            await self._refuse(socket, "token", f"no valid stream token for {start.call_sid}")
+            with call_context(start.call_sid, "-"):
+                await self._refuse(socket, "token", f"no valid stream token for {start.call_sid}")
             return
+        # Everything logged about the call from here (its line's tasks too) names it.
+        with call_context(start.call_sid, pending.caller):
+            await self._carry(socket, start, pending)
+
+    async def _carry(self, socket: MessageSocket, start: Start, pending: PendingCall) -> None:
         info = CallInfo(
             call_id=start.call_sid,
             line="twilio",
