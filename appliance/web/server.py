@@ -17,6 +17,8 @@ from types import TracebackType
 import uvicorn
 from fastapi import APIRouter, FastAPI
 
+from appliance.web.protocols import WholeMessagesWebSocket
+
 __all__ = ["WebServer", "create_app"]
 
 _log = logging.getLogger(__name__)
@@ -92,7 +94,7 @@ class WebServer:
             log_config=None,
             access_log=False,
             server_header=False,
-            ws="websockets-sansio",
+            ws=WholeMessagesWebSocket,
             ws_max_size=MAX_MESSAGE_BYTES,
             timeout_graceful_shutdown=self._shutdown_s,
         )
