@@ -2,6 +2,11 @@
 
 `call_context(call_id, caller)` sets context variables that a filter copies onto each record, so
 every line logged while a call is handled (in its tasks, which inherit the context) names it.
+
+A line repeated in a flood is written a few times, then counted: under a connection flood asyncio
+wrote `socket.accept() out of system resource` 249,729 times (115 MB in 40 s). Past `burst` lines
+of one message (logger, level and format string) in `window_s`, the rest are dropped and counted,
+and one line says how many once the window is over.
 """
 
 from __future__ import annotations
@@ -11,7 +16,10 @@ import contextvars
 import json
 import logging
 import sys
-from collections.abc import Iterator
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 __all__ = ["call_context", "configure_logging"]
 
@@ -37,6 +45,91 @@ class _CallFilter(logging.Filter):
         return True
 
 
+@dataclass(slots=True)
+class _Window:
+    start: float
+    written: int = 0
+    dropped: int = 0
+
+
+_Key = tuple[str, int, str]
+
+
+class _RepeatLimit(logging.Filter):
+    """Writes `burst` lines of one message per `window_s`; counts the rest and, once the window
+    is over, has `write` say how many (on the next record of any message)."""
+
+    def __init__(
+        self,
+        write: Callable[[logging.LogRecord], object],
+        *,
+        burst: int = 20,
+        window_s: float = 10.0,
+        messages: int = 512,
+    ) -> None:
+        super().__init__()
+        self._write = write
+        self._burst = burst
+        self._window_s = window_s
+        self._messages = messages
+        """Messages tracked at once; the least recently seen is let go beyond it."""
+        self._windows: OrderedDict[_Key, _Window] = OrderedDict()
+        self._swept = 0.0
+        self._lock = threading.Lock()  # records come from worker threads too
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "summarizes", False):
+            return True
+        key = (record.name, record.levelno, str(record.msg))
+        with self._lock:
+            ended = self._sweep(record.created, key)
+            keep = self._count(key, record.created)
+        for done, window in ended:
+            self._write(self._summary(done, window, record.created))
+        return keep
+
+    def _count(self, key: _Key, now: float) -> bool:
+        window = self._windows.get(key)
+        if window is None:
+            window = self._windows[key] = _Window(now)
+        self._windows.move_to_end(key)
+        if window.written < self._burst:
+            window.written += 1
+            return True
+        window.dropped += 1
+        return False
+
+    def _sweep(self, now: float, key: _Key) -> list[tuple[_Key, _Window]]:
+        """The windows that are over (`key`'s at once, the others each second) or crowded out,
+        forgotten, with what they dropped."""
+        looked_at = [key]
+        if now - self._swept >= 1.0:
+            self._swept = now
+            looked_at = list(self._windows)
+        ended = [
+            (k, self._windows.pop(k))
+            for k in looked_at
+            if k in self._windows and now - self._windows[k].start >= self._window_s
+        ]
+        while len(self._windows) >= self._messages:
+            ended.append(self._windows.popitem(last=False))
+        return [(k, window) for k, window in ended if window.dropped]
+
+    def _summary(self, key: _Key, window: _Window, now: float) -> logging.LogRecord:
+        name, level, template = key
+        record = logging.LogRecord(
+            name,
+            level,
+            __file__,
+            0,
+            "%d similar lines suppressed in %.0f s: %s",
+            (window.dropped, now - window.start, template.partition("\n")[0]),
+            None,
+        )
+        record.summarizes = True
+        return record
+
+
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -56,6 +149,7 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     """Send the appliance's logs to stderr, each record tagged with its call."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_CallFilter())
+    handler.addFilter(_RepeatLimit(handler.handle))
     handler.setFormatter(
         _JsonFormatter()
         if fmt == "json"
