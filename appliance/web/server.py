@@ -2,7 +2,8 @@
 
 `create_app` composes routers (each built with its dependencies passed in, no globals).
 `WebServer` is an async context manager: it is listening when entered and, on exit, runs the
-`on_stop` hook (hang up the calls it carries), then shuts uvicorn down gracefully.
+`on_stop` hook (hang up the calls it carries), then shuts uvicorn down gracefully. Its
+connections are capped and held to a request deadline (see connections.py and protocols.py).
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from collections.abc import Awaitable, Callable, Iterator
 from types import TracebackType
 
 import uvicorn
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request, Response
+from starlette.requests import ClientDisconnect
 
-from appliance.web.protocols import WholeMessagesWebSocket
+from appliance.web.connections import ConnectionGate, ConnectionLimits, listening_socket
+from appliance.web.protocols import WholeMessagesWebSocket, guarded_http
 
 __all__ = ["WebServer", "create_app"]
 
@@ -32,7 +35,14 @@ def create_app(*routers: APIRouter) -> FastAPI:
     app = FastAPI(title="TEL3SIS", docs_url=None, redoc_url=None, openapi_url=None)
     for router in routers:
         app.include_router(router)
+    app.add_exception_handler(ClientDisconnect, _gone)
     return app
+
+
+async def _gone(_: Request, __: Exception) -> Response:
+    """A client that left while its body was read (a slow one cut off, most often) is no
+    fault of ours: no traceback in the log. Nobody is there to read the answer."""
+    return Response(status_code=400)
 
 
 class _Server(uvicorn.Server):
@@ -53,8 +63,10 @@ class WebServer:
         port: int,
         on_stop: Callable[[], Awaitable[None]] | None = None,
         shutdown_s: int = 5,
+        limits: ConnectionLimits | None = None,
     ) -> None:
         self._app = app
+        self._gate = ConnectionGate(limits or ConnectionLimits())
         self._host = host
         self._requested_port = port
         self._on_stop = on_stop
@@ -66,6 +78,11 @@ class WebServer:
     @property
     def app(self) -> FastAPI:
         return self._app
+
+    @property
+    def connections(self) -> int:
+        """Connections open now (HTTP and websocket)."""
+        return self._gate.open
 
     @property
     def port(self) -> int:
@@ -83,7 +100,9 @@ class WebServer:
 
     async def __aenter__(self) -> WebServer:
         family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
-        self._socket = socket.create_server((self._host, self._requested_port), family=family)
+        self._socket = listening_socket(
+            socket.create_server((self._host, self._requested_port), family=family), self._gate
+        )
         # Accepted connections inherit this. asyncio sets it only on sockets whose proto is
         # IPPROTO_TCP, and create_server's is 0: without it every response after the first on
         # a kept-alive connection (and each small websocket frame) waited ~40 ms for an ACK.
@@ -94,6 +113,7 @@ class WebServer:
             log_config=None,
             access_log=False,
             server_header=False,
+            http=guarded_http(self._gate),
             ws=WholeMessagesWebSocket,
             ws_max_size=MAX_MESSAGE_BYTES,
             timeout_graceful_shutdown=self._shutdown_s,
