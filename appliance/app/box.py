@@ -177,6 +177,13 @@ class Appliance:
         self.ready = True
         return took
 
+    async def warm_opening(self) -> None:
+        """Leave the language model's cache holding every call's opening (the system prompt, the
+        tools, the greeting) and nothing after it: the state a caller's first turn starts from.
+        Benchmarks call it before each measured call: a call that repeats the last one's words
+        would otherwise find them evaluated already."""
+        await self._local.warm_opening(self.session_config.persona, self.tools)
+
     async def _open_records(self, took: dict[str, float]) -> None:
         started = self.clock.now()
         await self.records.start()
