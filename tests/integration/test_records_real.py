@@ -33,7 +33,7 @@ async def test_a_call_is_recorded_remembered_and_known_on_the_next_call(
         appliance.answer,
         [Speak(caller_voice(FIRST)), HangUp()],
         clock=appliance.clock,
-        info=CallInfo(call_id="real-1", line="wav", caller=NUMBER),
+        info=CallInfo(call_id="real-1", line="wav", caller=NUMBER, vouched=True),
     )
     assert first.ended == "caller hung up"
 
@@ -80,7 +80,7 @@ async def test_a_call_is_recorded_remembered_and_known_on_the_next_call(
         appliance.answer,
         [Speak(caller_voice("Hello again. Can I change my booking for Friday?")), HangUp()],
         clock=appliance.clock,
-        info=CallInfo(call_id="real-2", line="wav", caller=NUMBER),
+        info=CallInfo(call_id="real-2", line="wav", caller=NUMBER, vouched=True),
     )
     again = await records.db.run(calls.find_call, "real-2")
     assert again is not None
