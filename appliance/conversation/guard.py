@@ -11,6 +11,9 @@ check only when the sentence's first audio is ready for the line. A clean senten
 over long before piper's audio is, so it adds no latency; a flagged sentence is replaced by the
 refusal and the rest of the reply is dropped.
 
+The same gate holds a sentence that states a fact the call never gave the model (see
+`grounding.py`): it is replaced, like a flagged one, by the refusal for `ungrounded`.
+
 A screen that fails (its embedder crashed) lets the text through, logged and counted: the screen
 is a second line behind the persona's rules, and a call that cannot be answered at all helps
 nobody.
@@ -97,11 +100,13 @@ class Guard:
         turn: Callable[[], int],
         audio: Callable[[str], Awaitable[bytes]],
         now: Callable[[], float],
+        unsupported: Callable[[str], list[str]] | None = None,
     ) -> SentenceGate:
         """The gate for one reply's sentences. `turn` gives the reply's turn number once it is
         known (a reply is prepared before it is numbered); `audio` a refusal's audio; `now`
-        the clock that times the first sentence's hold."""
-        return SentenceGate(self, turn, audio, now)
+        the clock that times the first sentence's hold; `unsupported` the facts in a sentence
+        that the call has not given the model (`Grounding.unsupported`)."""
+        return SentenceGate(self, turn, audio, now, unsupported)
 
     def agent_checked(self, turn: int, text: str, verdict: Verdict) -> None:
         self._report(
@@ -118,8 +123,10 @@ class SentenceGate:
         turn: Callable[[], int],
         audio: Callable[[str], Awaitable[bytes]],
         now: Callable[[], float],
+        unsupported: Callable[[str], list[str]] | None = None,
     ) -> None:
         self._guard = guard
+        self._unsupported = unsupported
         self._turn = turn
         self._audio = audio
         self._now = now
@@ -146,7 +153,7 @@ class SentenceGate:
                 async for chunk in chunks:
                     if chunk.sentence > cleared:
                         ready = self._now()
-                        verdict = await self._checks[chunk.sentence]
+                        verdict = self._grounded(chunk.text, await self._checks[chunk.sentence])
                         if chunk.sentence == 0:
                             self.first_hold = Span(ready, self._now())
                         self._guard.agent_checked(self._turn(), chunk.text, verdict)
@@ -160,6 +167,18 @@ class SentenceGate:
         finally:
             for check in self._checks:
                 check.cancel()
+
+    def _grounded(self, text: str, verdict: Verdict) -> Verdict:
+        """`verdict`, or a flag of its own when `text` states a fact nothing gave the model."""
+        if verdict.flagged or self._unsupported is None:
+            return verdict
+        missing = self._unsupported(text)
+        if not missing:
+            return verdict
+        _log.info("an unsupported fact in the agent's sentence (%s): replaced", ", ".join(missing))
+        return Verdict(
+            flagged=True, score=1.0, threshold=1.0, category="ungrounded", engine="grounding"
+        )
 
 
 def _checked(turn: int, layer: str, text: str, action: str, verdict: Verdict) -> SafetyChecked:

@@ -29,11 +29,18 @@ class Persona:
     """Said instead of a sentence of the agent's that gave medical advice."""
     self_harm: str
     """Said to a caller who spoke of harming themselves: where to find help now."""
+    ungrounded: str
+    """Said instead of a sentence of the agent's that stated a fact nothing gave it (an answer
+    from the model's memory, an invented price: see `grounding.py`)."""
 
     @property
     def refusals(self) -> dict[str, str]:
         """The refusal for each screen category that has its own (see `Guard`)."""
-        return {"medical": self.medical, "self_harm": self.self_harm}
+        return {
+            "medical": self.medical,
+            "self_harm": self.self_harm,
+            "ungrounded": self.ungrounded,
+        }
 
     @classmethod
     def load(

@@ -54,6 +54,7 @@ from appliance.conversation.events import (
     Transfer,
     TransferFailed,
 )
+from appliance.conversation.grounding import Grounding
 from appliance.conversation.guard import Guard, SentenceGate
 from appliance.conversation.handoff import (
     cannot_transfer,
@@ -121,6 +122,16 @@ def only_a_hello(said: str) -> bool:
 
 def _watched(gate: SentenceGate | None, sentences: AsyncIterator[str]) -> AsyncIterator[str]:
     return sentences if gate is None else gate.watch(sentences)
+
+
+def _unsupported(asked: list[Message], answered: list[Message], sentence: str) -> list[str]:
+    """The facts in the agent's `sentence` that neither the prompt (`asked`: the persona, the
+    business profile, the conversation, recalled notes) nor this turn's tool results
+    (`answered`, read as the sentence is checked) stated."""
+    known = Grounding(m.content for m in asked)
+    for message in answered:
+        known.add(message.content)
+    return known.unsupported(sentence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -462,8 +473,14 @@ class CallSession:
         if verdict is not None and verdict.flagged:
             return await self._refuse(reply, transcript, verdict)
         priority = Priority()
+        messages = self._history.messages(*notes, user)
         gate = (
-            self._guard.sentences(lambda: reply.turn, self._phrases.get, self._clock.now)
+            self._guard.sentences(
+                lambda: reply.turn,
+                self._phrases.get,
+                self._clock.now,
+                partial(_unsupported, messages, reply.thought.messages),
+            )
             if self._guard is not None
             else None
         )
@@ -473,7 +490,7 @@ class CallSession:
             self._tool_context.caller_said[reply.turn] = said  # for a hand-off's summary
 
         prompt = Prompt(
-            messages=self._history.messages(*notes, user),
+            messages=messages,
             may_act=may_act,
             on_tool=partial(self._observers.tool, reply),
             on_blocked=lambda call, why: self._observers.tool_blocked(reply.turn, call, why),
