@@ -331,15 +331,19 @@ class BusinessProfile(_Part):
         return naive.astimezone(dt.UTC).astimezone(self.timezone)
 
     def vocabulary(self) -> str:
-        """The words callers say that speech-to-text may not expect: the business's name, its
-        services, its people and its town (see `WhisperSpeechToText.vocabulary`)."""
+        """The names callers say that speech-to-text may not expect: the business's, its
+        people's and its town's (see `WhisperSpeechToText.vocabulary`).
+
+        Services and roles are left out: measured on the front-desk scenarios' 39 espeak-ng
+        turns, the names alone took tiny.en's WER from 0.053 (no prompt) to 0.049, and names
+        with services and roles made it worse (0.069: "going to rain" became "going
+        terrain")."""
         parts = [
             self.name,
-            ", ".join(service.name for service in self.services),
-            ", ".join(f"{person.name}, {person.role}" for person in self.people),
+            *(person.name for person in self.people if person.name[:1].isupper()),
             self.location.town if self.location is not None else "",
         ]
-        return ". ".join(part for part in parts if part) + "."
+        return ", ".join(part for part in parts if part) + "."
 
     def resolve_day(self, text: str, now: dt.datetime) -> dt.date | None:
         """The date a caller names ("saturday", "christmas"), relative to the business's today."""
