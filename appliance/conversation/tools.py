@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -19,8 +21,10 @@ from pydantic import BaseModel, ValidationError
 from appliance.conversation.ports import CallInfo, Handoff, ToolCall, ToolSpec
 
 __all__ = [
+    "DAY_S",
     "TRANSFER_TOOL",
     "Awaiting",
+    "CallerTally",
     "Tool",
     "ToolArgumentsError",
     "ToolContext",
@@ -114,6 +118,49 @@ _PER_CALL: Final = {
 }
 """How often a tool may run on one call; others run at most `ToolPolicy.default_per_call`."""
 
+_PER_CALLER_PER_DAY: Final = {
+    TRANSFER_TOOL: 6,
+    "forget_me": 2,
+    "text_the_caller": 3,
+    "book_appointment": 3,
+    "move_appointment": 3,
+    "cancel_appointment": 3,
+}
+"""How often a tool with a side effect may run for one caller over 24 hours, across calls: a
+caller who rings back cannot undo the per-call limit (a texting loop one call at a time)."""
+
+DAY_S: Final = 24 * 3600.0
+
+
+class CallerTally:
+    """When each caller's tools ran, over the last `window_s` (in this process: a restart
+    forgets it, which a caller on the phone cannot cause)."""
+
+    def __init__(self, now: Callable[[], float], window_s: float = DAY_S) -> None:
+        self._now = now
+        self._window_s = window_s
+        self._runs: dict[tuple[str, str], deque[float]] = {}
+
+    def add(self, caller: str, tool: str) -> None:
+        self._runs.setdefault((_caller_key(caller), tool), deque()).append(self._now())
+
+    def count(self, caller: str, tool: str) -> int:
+        key = (_caller_key(caller), tool)
+        runs = self._runs.get(key)
+        if runs is None:
+            return 0
+        since = self._now() - self._window_s
+        while runs and runs[0] < since:
+            runs.popleft()
+        if not runs:
+            del self._runs[key]
+        return len(runs)
+
+
+def _caller_key(caller: str) -> str:
+    """Callers with no number share one tally: withholding it must not lift the limit."""
+    return caller.strip() or "anonymous"
+
 
 @dataclass(frozen=True, slots=True)
 class ToolPolicy:
@@ -133,6 +180,9 @@ class ToolPolicy:
     """The only numbers and SIP URIs a caller may be put through to (the business profile's
     people and the escalation number; an empty target is the line's own escalation number,
     always allowed); None: whatever the hand-off tool chose."""
+    per_caller_per_day: Mapping[str, int] = field(default_factory=lambda: dict(_PER_CALLER_PER_DAY))
+    tally: CallerTally = field(default_factory=lambda: CallerTally(time.monotonic))
+    """When each caller's tools ran, across calls (see `per_caller_per_day`)."""
 
     def transfer_refusal(self, target: str) -> str | None:
         """Why a caller may not be put through to `target`, or None when they may."""
@@ -149,7 +199,19 @@ class ToolPolicy:
             return (
                 f"{call.name} has run as often as it may on one call ({limit}); answer without it"
             )
+        daily = self.per_caller_per_day.get(call.name)
+        if daily is not None and self.tally.count(context.call.caller, call.name) >= daily:
+            return (
+                f"{call.name} has run as often as it may for this caller today ({daily}); "
+                "answer without it"
+            )
         return None
+
+    def ran(self, call: ToolCall, context: ToolContext) -> None:
+        """`call` ran on `context`'s call: it counts against the call's and the caller's limits."""
+        context.runs[call.name] = context.runs.get(call.name, 0) + 1
+        if call.name in self.per_caller_per_day:
+            self.tally.add(context.call.caller, call.name)
 
 
 class ToolRegistry:
@@ -218,7 +280,7 @@ class ToolRegistry:
         """(ok, result text for the model); a failing or slow tool is reported, never raised.
         Check `refusal` first: this runs the tool."""
         tool = self._tools[call.name]
-        context.runs[call.name] = context.runs.get(call.name, 0) + 1
+        self.policy.ran(call, context)
         try:
             async with asyncio.timeout(tool.timeout_s):
                 return True, await tool.run(arguments, context)

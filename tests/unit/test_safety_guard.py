@@ -12,9 +12,9 @@ from pydantic import BaseModel
 
 from appliance.conversation.events import SafetyChecked, ToolCalled, Transfer, TurnCompleted
 from appliance.conversation.observers import Observers
-from appliance.conversation.ports import Handoff, Speaker, TextDelta, Verdict
+from appliance.conversation.ports import CallInfo, Handoff, Speaker, TextDelta, Verdict
 from appliance.conversation.session import SessionConfig
-from appliance.conversation.tools import Tool, ToolContext, ToolPolicy
+from appliance.conversation.tools import CallerTally, Tool, ToolContext, ToolPolicy
 from appliance.observability.metrics import Metrics
 from appliance.telephony.wavfile import HangUp, Speak
 from tests.support.calls import PERSONA, play_call
@@ -160,6 +160,34 @@ def test_the_policy_stops_a_tool_run_more_often_than_allowed_on_a_call() -> None
     assert "as often as it may on one call (1)" in blocked[0].category
     told = call.fakes.llm.seen[-1][-1]
     assert told.role == "tool" and told.content.startswith("Not allowed:")
+
+
+def test_a_caller_who_rings_back_cannot_run_a_tool_more_often_than_a_day_allows() -> None:
+    runs: list[str] = []
+    hours = [0.0]
+    policy = ToolPolicy(
+        per_caller_per_day={"get_weather": 2}, tally=CallerTally(lambda: hours[0] * 3600)
+    )
+
+    def ring(caller: str) -> object:
+        return play_call(
+            [Speak(say("weather")), HangUp()],
+            replies=[[tool_call("get_weather")], "Here it is."],
+            tools=[_counting_tool(runs)],
+            policy=policy,
+            info=CallInfo(call_id=f"c{len(runs)}", line="sip", caller=caller),
+        )
+
+    ring("+15550100")
+    ring("+15550100")
+    third = ring("+15550100")
+    blocked = [e for e in third.events(SafetyChecked) if e.layer == "tool"]  # type: ignore[attr-defined]
+    assert runs == ["get_weather"] * 2
+    assert "as often as it may for this caller today (2)" in blocked[0].category
+    ring("+15550199")  # another caller has their own
+    hours[0] = 24.5  # and a day later, so has this one
+    ring("+15550100")
+    assert runs == ["get_weather"] * 4
 
 
 def test_a_tool_the_business_denies_never_runs() -> None:
