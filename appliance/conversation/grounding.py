@@ -27,6 +27,27 @@ from typing import Final
 __all__ = ["Grounding"]
 
 _NUMBER: Final = re.compile(r"\d+(?:[.,:]\d+)*")
+_PHONE: Final = re.compile(r"\+?\d(?:[ ().-]{0,2}\d){6,}")
+"""A phone number's run of digits (7 or more, spaced or not): one fact, not several numbers
+("+1 555 010 0100" must not make "10" or "100" known)."""
+
+
+_ISO_DATE: Final = re.compile(r"\d{4}-\d\d-\d\d")
+
+
+def _phones(text: str) -> tuple[set[str], str]:
+    """The phone numbers in `text` as bare digits, and `text` without them."""
+    found: set[str] = set()
+
+    def take(match: re.Match[str]) -> str:
+        if _ISO_DATE.fullmatch(match.group().strip()):
+            return match.group()  # 2026-12-08 is a date: its numbers are said one by one
+        found.add(re.sub(r"\D", "", match.group()))
+        return " "
+
+    return found, _PHONE.sub(take, text)
+
+
 _APOSTROPHES: Final = "'\u2019-"
 _WORD: Final = re.compile(r"[A-Za-z][A-Za-z'\u2019-]*")
 _CAMEL: Final = re.compile(r"[A-Z][a-z'\u2019]*")
@@ -41,8 +62,8 @@ _NOT_FACTS: Final = frozenset(
 def _numbers(text: str) -> set[str]:
     """Every number in `text`, and the forms the same number takes when said: "09:00" is also
     "9"; "17:30" is also "5:30"; "1,250.00" is also "1250"; "0142" is also "142"."""
-    found: set[str] = set()
-    for raw in _NUMBER.findall(text):
+    found, rest = _phones(text)
+    for raw in _NUMBER.findall(rest):
         plain = raw.replace(",", "")
         found.add(plain)
         hour, colon, minutes = plain.partition(":")
@@ -57,8 +78,8 @@ def _numbers(text: str) -> set[str]:
 def _said_numbers(sentence: str) -> set[str]:
     """The numbers a sentence states, each in its plainest form ("9:00" as "9", "$75.00" as
     "75")."""
-    stated: set[str] = set()
-    for raw in _NUMBER.findall(sentence):
+    stated, rest = _phones(sentence)
+    for raw in _NUMBER.findall(rest):
         plain = raw.replace(",", "")
         hour, colon, minutes = plain.partition(":")
         if colon:

@@ -40,13 +40,17 @@ def test_an_answer_from_the_model_s_memory_is_not() -> None:
     assert known.unsupported("A crown is $350.") == ["350"]
     assert known.unsupported("We close at 6 PM on Monday.") == ["6"]
     assert known.unsupported("We are in NewYork.") == ["NewYork"]
+    # a phone number is one fact: its digits do not make "10" known, and it must be said whole
+    assert known.unsupported("Come on Monday at 10:00 AM.") == ["10"]
+    assert known.unsupported("Call 0161 555 0199.") == ["01615550199"]
 
 
 def test_what_a_tool_returned_becomes_known() -> None:
     known = Grounding([PROFILE])
     assert known.unsupported("Tomorrow in Millbrook: light rain, 12 degrees.") == ["12"]
-    known.add("Millbrook tomorrow: light rain, high 12°C, low 7°C.")
+    known.add("Millbrook on 2026-12-08: light rain, high 12°C, low 7°C.")
     assert known.unsupported("Tomorrow in Millbrook: light rain, 12 degrees.") == []
+    assert known.unsupported("On December 8 it will rain.") == []
 
 
 def test_an_invented_fact_is_replaced_before_it_is_heard_and_audited() -> None:
