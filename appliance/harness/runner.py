@@ -247,7 +247,12 @@ async def run_scenarios(
                 ScenarioResult(scenario.name, None, [failure], utterances=len(scenario.caller))
             )
             continue
-        info = CallInfo(call_id=f"harness-{n}", line="wav", caller=scenario.name)
+        info = CallInfo(
+            call_id=f"harness-{n}",
+            line="wav",
+            caller=scenario.caller_id or scenario.name,
+            vouched=scenario.caller_id is not None,
+        )
         try:
             if place_call is not None:
                 report = await place_call(steps, info)

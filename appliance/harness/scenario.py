@@ -90,6 +90,9 @@ class Scenario(_Strict):
     description: str = ""
     caller: list[CallerTurn] = Field(min_length=1)
     hang_up: Literal["after-reply", "never"] = "after-reply"
+    caller_id: str | None = None
+    """The caller's number, on a line that vouches for it (their own appointments, what is
+    remembered of them); without it the call comes from the scenario's name, unvouched."""
     expect: CallExpectation = Field(default_factory=CallExpectation)
     source: Path = Path()
     """The file this scenario came from; `say` paths are relative to its folder."""
