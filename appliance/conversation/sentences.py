@@ -3,7 +3,9 @@
 The first piece of a reply is released early, at its first clause boundary ("Sure," "I'm
 sorry,"): the caller hears the agent start a whole sentence sooner, and the rest of the sentence
 is synthesized while the first clause plays. A comma is a natural place to breathe, so the seam
-is not heard. Markdown, list markers and emoji are dropped: a phone has no screen.
+is not heard. A first clause that runs on (the model reading back a long passage with no comma)
+is cut after `first_max_words` words: the first audio never waits for a long sentence. Markdown,
+list markers and emoji are dropped: a phone has no screen.
 """
 
 from __future__ import annotations
@@ -50,10 +52,13 @@ def _is_abbreviation(text: str, dot_at: int) -> bool:
 class SentenceSplitter:
     """Accumulates text pieces; `push` returns the sentences completed so far."""
 
-    def __init__(self, *, first_clause_words: int = 1, max_chars: int = 220) -> None:
+    def __init__(
+        self, *, first_clause_words: int = 1, first_max_words: int = 12, max_chars: int = 220
+    ) -> None:
         self._buffer = ""
         self._emitted = 0
         self._first_clause_words = first_clause_words
+        self._first_max_words = first_max_words
         self._max_chars = max_chars
 
     def push(self, piece: str) -> list[str]:
@@ -96,7 +101,17 @@ class SentenceSplitter:
         if len(text) > self._max_chars:
             space = text.rfind(" ", 0, self._max_chars)
             return space if space > 0 else self._max_chars
+        if self._emitted == 0:
+            return self._first_words_end(text)
         return None
+
+    def _first_words_end(self, text: str) -> int | None:
+        """Where the first `first_max_words` words end, once a word after them has begun (so
+        the last of them is whole); None before that."""
+        words = list(re.finditer(r"\S+", text))
+        if len(words) <= self._first_max_words:
+            return None
+        return words[self._first_max_words - 1].end()
 
 
 async def sentences(pieces: AsyncIterator[str], **options: int) -> AsyncIterator[str]:

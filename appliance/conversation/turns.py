@@ -71,9 +71,15 @@ class Ended:
 
 TurnEvent = Onset | Paused | Resumed | Ended
 
-_TRAILING_INCOMPLETE = re.compile(
-    r"(?:\b(?:and|but|or|so|because|um+|uh+|er|like|the|a|an|to|of|with|my|is|if|then)|[,;:-])$"
+_UNFINISHED_WORDS = (
+    "and but or so because um+ uh+ er like the a an to of with my is if then "
+    # tiny.en ends a fragment with "." or "?" ("book a table for."): a sentence does not end on
+    # a preposition, a possessive or a helping verb, whatever the punctuation says
+    "for on at in from about into than as by your our their his her its some any "
+    "was were are be am can could would should will"
 )
+_TRAILING_INCOMPLETE = re.compile(rf"\b(?:{'|'.join(_UNFINISHED_WORDS.split())})$")
+_TRAILING_PAUSE = re.compile(r"[,;:-]$")
 _TRAILING_COMPLETE = re.compile(r"[.!?]$")
 
 
@@ -91,7 +97,7 @@ class SilencePolicy:
         text = (transcript or "").strip().lower()
         if not text:
             return self.base_ms
-        if _TRAILING_INCOMPLETE.search(text.rstrip(".")) and not text.endswith(("?", "!")):
+        if _TRAILING_PAUSE.search(text) or _TRAILING_INCOMPLETE.search(text.rstrip(".?!")):
             return round(self.base_ms * self._incomplete)
         if _TRAILING_COMPLETE.search(text):
             return round(self.base_ms * self._complete)

@@ -63,6 +63,17 @@ def test_only_the_first_clause_is_released_early() -> None:
     ]
 
 
+def test_a_first_clause_that_runs_on_is_cut_after_a_bounded_number_of_words() -> None:
+    """The model echoing a long passage with no comma: the caller hears its first words while
+    the rest is written, not silence until the sentence ends."""
+    text = "Go forward ten meters and then turn left at the second big oak tree by the gate now."
+    pieces = [" " + w for w in text.split(" ")]
+    first, *rest = _split(pieces)
+    assert first == "Go forward ten meters and then turn left at the second big"
+    assert rest == ["oak tree by the gate now."]
+    assert _split(pieces, first_max_words=99) == [text]
+
+
 def test_markdown_lists_and_emoji_are_not_read_out() -> None:
     assert speakable("**Great** news 🎉 see [the page](http://x.y)") == "Great news see the page"
     assert _split(["Options:\n- one thing\n- another thing\n"]) == [
@@ -175,6 +186,11 @@ def test_the_transcript_moves_the_endpoint() -> None:
     assert policy.endpoint_ms("I'd like to book a table and") == 900
     assert policy.endpoint_ms("so um") == 900
     assert policy.endpoint_ms("Is that right?") == 350
+    # tiny.en's punctuation on a fragment is not trusted: the last word says it is unfinished
+    assert policy.endpoint_ms("I'd like to book a table for.") == 900
+    assert policy.endpoint_ms("Can I come in on?") == 900
+    assert policy.endpoint_ms("What time do you open on Saturday?") == 350
+    assert policy.endpoint_ms("Could you tell me your") == 900
 
 
 def test_a_hint_ends_a_complete_turn_sooner() -> None:
