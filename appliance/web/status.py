@@ -7,7 +7,8 @@ Routes (all behind the login, except the page's own static files):
 - `/api/live` server-sent events: a snapshot of the calls in progress, then each update.
 - `/api/health` the health as JSON.
 - `/recordings/{path}` a recording, with HTTP range requests (what an audio element asks
-  for); anything that is not a WAV inside RECORDINGS_DIR is 404, whatever the path says.
+  for), as it stands at the request even while its call still writes it (`recordings`);
+  anything that is not a WAV inside RECORDINGS_DIR is 404, whatever the path says.
 """
 
 from __future__ import annotations
@@ -20,14 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from fastapi import APIRouter, Depends, HTTPException, Response
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from appliance.web.auth import Auth
 from appliance.web.health import HealthBoard, overall
 from appliance.web.history import CallHistory
 from appliance.web.live import LiveCalls, Subscription, TooManyWatchers
 from appliance.web.pages import PAGE_HEADERS, Pages
+from appliance.web.recordings import recording_response, snapshot
 from appliance.web.sessions import Session
 from appliance.web.waterfall import waterfall
 
@@ -172,14 +174,20 @@ def status_router(deps: StatusPage) -> APIRouter:
         )
 
     @router.get("/recordings/{relative:path}")
-    async def recording(relative: str, session: Session = signed_in_api) -> Response:
+    async def recording(
+        relative: str, request: Request, session: Session = signed_in_api
+    ) -> Response:
         path = await asyncio.to_thread(recording_file, deps.recordings, relative)
         if path is None:
             raise HTTPException(status_code=404)
-        return FileResponse(
-            path,
-            media_type="audio/wav",
-            headers={"Cache-Control": "private, no-cache", "X-Content-Type-Options": "nosniff"},
+        try:
+            shot = await asyncio.to_thread(snapshot, path)
+        except FileNotFoundError as exc:  # removed since (retention)
+            raise HTTPException(status_code=404) from exc
+        return recording_response(
+            shot,
+            request.headers.get("range"),
+            {"Cache-Control": "private, no-cache", "X-Content-Type-Options": "nosniff"},
         )
 
     @router.get("/static/{name}")

@@ -21,7 +21,7 @@ import numpy as np
 
 from appliance.app import Appliance
 from appliance.conversation.ports import CallInfo
-from appliance.memory import calls
+from appliance.memory import calls, owners
 from appliance.memory.db import Database
 from appliance.memory.recording import WavFile
 from appliance.settings import Settings
@@ -193,3 +193,53 @@ async def raw_get(port: int, target: str, headers: Mapping[str, str] = {}) -> in
     writer.close()
     await writer.wait_closed()
     return int(status.split()[1])
+
+
+@dataclass
+class CallElsewhere:
+    """A call in progress in another appliance process (an `appliance call` beside `serve`):
+    its row open under that process's owner lock, its recording still being written."""
+
+    call_id: str
+    owner: owners.Owner
+    wav: WavFile
+    relative: str
+
+    def speak(self, seconds: float) -> None:
+        """Append `seconds` of stereo audio to the recording, as the call's writer does."""
+        frames = int(16_000 * seconds)
+        t = np.arange(self.wav.data_bytes // 4, self.wav.data_bytes // 4 + frames) / 16_000
+        stereo = np.empty(frames * 2, "<i2")
+        stereo[0::2] = (np.sin(2 * np.pi * 220 * t) * 3000).astype("<i2")
+        stereo[1::2] = (np.sin(2 * np.pi * 330 * t) * 3000).astype("<i2")
+        self.wav.append(stereo.tobytes())
+
+    def close(self) -> None:
+        self.wav.close()
+        self.owner.release()
+
+
+async def call_elsewhere(
+    db: Database,
+    recordings: Path,
+    *,
+    call_id: str = "CAelsewhere01",
+    caller: str = "+15557770001",
+    said: str = "Is the surgery open on Saturday?",
+    seconds: float = 2.0,
+) -> CallElsewhere:
+    """A call another live process has open (see `CallElsewhere`), `seconds` into its recording."""
+    owner = await asyncio.to_thread(owners.Owner, db.path.parent / "owners")
+    relative = f"2026/01/03/{call_id}.wav"
+    wav = await asyncio.to_thread(WavFile, recordings / relative)
+    call = CallElsewhere(call_id=call_id, owner=owner, wav=wav, relative=relative)
+    await asyncio.to_thread(call.speak, seconds)
+
+    def write(conn: apsw.Connection) -> None:
+        info = CallInfo(call_id=call_id, line="wav", caller=caller)
+        calls.open_call(conn, info, started=time.time() - seconds, owner=owner.id, memory="")
+        calls.save_caller_words(conn, call_id, turn=1, text=said, started=0.5, ended=1.8)
+        calls.set_recording(conn, call_id, "recording", path=relative)
+
+    await db.run(write)
+    return call
