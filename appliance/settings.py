@@ -410,6 +410,11 @@ class WebSettings(_Section):
     metrics_public: bool = Field(default=False, validation_alias=_env("METRICS_PUBLIC"))
     """Open /metrics and /healthz without a login to the LAN (private and loopback addresses,
     not through a proxy), for Prometheus; everything else always needs the admin login."""
+    turn_target_ms: int = Field(
+        default=1500, ge=100, le=60_000, validation_alias=_env("TURN_TARGET_MS")
+    )
+    """How long a caller should wait, at most, for a reply to begin (milliseconds): the status
+    page's health judges the recent turns against it."""
 
 
 class ZeroconfSettings(_Section):

@@ -93,6 +93,11 @@ class Worker:
         return bool(self._threads) and not self._stopping.is_set()
 
     @property
+    def queued(self) -> int:
+        """Jobs given and not yet begun (what the status page shows as waiting)."""
+        return 0 if self._stopping.is_set() else self._jobs.qsize()
+
+    @property
     def alive(self) -> bool:
         """Whether any of the threads is still running (after `stop`, finishing its queue)."""
         return any(thread.is_alive() for thread in self._threads)

@@ -341,6 +341,7 @@ class Appliance:
             started_at=lambda: self.started_at,
             ready=lambda: self.ready,
             front=self.front,
+            workers=self._local.workers,
         )
 
         async def on_stop() -> None:

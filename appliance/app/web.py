@@ -4,7 +4,7 @@ of every part, what the front desk knows (the business page), and the zeroconf a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from fastapi import APIRouter
@@ -42,6 +42,7 @@ from appliance.web.parts import (
     SipHealth,
     TwilioHealth,
 )
+from appliance.web.service import QueueView, ServiceHealth, ServiceRules
 from appliance.web.status import StatusPage, status_router
 
 __all__ = ["Watched", "advertisement", "status_routers"]
@@ -64,6 +65,8 @@ class Watched:
     ready: Callable[[], bool]
     front: FrontDesk
     """The business profile, the persona and the tools, for the business page."""
+    workers: Sequence[QueueView] = ()
+    """The engines' workers, whose queues say how many calls wait for one."""
 
 
 def status_routers(parts: Watched) -> tuple[APIRouter, ...]:
@@ -85,6 +88,9 @@ def status_routers(parts: Watched) -> tuple[APIRouter, ...]:
         live=parts.live,
         history=CallHistory(parts.records.db),
         recordings=settings.paths.recordings,
+        in_progress=parts.records.calls_in_progress,
+        target_ms=settings.web.turn_target_ms,
+        clock=parts.clock,
     )
     return (
         auth_router(auth, pages),
@@ -111,7 +117,15 @@ def _health_sources(parts: Watched) -> list[HealthSource]:
         for e in parts.chains
         if isinstance(e, FallbackSpeechToText | FallbackLanguageModel | FallbackTextToSpeech)
     ]
+    service = ServiceHealth(
+        records.db,
+        clock,
+        ServiceRules(target_ms=settings.web.turn_target_ms),
+        workers=parts.workers,
+        chains=[(e.part, e.chain) for e in chains],
+    )
     return [
+        service,
         BoxHealth(__version__, parts.started_at() or clock.wall(), clock),
         ModelsHealth(
             ModelStore(settings.paths.models, Manifest.load()),

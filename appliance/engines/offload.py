@@ -56,6 +56,11 @@ class Offloader:
         """Start the worker thread(s); again does nothing."""
         self._worker.start()
 
+    @property
+    def queued(self) -> int:
+        """Calls waiting for the worker behind the one it runs."""
+        return self._worker.queued
+
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `fn` on the worker; raise `EngineTimeout` past the timeout."""
         started = time.perf_counter()

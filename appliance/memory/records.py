@@ -141,6 +141,12 @@ class Records:
     def _alive(self, owner: str) -> bool:
         return owner == self.owner or owners.is_alive(self._owners_dir, owner)
 
+    async def calls_in_progress(self) -> list[calls.CallRecord]:
+        """Calls not ended whose process is alive: this one's, and those of any other process
+        on the same records (an `appliance call` beside `appliance serve`), oldest first."""
+        open_now = await self.db.run(calls.open_calls)
+        return [c for c in open_now if await asyncio.to_thread(self._alive, c.owner)]
+
     async def _recover(self) -> int:
         open_calls = await self.db.run(calls.open_calls)
         orphans = [c for c in open_calls if not await asyncio.to_thread(self._alive, c.owner)]

@@ -7,11 +7,13 @@ Each read is one function of the connection (the memory layer's queries, put tog
 from __future__ import annotations
 
 import math
+import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import apsw
 
-from appliance.memory import audit, callers, calls, jobs
+from appliance.memory import audit, callers, calls, jobs, trends
 from appliance.memory.db import Database
 
 __all__ = ["CallDetail", "CallHistory", "CallRow", "HistoryPage"]
@@ -19,6 +21,7 @@ __all__ = ["CallDetail", "CallHistory", "CallRow", "HistoryPage"]
 _FARTHEST_PAGE = 1_000_000
 """Past any box's history, and small enough that its offset fits SQLite's 64-bit integer (a page
 number from the URL can be any size)."""
+_DAY_S = 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +29,13 @@ class CallRow:
     call: calls.CallRecord
     caller_turns: int
     summary: str | None
+    waits_ms: tuple[float, ...] = ()
+    """What the caller waited on each reply, in order."""
+
+    @property
+    def wait_ms(self) -> float | None:
+        """The median wait for a reply (None: no timed reply)."""
+        return statistics.median(self.waits_ms) if self.waits_ms else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +69,14 @@ def _rows(conn: apsw.Connection, found: list[calls.CallRecord]) -> tuple[CallRow
         ids,
     )
     counts = {str(call_id): int(count) for call_id, count in rows}
+    waits = trends.waits_of(conn, ids)
     return tuple(
-        CallRow(call=c, caller_turns=counts.get(c.id, 0), summary=callers.summary_of(conn, c.id))
+        CallRow(
+            call=c,
+            caller_turns=counts.get(c.id, 0),
+            summary=callers.summary_of(conn, c.id),
+            waits_ms=tuple(waits.get(c.id, ())),
+        )
         for c in found
     )
 
@@ -91,6 +107,12 @@ def _detail(conn: apsw.Connection, call_id: str) -> CallDetail | None:
     )
 
 
+def _last_day(
+    conn: apsw.Connection, since: float
+) -> tuple[list[trends.TimedTurn], list[trends.CallOutcome]]:
+    return trends.timed_turns(conn, since=since), trends.call_outcomes(conn, since=since)
+
+
 class CallHistory:
     def __init__(self, db: Database, *, page_size: int = 25) -> None:
         self._db = db
@@ -103,6 +125,14 @@ class CallHistory:
         rows, total, page = await self._db.run(_search, query, self.page_size, page)
         pages = max(1, math.ceil(total / self.page_size))
         return HistoryPage(rows=rows, total=total, query=query, page=page, pages=pages)
+
+    async def last_day(self, now: float) -> tuple[list[trends.TimedTurn], list[trends.CallOutcome]]:
+        """The timed replies and the calls of the day before `now` (Unix seconds)."""
+        return await self._db.run(_last_day, now - _DAY_S)
+
+    async def rows_of(self, found: Sequence[calls.CallRecord]) -> tuple[CallRow, ...]:
+        """`found` as the call list shows them."""
+        return await self._db.run(_rows, list(found))
 
     async def detail(self, call_id: str) -> CallDetail | None:
         """One call with its turns, summary and post-call jobs (its exact id only)."""

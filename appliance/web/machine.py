@@ -13,13 +13,23 @@ import platform
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from appliance.clock import Clock
 from appliance.observability import system
 from appliance.observability.metrics import Metrics
 from appliance.web.health import Health, Level
 
-__all__ = ["BoxHealth", "CpuHealth", "DiskHealth", "MemoryHealth", "gib", "span"]
+__all__ = [
+    "BoxHealth",
+    "CpuHealth",
+    "DiskHealth",
+    "MemoryHealth",
+    "gib",
+    "load_level",
+    "span",
+    "worst",
+]
 
 _MIB = 1024**2
 
@@ -97,9 +107,22 @@ def _cpu() -> _CpuReading:
     )
 
 
-def _worst(levels: Sequence[Level]) -> Level:
+def worst(levels: Sequence[Level]) -> Level:
+    """The worst of `levels` (`ok` for none)."""
     order: list[Level] = ["ok", "warn", "fail"]
     return max(levels, key=order.index, default="ok")
+
+
+_LOAD_WARN: Final = 1.5
+_LOAD_FAIL: Final = 3.0
+
+
+def load_level(per_core: float) -> Level:
+    """The 1-minute load over the cores: past 1.5 runnable threads a core, a turn's stages
+    queue for the CPU (a warning); past 3, turns take many times longer (failing)."""
+    if per_core >= _LOAD_FAIL:
+        return "fail"
+    return "warn" if per_core >= _LOAD_WARN else "ok"
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +139,10 @@ class CpuHealth:
         parts = []
         if r.load is not None:
             facts.append(("load (1, 5, 15 min)", " ".join(f"{x:.2f}" for x in r.load)))
+            per_core = r.load[0] / (os.cpu_count() or 1)
+            if load_level(per_core) != "ok":
+                levels.append(load_level(per_core))
+                parts.append(f"load {r.load[0]:.1f} on {os.cpu_count() or 1} cores")
         if r.governor is not None:
             facts.append(("governor", r.governor))
         if r.celsius is not None:
@@ -132,7 +159,7 @@ class CpuHealth:
             if self.metrics is not None:
                 self.metrics.cpu_throttled.set(1 if now else 0)
         summary = ", ".join(parts) or "no temperature sensor"
-        return Health(self.part, _worst(levels), summary, tuple(facts))
+        return Health(self.part, worst(levels), summary, tuple(facts))
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,8 @@ from typing import Any, Final
 import jinja2
 from fastapi.responses import HTMLResponse
 
+from appliance.web.service import seconds
+
 __all__ = ["PAGE_HEADERS", "Pages", "duration", "title", "when"]
 
 PAGE_HEADERS: Final = {
@@ -36,6 +38,7 @@ _TITLES: Final = {
     "sip": "SIP line",
     "jobs": "Post-call jobs",
     "cpu": "CPU",
+    "callers": "What callers get",
 }
 
 
@@ -73,6 +76,7 @@ class Pages:
         self._env.filters["when"] = when
         self._env.filters["duration"] = duration
         self._env.filters["title"] = title
+        self._env.filters["ms"] = seconds
         self._common = {"version": version, "box": box}
 
     def render(

@@ -1,7 +1,9 @@
 """The status page: health at a glance, calls in progress (live), history, one call in full.
 
 Routes (all behind the login, except the page's own static files):
-- `/` the overview; `/partials/health` its health cards again (the page refreshes them).
+- `/` the overview: health, calls in progress (this process's live; any other process's from
+  the records), the last day's plots, recent calls; `/partials/health` its health cards and
+  the other processes' calls again (the page refreshes them).
 - `/calls?q=...&page=n` the history, searched by number, id, outcome or words said.
 - `/calls/{id}` one call: recording, transcript, each turn's latency waterfall, post-call jobs.
 - `/api/live` server-sent events: a snapshot of the calls in progress, then each update.
@@ -16,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import importlib.resources
 import json
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -24,13 +27,16 @@ from typing import Final
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from appliance.clock import Clock
+from appliance.memory.calls import CallRecord
 from appliance.web.auth import Auth
 from appliance.web.health import HealthBoard, overall
-from appliance.web.history import CallHistory
-from appliance.web.live import LiveCalls, Subscription, TooManyWatchers
+from appliance.web.history import CallHistory, CallRow
+from appliance.web.live import LiveCalls, Subscription, TooManyWatchers, Update
 from appliance.web.pages import PAGE_HEADERS, Pages
 from appliance.web.recordings import recording_response, snapshot
 from appliance.web.sessions import Session
+from appliance.web.trends import trends
 from appliance.web.waterfall import waterfall
 
 __all__ = ["StatusPage", "recording_file", "status_router"]
@@ -53,6 +59,12 @@ class StatusPage:
     live: LiveCalls
     history: CallHistory
     recordings: Path
+    in_progress: Callable[[], Awaitable[Sequence[CallRecord]]] | None = None
+    """Every process's calls in progress, from the records (None: this process's only)."""
+    target_ms: float = 1500.0
+    """`TURN_TARGET_MS`, drawn on the wait chart."""
+    clock: Clock | None = None
+    """The wall clock the plots end at (None: the system's)."""
     _static: dict[str, bytes] = field(default_factory=dict)
 
 
@@ -101,6 +113,16 @@ async def _events(live: LiveCalls, subscription: Subscription) -> AsyncIterator[
         live.unsubscribe(subscription)
 
 
+async def _elsewhere(deps: StatusPage, live: Sequence[Update]) -> tuple[CallRow, ...]:
+    """Calls in progress that this process does not run (so the live feed has not got them):
+    an `appliance call` beside `appliance serve`, writing to the same records."""
+    if deps.in_progress is None:
+        return ()
+    here = {str(call["id"]) for call in live}
+    found = [c for c in await deps.in_progress() if c.line_call_id not in here and c.id not in here]
+    return await deps.history.rows_of(found)
+
+
 def status_router(deps: StatusPage) -> APIRouter:
     """The status page's routes, bound to `deps`."""
     router = APIRouter()
@@ -111,20 +133,29 @@ def status_router(deps: StatusPage) -> APIRouter:
     async def index(session: Session = signed_in) -> Response:
         parts = await deps.board.check()
         recent = await deps.history.search("", 1)
+        now = deps.clock.wall() if deps.clock is not None else time.time()
+        turns, found = await deps.history.last_day(now)
+        live = deps.live.snapshot()
         return deps.pages.render(
             "index.html",
             session=session,
             nav="status",
             parts=parts,
             overall=overall(parts),
-            live=deps.live.snapshot(),
+            live=live,
+            elsewhere=await _elsewhere(deps, live),
             recent=recent.rows[:8],
+            trends=trends(turns, found, now, deps.target_ms),
+            target_ms=deps.target_ms,
         )
 
     @router.get("/partials/health")
     async def health_cards(session: Session = signed_in_api) -> Response:
         parts = await deps.board.check()
-        return deps.pages.render("_health.html", parts=parts, overall=overall(parts))
+        elsewhere = await _elsewhere(deps, deps.live.snapshot())
+        return deps.pages.render(
+            "_health.html", parts=parts, overall=overall(parts), elsewhere=elsewhere
+        )
 
     @router.get("/api/health")
     async def health_json(session: Session = signed_in_api) -> Response:
@@ -155,7 +186,9 @@ def status_router(deps: StatusPage) -> APIRouter:
     @router.get("/calls")
     async def history(q: str = "", page: int = 1, session: Session = signed_in) -> Response:
         found = await deps.history.search(q, page)
-        return deps.pages.render("calls.html", session=session, nav="calls", found=found)
+        return deps.pages.render(
+            "calls.html", session=session, nav="calls", found=found, target_ms=deps.target_ms
+        )
 
     @router.get("/calls/{call_id:path}")
     async def call(call_id: str, session: Session = signed_in) -> Response:
@@ -165,12 +198,17 @@ def status_router(deps: StatusPage) -> APIRouter:
                 "missing.html", status=404, session=session, nav="calls", call_id=call_id
             )
         charts = {
-            t.idx: waterfall(t.timings, t.starts)
+            t.idx: (waterfall(t.timings, t.starts), waterfall(t.timings, t.starts, narrow=True))
             for t in detail.turns
             if t.speaker == "agent" and t.timings
         }
         return deps.pages.render(
-            "call.html", session=session, nav="calls", detail=detail, charts=charts
+            "call.html",
+            session=session,
+            nav="calls",
+            detail=detail,
+            charts=charts,
+            target_ms=deps.target_ms,
         )
 
     @router.get("/recordings/{relative:path}")

@@ -1,4 +1,5 @@
-// TEL3SIS status page: calls in progress over server-sent events, health refreshed every 15 s.
+// TEL3SIS status page: calls in progress over server-sent events, health (and the calls other
+// processes run) refreshed every 15 s.
 // Plain JS, no build step. Everything a caller said goes into the page as text, never as HTML.
 "use strict";
 
@@ -46,7 +47,8 @@
   }
 
   function showEmpty() {
-    const open = [...calls.values()].length;
+    // Calls another process runs (an `appliance call`) are listed from the records, beside.
+    const open = calls.size + document.querySelectorAll("#elsewhere .call-card").length;
     const empty = live.querySelector(".empty");
     if (open === 0 && !empty) live.appendChild(el("p", "empty", "No calls right now. The box is listening."));
     if (open > 0 && empty) empty.remove();
@@ -131,11 +133,12 @@
       if (response.ok) {
         // Our own server-rendered (escaped) markup: the summary at the top and the cards.
         const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
-        for (const id of ["health-summary", "health"]) {
+        for (const id of ["health-summary", "health", "elsewhere"]) {
           const now = document.getElementById(id);
           const next = fresh.getElementById(id);
           if (now && next) now.replaceWith(document.importNode(next, true));
         }
+        showEmpty();
         checked.textContent = "checked " + new Date().toLocaleTimeString();
       }
     } catch (e) {
