@@ -4,7 +4,7 @@ of every part, what the front desk knows (the business page), and the zeroconf a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from fastapi import APIRouter
@@ -133,7 +133,7 @@ def _health_sources(parts: Watched) -> list[HealthSource]:
             parts.ready,
         ),
         *chains,
-        CallsHealth(parts.admission),
+        CallsHealth(parts.admission, _calls_elsewhere(records)),
         SipHealth(parts.sip_status) if settings.sip.sip_enabled else NotConfigured("sip"),
         TwilioHealth(settings.twilio),
         RedisHealth(settings.integrations.redis_url, records.state),
@@ -142,6 +142,13 @@ def _health_sources(parts: Watched) -> list[HealthSource]:
         MemoryHealth(),
         CpuHealth(parts.metrics),
     ]
+
+
+def _calls_elsewhere(records: Records) -> Callable[[], Awaitable[int]]:
+    async def count() -> int:
+        return sum(c.owner != records.owner for c in await records.calls_in_progress())
+
+    return count
 
 
 async def advertisement(

@@ -9,7 +9,7 @@ summary and facts is shown on the status page: names, counts and addresses, neve
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -216,6 +216,8 @@ class Slots(Protocol):
 @dataclass(frozen=True, slots=True)
 class CallsHealth:
     slots: Slots
+    elsewhere: Callable[[], Awaitable[int]] | None = None
+    """How many calls other processes run on the same records (an `appliance call`)."""
     part: str = "calls"
 
     async def health(self) -> Health:
@@ -223,7 +225,12 @@ class CallsHealth:
         summary = f"{active} of {most} in progress"
         if active >= most:
             summary += ": more callers get busy"  # busy is not broken: the level stays ok
-        return Health(self.part, "ok", summary, (("at most at once", str(most)),))
+        facts = [("at most at once", str(most))]
+        others = await self.elsewhere() if self.elsewhere is not None else 0
+        if others:
+            summary += f"; {others} more in another process"
+            facts.append(("in other processes", str(others)))
+        return Health(self.part, "ok", summary, tuple(facts))
 
 
 @dataclass(frozen=True, slots=True)

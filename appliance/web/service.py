@@ -60,8 +60,6 @@ class ServiceReading:
     """What the caller waited on each recent reply, oldest first."""
     calls: int
     """How many calls those replies come from."""
-    last_at: float | None = None
-    """Unix seconds of the latest reply."""
     queued: Mapping[str, int] | None = None
     """Jobs waiting for each engine's worker (None: not known)."""
     fallbacks: Sequence[str] = ()
@@ -88,6 +86,20 @@ def seconds(ms: float) -> str:
     return f"{ms / 1000:.1f} s" if ms < 10_000 else f"{ms / 1000:.0f} s"
 
 
+@dataclass(slots=True)
+class _Verdict:
+    """What the rules have found so far."""
+
+    facts: list[tuple[str, str]]
+    levels: list[Level]
+    problems: list[str]
+
+    def add(self, level: Level, problem: str) -> None:
+        self.levels.append(level)
+        if level != "ok":
+            self.problems.append(problem)
+
+
 def _wait_level(median: float, p95: float, target: float) -> Level:
     if median > 2 * target or p95 > 4 * target:
         return "fail"
@@ -96,51 +108,49 @@ def _wait_level(median: float, p95: float, target: float) -> Level:
     return "ok"
 
 
-def _queue_level(depth: int, rules: ServiceRules) -> Level:
+def _judge_waits(reading: ServiceReading, target: float, verdict: _Verdict) -> str:
+    """The wait rule; the summary when every rule is met."""
+    waits = reading.waits_ms
+    if not waits:
+        return "no replies in the last day to judge"
+    median, p95 = statistics.median(waits), percentile(waits, 0.95)
+    verdict.facts += [
+        ("median wait", seconds(median)),
+        ("p95 wait", seconds(p95)),
+        ("over", f"{len(waits)} replies of {reading.calls} calls"),
+    ]
+    level = _wait_level(median, p95, target)
+    verdict.add(level, f"replies take {seconds(median)} (median; target {seconds(target)})")
+    return f"replies begin after {seconds(median)} (median), {seconds(p95)} (p95)"
+
+
+def _judge_queues(queued: Mapping[str, int], rules: ServiceRules, verdict: _Verdict) -> None:
+    verdict.facts.append(("queued", ", ".join(f"{n} {k}" for k, n in sorted(queued.items()))))
+    deepest, depth = max(queued.items(), key=lambda item: item[1])
+    level: Level = "ok"
     if depth >= rules.queue_fail:
-        return "fail"
-    return "warn" if depth >= rules.queue_warn else "ok"
+        level = "fail"
+    elif depth >= rules.queue_warn:
+        level = "warn"
+    verdict.add(level, f"{depth} jobs queued for {deepest}")
 
 
 def judge(reading: ServiceReading, rules: ServiceRules) -> Health:
     """How callers are served (see the module docstring for the rules)."""
-    target = rules.target_ms
-    facts: list[tuple[str, str]] = [("target", f"{seconds(target)} (TURN_TARGET_MS)")]
-    levels: list[Level] = ["ok"]
-    problems: list[str] = []
-    waits = reading.waits_ms
-    if waits:
-        median, p95 = statistics.median(waits), percentile(waits, 0.95)
-        facts.append(("median wait", seconds(median)))
-        facts.append(("p95 wait", seconds(p95)))
-        facts.append(("over", f"{len(waits)} replies of {reading.calls} calls"))
-        level = _wait_level(median, p95, target)
-        levels.append(level)
-        if level != "ok":
-            problems.append(f"replies take {seconds(median)} (median; target {seconds(target)})")
-        summary = f"replies begin after {seconds(median)} (median), {seconds(p95)} (p95)"
-    else:
-        summary = "no replies in the last day to judge"
+    verdict = _Verdict([("target", f"{seconds(rules.target_ms)} (TURN_TARGET_MS)")], ["ok"], [])
+    summary = _judge_waits(reading, rules.target_ms, verdict)
     if reading.queued:
-        facts.append(("queued", ", ".join(f"{n} {k}" for k, n in sorted(reading.queued.items()))))
-        deepest, depth = max(reading.queued.items(), key=lambda item: item[1])
-        level = _queue_level(depth, rules)
-        levels.append(level)
-        if level != "ok":
-            problems.append(f"{depth} jobs queued for {deepest}")
+        _judge_queues(reading.queued, rules, verdict)
     if reading.fallbacks:
-        facts.append(("fallback in use", "; ".join(reading.fallbacks)))
-        levels.append("warn")
-        problems.append("a fallback engine answers")
+        verdict.facts.append(("fallback in use", "; ".join(reading.fallbacks)))
+        verdict.add("warn", "a fallback engine answers")
     if reading.load_per_core is not None:
-        facts.append(("load per core", f"{reading.load_per_core:.1f}"))
-        level = load_level(reading.load_per_core)
-        levels.append(level)
-        if level != "ok":
-            problems.append(f"CPU overloaded ({reading.load_per_core:.1f} per core)")
-    if problems:
-        summary = "; ".join(problems)
-    return Health("callers", worst(levels), summary, tuple(facts))
+        per_core = reading.load_per_core
+        verdict.facts.append(("load per core", f"{per_core:.1f}"))
+        verdict.add(load_level(per_core), f"CPU overloaded ({per_core:.1f} per core)")
+    if verdict.problems:
+        summary = "; ".join(verdict.problems)
+    return Health("callers", worst(verdict.levels), summary, tuple(verdict.facts))
 
 
 class QueueView(Protocol):
@@ -182,7 +192,6 @@ class ServiceHealth:
         reading = ServiceReading(
             waits_ms=waits,
             calls=len({t.call_id for t in turns}),
-            last_at=turns[-1].at if turns else None,
             queued={w.name: w.queued for w in self.workers} if self.workers else None,
             fallbacks=fallbacks,
             load_per_core=await asyncio.to_thread(self.load_per_core),

@@ -10,6 +10,8 @@ to the test's own tmp dir.
 
 from __future__ import annotations
 
+import asyncio
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,6 +21,7 @@ import pytest_asyncio
 from playwright.async_api import Browser, Page, expect
 
 from appliance.settings import Settings
+from tests.conftest import ROOT
 from tests.integration.test_status_browser import _OVERFLOW, browser
 from tests.support.status import (
     PASSWORD,
@@ -27,6 +30,7 @@ from tests.support.status import (
     Box,
     CallElsewhere,
     call_elsewhere,
+    log_in,
     seed_call,
     serve_box,
 )
@@ -150,3 +154,64 @@ async def test_slow_turns_a_call_elsewhere_and_the_plots_on_a_screen_and_a_phone
     finally:
         await context.close()
     assert problems == []
+
+
+_HOLD_A_CALL = """
+import asyncio, sys, time
+from pathlib import Path
+from appliance.conversation.ports import CallInfo
+from appliance.memory import calls, owners
+from appliance.memory.db import Database
+
+async def main(path: Path) -> None:
+    owner = owners.Owner(path.parent / "owners")
+    db = Database(path)
+    await db.open()
+    def write(conn):
+        info = CallInfo(call_id="CAproc01", line="wav", caller="+15556660001")
+        calls.open_call(conn, info, started=time.time(), owner=owner.id, memory="")
+        calls.save_caller_words(conn, "CAproc01", turn=1, text="Hello?", started=0.2, ended=1.0)
+    await db.run(write)
+    await db.aclose()
+    print("open", flush=True)
+    sys.stdin.readline()  # the call goes on until the test ends it
+
+asyncio.run(main(Path(sys.argv[1])))
+"""
+"""Another process with the records open and a call in progress, as `appliance call` has."""
+
+
+async def test_a_call_in_another_process_is_in_progress_while_that_process_lives(
+    app_settings: Settings,
+) -> None:
+    async for box in serve_box(app_settings):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            _HOLD_A_CALL,
+            str(box.app.records.db.path),
+            cwd=ROOT,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert process.stdin is not None and process.stdout is not None
+        try:
+            async with asyncio.timeout(30):
+                assert await process.stdout.readline() == b"open\n"
+            async with box.client() as http:
+                await log_in(http)
+                page = (await http.get("/")).text
+                assert 'data-call="CAproc01"' in page and "+15556660001" in page
+                assert "No calls right now" not in page
+                partial = (await http.get("/partials/health")).text  # what the page refreshes
+                assert 'data-call="CAproc01"' in partial
+                assert "in progress; 1 more in another process" in partial
+                process.stdin.close()  # the other process ends (here: as if it died)
+                assert await process.wait() == 0
+                page = (await http.get("/")).text
+                assert 'data-call="CAproc01"' not in page
+                assert "No calls right now" in page
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
