@@ -6,7 +6,8 @@ box whose parts all run can still keep its callers waiting 30 s a turn (two core
 
 - the caller's wait on the recent replies (the last `recent_calls` calls of the last day, every
   process's, from the records) against `TURN_TARGET_MS`: a median over the target or a p95 over
-  twice it is a warning; a median over twice the target or a p95 over four times it is failing;
+  twice it is a warning; a median over twice the target or a p95 over four times it is failing
+  (a warning only, once the latest reply is over an hour old: history, not what callers get);
 - the engines' queues: each call waits on at most one job per engine, so jobs queued behind the
   running one are callers waiting for another's turn (2 a warning, 4 failing);
 - a fallback answering in place of the preferred engine (a warning: slower, or not local);
@@ -30,7 +31,7 @@ from appliance.memory import trends
 from appliance.memory.db import Database
 from appliance.observability import system
 from appliance.web.health import Health, Level
-from appliance.web.machine import load_level, worst
+from appliance.web.machine import load_level, span, worst
 from appliance.web.parts import EngineChain
 
 __all__ = [
@@ -52,6 +53,8 @@ class ServiceRules:
     queue_warn: int = 2
     queue_fail: int = 4
     recent_calls: int = 10
+    stale_after_s: float = 3600.0
+    """Replies older than this are history: slow ones are a warning at most."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,8 @@ class ServiceReading:
     """What the caller waited on each recent reply, oldest first."""
     calls: int
     """How many calls those replies come from."""
+    age_s: float = 0.0
+    """Seconds since the latest of them."""
     queued: Mapping[str, int] | None = None
     """Jobs waiting for each engine's worker (None: not known)."""
     fallbacks: Sequence[str] = ()
@@ -108,8 +113,9 @@ def _wait_level(median: float, p95: float, target: float) -> Level:
     return "ok"
 
 
-def _judge_waits(reading: ServiceReading, target: float, verdict: _Verdict) -> str:
+def _judge_waits(reading: ServiceReading, rules: ServiceRules, verdict: _Verdict) -> str:
     """The wait rule; the summary when every rule is met."""
+    target = rules.target_ms
     waits = reading.waits_ms
     if not waits:
         return "no replies in the last day to judge"
@@ -120,8 +126,17 @@ def _judge_waits(reading: ServiceReading, target: float, verdict: _Verdict) -> s
         ("over", f"{len(waits)} replies of {reading.calls} calls"),
     ]
     level = _wait_level(median, p95, target)
-    verdict.add(level, f"replies take {seconds(median)} (median; target {seconds(target)})")
-    return f"replies begin after {seconds(median)} (median), {seconds(p95)} (p95)"
+    if reading.age_s <= rules.stale_after_s:
+        verdict.add(level, f"replies take {seconds(median)} (median; target {seconds(target)})")
+        return f"replies begin after {seconds(median)} (median), {seconds(p95)} (p95)"
+    ago = span(reading.age_s)
+    verdict.facts.append(("latest reply", f"{ago} ago"))
+    # Slow calls hours ago are worth a look, but they are not what callers get now.
+    verdict.add(
+        "warn" if level == "fail" else level,
+        f"the last calls, {ago} ago, waited {seconds(median)} a reply (target {seconds(target)})",
+    )
+    return f"no calls for {ago}; replies began after {seconds(median)} (median)"
 
 
 def _judge_queues(queued: Mapping[str, int], rules: ServiceRules, verdict: _Verdict) -> None:
@@ -138,7 +153,7 @@ def _judge_queues(queued: Mapping[str, int], rules: ServiceRules, verdict: _Verd
 def judge(reading: ServiceReading, rules: ServiceRules) -> Health:
     """How callers are served (see the module docstring for the rules)."""
     verdict = _Verdict([("target", f"{seconds(rules.target_ms)} (TURN_TARGET_MS)")], ["ok"], [])
-    summary = _judge_waits(reading, rules.target_ms, verdict)
+    summary = _judge_waits(reading, rules, verdict)
     if reading.queued:
         _judge_queues(reading.queued, rules, verdict)
     if reading.fallbacks:
@@ -184,6 +199,7 @@ class ServiceHealth:
             trends.timed_turns, since=self.clock.wall() - _DAY_S, calls=self.rules.recent_calls
         )
         waits = [t.timings["turn"] for t in turns if "turn" in t.timings]
+        now = self.clock.wall()
         fallbacks = [
             f"{port}: {chain.active} for {chain.engines[0]}"
             for port, chain in self.chains
@@ -192,6 +208,7 @@ class ServiceHealth:
         reading = ServiceReading(
             waits_ms=waits,
             calls=len({t.call_id for t in turns}),
+            age_s=max(0.0, now - turns[-1].at) if turns else 0.0,
             queued={w.name: w.queued for w in self.workers} if self.workers else None,
             fallbacks=fallbacks,
             load_per_core=await asyncio.to_thread(self.load_per_core),

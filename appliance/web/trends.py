@@ -84,11 +84,11 @@ def _bucket_step(span_s: float) -> int:
     return next((s for s in _STEPS_S if span_s / s <= 24), _STEPS_S[-1])
 
 
-def wait_over_time(turns: Sequence[TimedTurn], now: float, target_ms: float) -> WaitChart | None:
-    """The caller's wait, median and p95 of each stretch of time since the first turn."""
-    timed = [(t.at, t.timings["turn"]) for t in turns if "turn" in t.timings]
-    if not timed:
-        return None
+def _buckets(
+    timed: Sequence[tuple[float, float]], now: float
+) -> tuple[float, int, list[tuple[int, float, float]]]:
+    """The stretches of time since the first turn: their start, their length (seconds), and
+    (index, median, p95) of each stretch that had turns."""
     step = _bucket_step(now - timed[0][0])
     start = (timed[0][0] // step) * step
     count = int((now - start) // step) + 1
@@ -96,9 +96,30 @@ def wait_over_time(turns: Sequence[TimedTurn], now: float, target_ms: float) -> 
     for at, wait in timed:
         buckets[min(count - 1, max(0, int((at - start) // step)))].append(wait)
     stats = [(i, statistics.median(b), percentile(b, 0.95)) for i, b in enumerate(buckets) if b]
+    return start, step, stats
+
+
+def _line(key: str, points: Sequence[tuple[int, float, float, str]]) -> Line:
+    """A series of (index, x, y, tooltip), broken where an index is skipped."""
+    runs: list[list[str]] = []
+    last = -2
+    for i, x, y, _ in points:
+        if i != last + 1:
+            runs.append([])
+        runs[-1].append(f"{x},{y}")
+        last = i
+    return Line(key, tuple(" ".join(r) for r in runs), tuple((x, y, t) for _, x, y, t in points))
+
+
+def wait_over_time(turns: Sequence[TimedTurn], now: float, target_ms: float) -> WaitChart | None:
+    """The caller's wait, median and p95 of each stretch of time since the first turn."""
+    timed = [(t.at, t.timings["turn"]) for t in turns if "turn" in t.timings]
+    if not timed:
+        return None
+    start, step, stats = _buckets(timed, now)
+    count = int((now - start) // step) + 1
     top = _nice(max(target_ms, *(p for _, _, p in stats)) * 1.1)
-    right = WIDTH - _RIGHT
-    bottom = _TOP + _PLOT_H
+    right, bottom = WIDTH - _RIGHT, _TOP + _PLOT_H
 
     def x(i: float) -> float:
         return round(_LEFT + (i + 0.5) / count * (right - _LEFT), 1)
@@ -106,32 +127,25 @@ def wait_over_time(turns: Sequence[TimedTurn], now: float, target_ms: float) -> 
     def y(ms: float) -> float:
         return round(bottom - ms / top * _PLOT_H, 1)
 
-    lines = []
-    for key, pick in (("p95", 2), ("median", 1)):
-        runs: list[list[str]] = []
-        dots = []
-        last = -2
-        for row in stats:
-            i, value = row[0], float(row[pick])
-            if i != last + 1:
-                runs.append([])
-            runs[-1].append(f"{x(i)},{y(value)}")
-            when = time.strftime("%H:%M", time.localtime(start + i * step))
-            dots.append((x(i), y(value), f"{when}: {key} {seconds(value)}"))
-            last = i
-        lines.append(Line(key, tuple(" ".join(r) for r in runs), tuple(dots)))
-    y_ticks = tuple((y(top * f), seconds(top * f)) for f in (0, 0.5, 1))
-    every = max(1, count // 4)
-    x_ticks = tuple(
-        (x(i), time.strftime("%H:%M", time.localtime(start + i * step)))
-        for i in range(0, count, every)
+    def hhmm(i: int) -> str:
+        return time.strftime("%H:%M", time.localtime(start + i * step))
+
+    lines = tuple(
+        _line(
+            key,
+            [
+                (row[0], x(row[0]), y(row[pick]), f"{hhmm(row[0])}: {key} {seconds(row[pick])}")
+                for row in stats
+            ],
+        )
+        for key, pick in (("p95", 2), ("median", 1))
     )
     return WaitChart(
         width=WIDTH,
         height=bottom + 20,
-        lines=tuple(lines),
-        y_ticks=y_ticks,
-        x_ticks=x_ticks,
+        lines=lines,
+        y_ticks=tuple((y(top * f), seconds(top * f)) for f in (0, 0.5, 1)),
+        x_ticks=tuple((x(i), hhmm(i)) for i in range(0, count, max(1, count // 4))),
         target_y=y(target_ms),
         left=_LEFT,
         right=right,

@@ -41,6 +41,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 SLOW_WAITS = (18_400.0, 31_000.0, 52_300.0, 24_800.0)
 """What callers waited on a box at load 16 on 2 cores (issue 17)."""
+LONG_CALLER = "sip:0123456789abcdef0123456789abcdef@pbx-of-a-long-name.example.com"
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -58,6 +59,8 @@ async def slow_box(app_settings: Settings) -> AsyncIterator[tuple[Box, CallElsew
                 timings=timings,
                 starts=STARTS,
             )
+        # A SIP caller id with nowhere to break: it must not push a phone's page sideways.
+        await seed_call(db, recordings, call_id="CAlongsip", caller=LONG_CALLER)
         elsewhere = await call_elsewhere(db, recordings, caller="+15557770001", seconds=3.0)
         try:
             yield box, elsewhere
@@ -128,10 +131,20 @@ async def test_slow_turns_a_call_elsewhere_and_the_plots_on_a_screen_and_a_phone
 
         # A phone: every page fits, and a waterfall's labels stay readable.
         await page.set_viewport_size({"width": 390, "height": 844})
+        stranger = await browser.new_page(viewport={"width": 390, "height": 844})
+        await stranger.goto(url + "/")
+        await _fits(stranger, tmp_path, "phone-login")
+        await stranger.close()
+        missing = await context.new_page()  # a 404 is logged as an error: not watched
+        await missing.set_viewport_size({"width": 390, "height": 844})
+        await missing.goto(url + "/calls/CAnothing")
+        await _fits(missing, tmp_path, "phone-no-such-call")
+        await missing.close()
         for name, path in (
             ("status", "/"),
             ("calls", "/calls"),
             ("call", "/calls/CAslow002"),
+            ("call-from-sip", "/calls/CAlongsip"),
             ("call-in-progress", f"/calls/{elsewhere.call_id}"),
             ("business", "/business"),
         ):

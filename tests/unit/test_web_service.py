@@ -68,6 +68,15 @@ def test_the_wait_is_judged_by_its_median_and_p95_against_the_target(
     assert judge(_reading(waits), RULES).level == level
 
 
+def test_slow_replies_over_an_hour_ago_are_a_warning_not_a_failure() -> None:
+    fresh = judge(_reading(SLOW, age_s=600.0), RULES)
+    assert fresh.level == "fail"
+    stale = judge(_reading(SLOW, age_s=3 * 3600.0), RULES)
+    assert stale.level == "warn"
+    assert stale.summary == "the last calls, 3 h 0 min ago, waited 31 s a reply (target 1.5 s)"
+    assert judge(_reading((900.0,), age_s=3 * 3600.0), RULES).level == "ok"
+
+
 def test_the_target_is_a_setting() -> None:
     waits = (2000.0, 2100.0, 2200.0)
     assert judge(_reading(waits), RULES).level == "warn"
