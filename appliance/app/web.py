@@ -19,6 +19,7 @@ from appliance.engines.fallback import (
 )
 from appliance.engines.models import Manifest, ModelStore
 from appliance.engines.models.chosen import models_in_use
+from appliance.memory.calls import CallRecord
 from appliance.memory.records import Records
 from appliance.observability.metrics import Metrics
 from appliance.settings import Settings
@@ -88,7 +89,7 @@ def status_routers(parts: Watched) -> tuple[APIRouter, ...]:
         live=parts.live,
         history=CallHistory(parts.records.db),
         recordings=settings.paths.recordings,
-        in_progress=parts.records.calls_in_progress,
+        in_progress=_calls_elsewhere(parts.records),
         target_ms=settings.web.turn_target_ms,
         clock=parts.clock,
     )
@@ -133,7 +134,7 @@ def _health_sources(parts: Watched) -> list[HealthSource]:
             parts.ready,
         ),
         *chains,
-        CallsHealth(parts.admission, _calls_elsewhere(records)),
+        CallsHealth(parts.admission, _count(_calls_elsewhere(records))),
         SipHealth(parts.sip_status) if settings.sip.sip_enabled else NotConfigured("sip"),
         TwilioHealth(settings.twilio),
         RedisHealth(settings.integrations.redis_url, records.state),
@@ -144,9 +145,19 @@ def _health_sources(parts: Watched) -> list[HealthSource]:
     ]
 
 
-def _calls_elsewhere(records: Records) -> Callable[[], Awaitable[int]]:
+def _calls_elsewhere(records: Records) -> Callable[[], Awaitable[list[CallRecord]]]:
+    """Calls in progress that other processes run on these records (this process's own are
+    on the live feed)."""
+
+    async def others() -> list[CallRecord]:
+        return [c for c in await records.calls_in_progress() if c.owner != records.owner]
+
+    return others
+
+
+def _count(listed: Callable[[], Awaitable[list[CallRecord]]]) -> Callable[[], Awaitable[int]]:
     async def count() -> int:
-        return sum(c.owner != records.owner for c in await records.calls_in_progress())
+        return len(await listed())
 
     return count
 

@@ -60,7 +60,7 @@ class StatusPage:
     history: CallHistory
     recordings: Path
     in_progress: Callable[[], Awaitable[Sequence[CallRecord]]] | None = None
-    """Every process's calls in progress, from the records (None: this process's only)."""
+    """The calls other processes run on the same records (None: none are looked for)."""
     target_ms: float = 1500.0
     """`TURN_TARGET_MS`, drawn on the wait chart."""
     clock: Clock | None = None
