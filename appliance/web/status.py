@@ -36,7 +36,7 @@ from appliance.web.live import LiveCalls, Subscription, TooManyWatchers, Update
 from appliance.web.pages import PAGE_HEADERS, Pages
 from appliance.web.recordings import recording_response, snapshot
 from appliance.web.sessions import Session
-from appliance.web.trends import trends
+from appliance.web.trends import Trends, trends
 from appliance.web.waterfall import waterfall
 
 __all__ = ["StatusPage", "recording_file", "status_router"]
@@ -47,6 +47,7 @@ _STATIC: Final = {
     "favicon.svg": "image/svg+xml",
 }
 _KEEPALIVE_S: Final = 15.0
+_TRENDS_MAX_AGE_S: Final = 30.0
 
 
 @dataclass(slots=True)
@@ -66,6 +67,7 @@ class StatusPage:
     clock: Clock | None = None
     """The wall clock the plots end at (None: the system's)."""
     _static: dict[str, bytes] = field(default_factory=dict)
+    _trends: dict[str, tuple[float, Trends]] = field(default_factory=dict)
 
 
 def recording_file(root: Path, relative: str) -> Path | None:
@@ -113,6 +115,19 @@ async def _events(live: LiveCalls, subscription: Subscription) -> AsyncIterator[
         live.unsubscribe(subscription)
 
 
+async def _last_day(deps: StatusPage) -> Trends:
+    """The plots, made at most once every `_TRENDS_MAX_AGE_S`: over a busy day's records they
+    take the database's thread some tens of milliseconds, which a call's records wait behind."""
+    now = deps.clock.wall() if deps.clock is not None else time.time()
+    made = deps._trends.get("last day")
+    if made is not None and 0 <= now - made[0] < _TRENDS_MAX_AGE_S:
+        return made[1]
+    turns, found = await deps.history.last_day(now)
+    plots = trends(turns, found, now, deps.target_ms)
+    deps._trends["last day"] = (now, plots)
+    return plots
+
+
 async def _elsewhere(deps: StatusPage, live: Sequence[Update]) -> tuple[CallRow, ...]:
     """Calls in progress that this process does not run (so the live feed has not got them):
     an `appliance call` beside `appliance serve`, writing to the same records."""
@@ -133,8 +148,6 @@ def status_router(deps: StatusPage) -> APIRouter:
     async def index(session: Session = signed_in) -> Response:
         parts = await deps.board.check()
         recent = await deps.history.search("", 1)
-        now = deps.clock.wall() if deps.clock is not None else time.time()
-        turns, found = await deps.history.last_day(now)
         live = deps.live.snapshot()
         return deps.pages.render(
             "index.html",
@@ -145,7 +158,7 @@ def status_router(deps: StatusPage) -> APIRouter:
             live=live,
             elsewhere=await _elsewhere(deps, live),
             recent=recent.rows[:8],
-            trends=trends(turns, found, now, deps.target_ms),
+            trends=await _last_day(deps),
             target_ms=deps.target_ms,
         )
 
