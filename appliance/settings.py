@@ -9,6 +9,8 @@ Nothing else in the package reads `os.environ`: the composition root passes sect
 
 from __future__ import annotations
 
+import base64
+import binascii
 import difflib
 import ipaddress
 import os
@@ -385,6 +387,53 @@ class IntegrationSettings(_Section):
         default=30, gt=0, le=240, validation_alias=_env("BOOKING_STEP_MINUTES")
     )
     """Appointments start this many minutes apart, counted from each opening."""
+    google_client_id: str | None = Field(default=None, validation_alias=_env("GOOGLE_CLIENT_ID"))
+    """An OAuth client of type "TVs and Limited Input devices" (Google Cloud console): with it,
+    the operator can connect Google Calendar from the status page, and bookings go there."""
+    google_client_secret: SecretStr | None = Field(
+        default=None, validation_alias=_env("GOOGLE_CLIENT_SECRET")
+    )
+    google_calendar_id: str = Field(default="primary", validation_alias=_env("GOOGLE_CALENDAR_ID"))
+    """The Google calendar bookings go to: "primary", or another calendar's ID (its address)."""
+    google_oauth_url: str = Field(
+        default="https://oauth2.googleapis.com", validation_alias=_env("GOOGLE_OAUTH_URL")
+    )
+    """Google's OAuth endpoints; changed only for a proxy or a test server."""
+    google_calendar_api_url: str = Field(
+        default="https://www.googleapis.com/calendar/v3",
+        validation_alias=_env("GOOGLE_CALENDAR_API_URL"),
+    )
+    """Google Calendar's API; changed only for a proxy or a test server."""
+    token_encryption_key: SecretStr | None = Field(
+        default=None, validation_alias=_env("TOKEN_ENCRYPTION_KEY")
+    )
+    """Seals OAuth tokens in the database (AES-GCM; 32 bytes, URL-safe base64). Make one with
+    `appliance tokens new-key`; without it no token is stored."""
+    token_encryption_key_old: SecretStr | None = Field(
+        default=None, validation_alias=_env("TOKEN_ENCRYPTION_KEY_OLD")
+    )
+    """The key being replaced: tokens it sealed are sealed again under TOKEN_ENCRYPTION_KEY
+    when next read, or at once by `appliance tokens rotate`."""
+
+    @model_validator(mode="after")
+    def _token_keys_are_keys(self) -> Self:
+        for name, key in (
+            ("TOKEN_ENCRYPTION_KEY", self.token_encryption_key),
+            ("TOKEN_ENCRYPTION_KEY_OLD", self.token_encryption_key_old),
+        ):
+            if key is not None and not _is_token_key(key.get_secret_value()):
+                raise ValueError(
+                    f"{name} must be 32 bytes in URL-safe base64 (44 characters); make one "
+                    "with `appliance tokens new-key`"
+                )
+        return self
+
+
+def _is_token_key(written: str) -> bool:
+    try:
+        return len(base64.urlsafe_b64decode(written.strip().encode("ascii"))) == 32
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        return False
 
 
 class RecordSettings(_Section):

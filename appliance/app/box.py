@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from appliance import __version__
+from appliance.app.calendar import token_store
 from appliance.app.engines import LocalEngines, build_engines, timed
 from appliance.app.front import FrontDesk, front_desk
 from appliance.app.lines import admission_from, sip_config, twilio_line
@@ -143,6 +144,7 @@ class Appliance:
             texter=texter,
             mailer=mailer,
             memory=records.kept if settings.records.remember_callers else None,
+            tokens=token_store(settings.integrations, records.db, clock),
         )
         local.stt.vocabulary = front.vocabulary
         return cls(

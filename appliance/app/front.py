@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from appliance.bookings import CalDavCalendar, booking_tools
+from appliance.app.calendar import google_auth, google_or
+from appliance.bookings import CalDavCalendar, Calendar, GoogleAuth, booking_tools
+from appliance.bookings.oauth import TokenVault
 from appliance.clock import Clock
 from appliance.conversation.days import WEEKDAYS
 from appliance.conversation.persona import Persona
@@ -46,6 +48,8 @@ class FrontDesk:
     tools: ToolRegistry
     vocabulary: str = ""
     """What callers will say that speech-to-text should expect (the profile's names)."""
+    google: GoogleAuth | None = None
+    """Google Calendar's login, for the operator to connect (None: no GOOGLE_CLIENT_ID)."""
 
 
 def front_desk(
@@ -56,14 +60,17 @@ def front_desk(
     texter: Texter | None = None,
     mailer: Mailer | None = None,
     memory: CallerMemoryStore | None = None,
+    tokens: TokenVault | None = None,
 ) -> FrontDesk:
     """Read the business profile (raises `ProfileError`, one line naming the place) and build
     the persona and the tools from it. `texter` and `mailer` send a hand-off's summary to the
     person (by text to a number) and to `NOTIFY_EMAIL`. With `memory` (callers are remembered),
-    a caller can hear what is kept about them and have it forgotten."""
+    a caller can hear what is kept about them and have it forgotten. `tokens` keeps Google
+    Calendar's login (with GOOGLE_CLIENT_ID set)."""
     profile = BusinessProfile.load(conv.business_file) if conv.business_file else None
     zone = profile.timezone if profile is not None else ZoneInfo(box_timezone())
     tools = [end_call, current_time(clock, zone)]
+    google = google_auth(integrations, tokens, clock)
     people = profile.people if profile is not None else ()
     if people or integrations.escalation_phone_number:
         tools.append(
@@ -82,7 +89,7 @@ def front_desk(
         texting = text_the_caller(profile, texter) if texter is not None else None
         if texting is not None:
             tools.append(texting)
-        tools += _bookings(profile, integrations, clock)
+        tools += _bookings(profile, integrations, clock, google)
         if profile.location is not None:
             place = profile.location
             tools.append(
@@ -106,7 +113,9 @@ def front_desk(
         about=_about(profile, registry),
     )
     vocabulary = profile.vocabulary() if profile is not None else ""
-    return FrontDesk(profile=profile, persona=persona, tools=registry, vocabulary=vocabulary)
+    return FrontDesk(
+        profile=profile, persona=persona, tools=registry, vocabulary=vocabulary, google=google
+    )
 
 
 def _about(profile: BusinessProfile | None, tools: ToolRegistry) -> str:
@@ -142,20 +151,28 @@ def _about(profile: BusinessProfile | None, tools: ToolRegistry) -> str:
 
 
 def _bookings(
-    profile: BusinessProfile, integrations: IntegrationSettings, clock: Clock
+    profile: BusinessProfile,
+    integrations: IntegrationSettings,
+    clock: Clock,
+    google: GoogleAuth | None,
 ) -> list[Tool]:
-    """The booking tools, when a CalDAV calendar is set and the profile has hours and services
-    (without them there is nothing to book, or no time to book it in)."""
+    """The booking tools, when a CalDAV calendar or a Google login is set and the profile has
+    hours and services (without them there is nothing to book, or no time to book it in)."""
     has_hours = any(getattr(profile.hours, day) for day in WEEKDAYS)
-    if not integrations.caldav_url or not profile.services or not has_hours:
+    if not (integrations.caldav_url or google) or not profile.services or not has_hours:
         return []
-    password = integrations.caldav_password
-    calendar = CalDavCalendar(
-        integrations.caldav_url,
-        username=integrations.caldav_username,
-        password=password.get_secret_value() if password is not None else None,
-        calendar=integrations.caldav_calendar,
-    )
+    calendar: Calendar | None = None
+    if integrations.caldav_url:
+        password = integrations.caldav_password
+        calendar = CalDavCalendar(
+            integrations.caldav_url,
+            username=integrations.caldav_username,
+            password=password.get_secret_value() if password is not None else None,
+            calendar=integrations.caldav_calendar,
+        )
+    if google is not None:
+        calendar = google_or(integrations, google, calendar, clock)
+    assert calendar is not None
     return booking_tools(
         profile, calendar, clock=clock, step_minutes=integrations.booking_step_minutes
     )

@@ -28,6 +28,7 @@ from appliance.telephony.sip import SipStatus
 from appliance.web.advertise import Advertisement, box_id
 from appliance.web.auth import Auth, auth_router
 from appliance.web.business import BusinessPage, DeskFacts, business_router
+from appliance.web.calendar import CalendarPage, calendar_router
 from appliance.web.health import HealthBoard, HealthSource, NotConfigured
 from appliance.web.history import CallHistory
 from appliance.web.live import LiveCalls
@@ -98,6 +99,14 @@ def status_routers(parts: Watched) -> tuple[APIRouter, ...]:
         status_router(page),
         business_router(BusinessPage(auth=auth, pages=pages, clock=parts.clock, facts=facts)),
         metrics_router(auth, board, parts.metrics, parts.ready),
+        calendar_router(
+            CalendarPage(
+                auth=auth,
+                pages=pages,
+                google=parts.front.google,
+                caldav=bool(settings.integrations.caldav_url),
+            )
+        ),
     )
 
 

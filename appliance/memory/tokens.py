@@ -7,8 +7,9 @@ data (a sealed row copied under another name does not open). `key_id` is a diges
 that sealed the row, so a wrong key is told apart from a damaged row.
 
 Rotation: put the new key in `TOKEN_ENCRYPTION_KEY` and the old one in
-`TOKEN_ENCRYPTION_KEY_OLD`, then `appliance tokens rotate` (or just start the box): every row the
-old key sealed is opened and sealed again under the new key, in one transaction.
+`TOKEN_ENCRYPTION_KEY_OLD`. A row the old key sealed is sealed again under the new key when it is
+next read; `appliance tokens rotate` does every row at once, in one transaction. Then the old key
+can go.
 """
 
 from __future__ import annotations
@@ -96,7 +97,10 @@ class TokenKey:
         return value
 
 
-def _read(conn: apsw.Connection, name: str, key: TokenKey | None) -> dict[str, Any] | None:
+def _read(
+    conn: apsw.Connection, name: str, key: TokenKey | None, old: TokenKey | None, at: float
+) -> dict[str, Any] | None:
+    """The row opened; one the old key sealed is sealed again under the new key first."""
     row = conn.execute(
         "SELECT key_id, nonce, sealed FROM sealed_tokens WHERE name = ?", (name,)
     ).fetchone()
@@ -110,6 +114,10 @@ def _read(conn: apsw.Connection, name: str, key: TokenKey | None) -> dict[str, A
             f"read; set the key they were sealed with, or {NEW_KEY_HINT} and "
             "connect the account again"
         )
+    if old is not None and key_id == old.id and key_id != key.id:
+        value = old.open(name, nonce, sealed)
+        _write(conn, name, value, key, at)
+        return value
     if key_id != key.id:
         raise TokenKeyError(
             f"the {name} tokens were sealed with another key than TOKEN_ENCRYPTION_KEY; put "
@@ -167,7 +175,7 @@ class TokenStore:
     async def get(self, name: str) -> dict[str, Any] | None:
         """The tokens stored under `name`, or None; raises TokenKeyError when they cannot be
         opened with the key."""
-        return await self._db.run(_read, name, self._key)
+        return await self._db.run(_read, name, self._key, self._old, self._wall())
 
     async def put(self, name: str, value: dict[str, Any]) -> None:
         """Seal and store; raises TokenKeyMissing without a key (never stored in the clear)."""

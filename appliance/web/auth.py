@@ -168,6 +168,13 @@ class Auth:
             return
         await self.api(request)
 
+    async def form(self, request: Request, session: Session) -> dict[str, str] | None:
+        """A signed-in page's form fields; None when its CSRF token or its origin is wrong."""
+        fields = await read_form(request)
+        if not (_same_origin(request) and _equal(session.csrf, fields.get("csrf", ""))):
+            return None
+        return fields
+
     def count(self, result: str) -> None:
         if self._metrics is not None:
             self._metrics.logins.labels(result).inc()

@@ -63,6 +63,8 @@ class FakeGoogle:
     now: Callable[[], float] = time.time
     time_zone: str = "America/New_York"
     access_lifetime_s: int = 3599
+    interval: int = 5
+    """Seconds between polls that Google asks for."""
     operator_acts_after: int | None = None
     """Polls after which the operator allows (or, with `operator_allows` False, denies)."""
     operator_allows: bool = True
@@ -134,12 +136,12 @@ class FakeGoogle:
             return _oauth_error(401, "invalid_client", "The OAuth client was not found.")
         code = secrets.token_urlsafe(32)
         user = f"{secrets.token_hex(2).upper()}-{secrets.token_hex(2).upper()}"
-        self._devices[code] = _Device(user, self.now() + 1800, 5)
+        self._devices[code] = _Device(user, self.now() + 1800, self.interval)
         body = {
             "device_code": code,
             "user_code": user,
             "expires_in": 1800,
-            "interval": 5,
+            "interval": self.interval,
             "verification_url": "https://www.google.com/device",
         }
         return 200, body, {}
