@@ -142,7 +142,29 @@ def _parser() -> argparse.ArgumentParser:
     )
     forget.add_argument("number", help="the caller's number, as `appliance calls list` shows it")
     forget.add_argument("--json", action="store_true")
+    _calendar_commands(
+        commands.add_parser("tokens", help="the key that seals OAuth tokens in the database"),
+        commands.add_parser("calendar", help="the booking calendar: connect Google"),
+    )
     return parser
+
+
+def _calendar_commands(tokens: argparse.ArgumentParser, calendar: argparse.ArgumentParser) -> None:
+    tokens_commands = tokens.add_subparsers(dest="tokens_command", required=True, metavar="ACTION")
+    tokens_commands.add_parser("new-key", help="print a new TOKEN_ENCRYPTION_KEY")
+    tokens_commands.add_parser(
+        "rotate",
+        help="seal the tokens TOKEN_ENCRYPTION_KEY_OLD sealed again under TOKEN_ENCRYPTION_KEY",
+    )
+    calendar_commands = calendar.add_subparsers(
+        dest="calendar_command", required=True, metavar="ACTION"
+    )
+    calendar_commands.add_parser(
+        "connect-google", help="connect Google Calendar (shows a code to enter at Google)"
+    )
+    calendar_commands.add_parser(
+        "disconnect-google", help="revoke the box's Google Calendar access and forget it"
+    )
 
 
 def _safety_commands(safety: argparse.ArgumentParser, redteam: argparse.ArgumentParser) -> None:
@@ -166,7 +188,7 @@ def _safety_commands(safety: argparse.ArgumentParser, redteam: argparse.Argument
     redteam.add_argument("--json", action="store_true")
 
 
-def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one return per command
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911, PLR0912 - one return per command
     args = _parser().parse_args(argv)
     settings = _settings(args)
     if settings is None:
@@ -201,6 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
                 return _safety(settings, args)
             case "admin":
                 return _set_password(settings, from_stdin=args.stdin)
+            case "tokens" | "calendar":
+                return _calendar(settings, args)
     except _NotReady as exc:
         print(f"appliance {args.command}: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -319,6 +343,21 @@ def _calls(settings: Settings, args: argparse.Namespace) -> int:
         case "forget":
             return forget_caller_memory(database, args.number, as_json=args.json)
     raise AssertionError(args.calls_command)
+
+
+def _calendar(settings: Settings, args: argparse.Namespace) -> int:
+    from appliance.app import connect  # noqa: PLC0415
+
+    match args.command, getattr(args, "tokens_command", getattr(args, "calendar_command", "")):
+        case "tokens", "new-key":
+            return connect.new_key()
+        case "tokens", "rotate":
+            return asyncio.run(connect.rotate_keys(settings))
+        case "calendar", "connect-google":
+            return asyncio.run(connect.connect_google(settings))
+        case "calendar", "disconnect-google":
+            return asyncio.run(connect.disconnect_google(settings))
+    raise AssertionError(args)
 
 
 def _safety(settings: Settings, args: argparse.Namespace) -> int:
