@@ -28,7 +28,7 @@ from appliance.telephony.sip import SipStatus
 from appliance.web.advertise import Advertisement, box_id
 from appliance.web.auth import Auth, auth_router
 from appliance.web.business import BusinessPage, DeskFacts, business_router
-from appliance.web.calendar import CalendarPage, calendar_router
+from appliance.web.calendar import CalendarHealth, CalendarPage, calendar_router
 from appliance.web.health import HealthBoard, HealthSource, NotConfigured
 from appliance.web.history import CallHistory
 from appliance.web.live import LiveCalls
@@ -148,6 +148,7 @@ def _health_sources(parts: Watched) -> list[HealthSource]:
         TwilioHealth(settings.twilio),
         RedisHealth(settings.integrations.redis_url, records.state),
         JobsHealth(records.db, clock, parts.metrics),
+        CalendarHealth(parts.front.google, bool(settings.integrations.caldav_url)),
         DiskHealth(settings.paths.data_dir, parts.metrics),
         MemoryHealth(),
         CpuHealth(parts.metrics),

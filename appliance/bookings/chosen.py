@@ -25,7 +25,7 @@ class GoogleOrCalDav:
         self._caldav = caldav
 
     async def _chosen(self) -> Calendar:
-        if await self._auth.connected():
+        if await self._auth.has_login():  # tokens that cannot be opened: said, not skipped
             return self._google
         if self._caldav is not None:
             return self._caldav

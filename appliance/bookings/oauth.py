@@ -146,9 +146,17 @@ class GoogleAuth:
     async def connected(self) -> bool:
         """Whether tokens are stored (and open with the key)."""
         try:
-            return await self._vault.get(VAULT_NAME) is not None
-        except Exception:  # any vault failure (no key, another key) means: not usable now
+            return await self.has_login()
+        except GoogleNotConnected:
             return False
+
+    async def has_login(self) -> bool:
+        """Whether tokens are stored; raises GoogleNotConnected when they cannot be opened
+        (no key, another key), saying what to do."""
+        try:
+            return await self._vault.get(VAULT_NAME) is not None
+        except Exception as exc:  # the vault's message says how to fix it
+            raise GoogleNotConnected(f"the Google Calendar login cannot be read: {exc}") from exc
 
     async def token(self, *, refresh: bool = False) -> str:
         """A current access token, refreshed when it expires within a minute (or `refresh`)."""

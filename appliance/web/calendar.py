@@ -17,13 +17,14 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 
-from appliance.bookings import DeviceCode, GoogleAuth
+from appliance.bookings import DeviceCode, GoogleAuth, GoogleNotConnected
 from appliance.bookings.oauth import Outcome
 from appliance.web.auth import Auth
+from appliance.web.health import Health
 from appliance.web.pages import Pages
 from appliance.web.sessions import Session
 
-__all__ = ["CalendarPage", "CalendarView", "calendar_router"]
+__all__ = ["CalendarHealth", "CalendarPage", "CalendarView", "calendar_router"]
 
 _log = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ class CalendarView:
     user_code: str = ""
     verification_url: str = ""
     error: str = ""
+    problem: str = ""
+    """Why the stored login cannot be used (a key that does not open it)."""
 
 
 @dataclass
@@ -63,10 +66,12 @@ class CalendarPage:
     _flow: _Flow | None = field(default=None, init=False)
 
     async def view(self) -> CalendarView:
-        connected = self.google is not None and await self.google.connected()
+        connected, problem = await _login(self.google)
         flow = self._flow
         if flow is None:
-            return CalendarView(self.google is not None, self.caldav, connected, "")
+            return CalendarView(
+                self.google is not None, self.caldav, connected, "", problem=problem
+            )
         code = flow.code if flow.state == "pending" else None
         return CalendarView(
             configured=True,
@@ -76,6 +81,7 @@ class CalendarPage:
             user_code=code.user_code if code else "",
             verification_url=code.verification_url if code else "",
             error=flow.error,
+            problem=problem,
         )
 
     async def connect(self) -> None:
@@ -111,6 +117,39 @@ class CalendarPage:
             flow.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await flow.task
+
+
+async def _login(google: GoogleAuth | None) -> tuple[bool, str]:
+    """Whether Google is connected, and why its stored login cannot be used (or "")."""
+    if google is None:
+        return False, ""
+    try:
+        return await google.has_login(), ""
+    except GoogleNotConnected as exc:
+        return False, str(exc)
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarHealth:
+    """The booking calendar, on the status page: Google connected or not, or CalDAV."""
+
+    google: GoogleAuth | None
+    caldav: bool
+    part: str = "calendar"
+
+    async def health(self) -> Health:
+        caldav = "bookings go to the CalDAV calendar" if self.caldav else "no bookings can be made"
+        if self.google is None:
+            if self.caldav:
+                return Health(self.part, "ok", "CalDAV (CALDAV_URL)")
+            return Health(self.part, "off", "not configured")
+        connected, problem = await _login(self.google)
+        if problem:
+            return Health(self.part, "fail", problem)
+        if connected:
+            return Health(self.part, "ok", "Google Calendar connected")
+        summary = f"Google Calendar not connected: {caldav}"
+        return Health(self.part, "ok" if self.caldav else "warn", summary)
 
 
 def _stale() -> Response:

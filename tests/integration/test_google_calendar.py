@@ -133,6 +133,11 @@ def _call(caller: str) -> ToolContext:
     )
 
 
+def _find(day: str) -> ToolCall:
+    arguments = json.dumps({"service": "haircut", "day": day})
+    return ToolCall(id="f", name="find_free_times", arguments=arguments)
+
+
 def _held(google: FakeGoogle) -> list[tuple[dt.datetime, str, str]]:
     """The box's live events as the fake holds them: start (New York), summary, caller."""
     return sorted(
@@ -255,6 +260,18 @@ async def test_rotation_seals_the_tokens_again_under_the_new_key(
     assert await TokenStore(db, TokenKey(new), wall=clock.wall).get("google") == tokens
 
 
+async def test_tokens_sealed_with_another_key_are_said_to_the_caller_not_skipped(
+    google: FakeGoogle, db: Database, clock: HandClock
+) -> None:
+    await Box(google, db, clock).connect()
+    other = Box(google, db, clock, key=TokenKey.new())
+    assert not await other.auth.connected()
+    said = await other.yes(ANN, _find("tomorrow"))
+    assert said.startswith("Not found: the Google Calendar login cannot be read")
+    assert "TOKEN_ENCRYPTION_KEY_OLD" in said
+    assert google.seen("/calendar/v3/calendars/primary/events") == []
+
+
 # --- using the tokens -------------------------------------------------------------------------
 
 
@@ -322,15 +339,7 @@ async def test_disconnecting_revokes_the_grant_at_google_and_forgets_it(
     assert google.revoked == [refresh]
     assert google.refresh_tokens == set() and google.access_tokens == {}
     assert box.raw_row() is None and not await box.auth.connected()
-    said = await box.yes(
-        ANN,
-        ToolCall(
-            id="f",
-            name="find_free_times",
-            arguments=json.dumps({"service": "haircut", "day": "tomorrow"}),
-        ),
-    )
-    assert "no calendar is connected" in said
+    assert "no calendar is connected" in await box.yes(ANN, _find("tomorrow"))
 
 
 # --- booking through the tools ----------------------------------------------------------------

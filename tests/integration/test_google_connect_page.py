@@ -64,6 +64,11 @@ async def _until(http: httpx.AsyncClient, state: str) -> dict[str, object]:
             await asyncio.sleep(0.05)
 
 
+def _health(answer: httpx.Response) -> tuple[str, str]:
+    (part,) = [p for p in answer.json()["parts"] if p["part"] == "calendar"]
+    return part["level"], part["summary"]
+
+
 async def _press(http: httpx.AsyncClient, action: str) -> httpx.Response:
     page = await http.get("/calendar")
     return await http.post(f"/calendar/google/{action}", data={"csrf": csrf_of(page.text)})
@@ -91,6 +96,7 @@ async def test_the_operator_connects_with_the_code_shown_and_disconnects(
         assert (await _until(http, "connected"))["connected"] is True
         page = await http.get("/calendar")
         assert "Google Calendar connected" in page.text and "google-disconnect" in page.text
+        assert _health(await http.get("/api/health")) == ("ok", "Google Calendar connected")
         assert await box.app.front.google.connected()  # type: ignore[union-attr]
         (refresh,) = google.refresh_tokens
         await _press(http, "disconnect")
@@ -112,3 +118,7 @@ async def test_without_a_key_the_page_says_how_to_make_one(
         page = await http.get("/calendar")
         assert "Connecting failed: TOKEN_ENCRYPTION_KEY is not set" in page.text
         assert failed["connected"] is False
+        assert _health(await http.get("/api/health")) == (
+            "warn",
+            "Google Calendar not connected: no bookings can be made",
+        )
