@@ -629,13 +629,20 @@ def _changed(settings: Settings) -> set[str]:
 
 def _unheeded(settings: Settings, given: set[str]) -> Iterator[str]:
     """Settings given a value that another setting leaves unread."""
-    sip, zeroconf = settings.sip, settings.zeroconf
+    sip, zeroconf, integ = settings.sip, settings.zeroconf, settings.integrations
     rules = (
         (("SIP_USERNAME", "SIP_PASSWORD", "SIP_REGISTER_EXPIRES_S"), not sip.registrar,
          "SIP_REGISTRAR is not set"),
         (("SIP_REFUSAL",), not sip.allowed_sources.strip(),
          "SIP_ALLOWED_SOURCES is empty, so no address is refused"),
         (("ZEROCONF_INTERFACES",), not zeroconf.zeroconf_enabled, "ZEROCONF_ENABLED is false"),
+        (("GOOGLE_CLIENT_SECRET", "GOOGLE_CALENDAR_ID"), not integ.google_client_id,
+         "GOOGLE_CLIENT_ID is not set"),
+        (("GOOGLE_CLIENT_ID",), integ.token_encryption_key is None,
+         "TOKEN_ENCRYPTION_KEY is not set, so Google Calendar cannot be connected (make a key "
+         "with `appliance tokens new-key`)"),
+        (("TOKEN_ENCRYPTION_KEY_OLD",), integ.token_encryption_key is None,
+         "TOKEN_ENCRYPTION_KEY is not set"),
     )  # fmt: skip
     for names, unread, why in rules:
         if unread:

@@ -270,3 +270,18 @@ def test_settings_that_another_setting_leaves_unread(
     ]
     heeded = "SIP_ALLOWED_SOURCES=10.0.0.0/8\nSIP_REFUSAL=silent\nZEROCONF_INTERFACES=10.0.0.2\n"
     assert _warnings(env_file, heeded, monkeypatch) == []
+
+
+def test_google_without_a_token_key_is_warned_of_with_how_to_make_one(
+    defaults: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env_file = tmp_path / ".env"
+    (warning,) = _warnings(
+        env_file, "GOOGLE_CLIENT_ID=1-box.apps.googleusercontent.com\n", monkeypatch
+    )
+    assert warning.startswith("GOOGLE_CLIENT_ID acts on nothing: TOKEN_ENCRYPTION_KEY is not set")
+    assert "appliance tokens new-key" in warning
+    key = "TOKEN_ENCRYPTION_KEY=" + "A" * 43 + "=\n"
+    assert _warnings(env_file, "GOOGLE_CLIENT_ID=1-box\n" + key, monkeypatch) == []
+    (warning,) = _warnings(env_file, "GOOGLE_CALENDAR_ID=shop@example.com\n", monkeypatch)
+    assert warning == "GOOGLE_CALENDAR_ID acts on nothing: GOOGLE_CLIENT_ID is not set"
