@@ -40,6 +40,7 @@ NOW = dt.datetime(2026, 12, 8, 10, tzinfo=ZONE)
 ANN = "+15550100123"
 BOB = "+15550100456"
 KEY = TokenKey.new()
+_EVENTS = "/calendar/v3/calendars/primary/events"
 PROFILE = BusinessProfile.model_validate(
     {
         "name": "Bright Cuts",
@@ -269,7 +270,7 @@ async def test_tokens_sealed_with_another_key_are_said_to_the_caller_not_skipped
     said = await other.yes(ANN, _find("tomorrow"))
     assert said.startswith("Not found: the Google Calendar login cannot be read")
     assert "TOKEN_ENCRYPTION_KEY_OLD" in said
-    assert google.seen("/calendar/v3/calendars/primary/events") == []
+    assert google.seen(_EVENTS) == []
 
 
 # --- using the tokens -------------------------------------------------------------------------
@@ -394,6 +395,21 @@ async def test_two_calls_booking_the_same_slot_at_once_get_it_once(
     assert booked == "Booked: Wednesday the 9th at 3 PM for a haircut."
     assert refused.startswith("Not done: Wednesday the 9th at 3 PM was just taken. Free on")
     assert [start for start, _, _ in _held(google)] == [_at(9, 15)]
+
+
+async def test_a_long_day_is_read_page_by_page(
+    google: FakeGoogle, db: Database, clock: HandClock
+) -> None:
+    box = Box(google, db, clock)
+    await box.connect()
+    for n in range(260):
+        start = _at(9, 9) + dt.timedelta(minutes=n)
+        end = (start + dt.timedelta(minutes=1)).isoformat()
+        google.add_event(f"busy{n:03d}", start.isoformat(), end)
+    found = await box.calendar.between(_at(9, 0), _at(10, 0))
+    assert len({a.uid for a in found}) == 260
+    pages = [s.query.get("pageToken") for s in google.seen(_EVENTS, "GET")]
+    assert pages == [None, "250"]
 
 
 def test_an_appointments_uid_becomes_a_valid_google_event_id() -> None:
