@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from appliance.app.calendar import google_auth, token_store
-from appliance.bookings import GoogleAuth
+from appliance.bookings import CalendarUnavailable, GoogleAuth
 from appliance.clock import LoopClock
 from appliance.memory.db import Database, database_path
-from appliance.memory.tokens import TokenKey
+from appliance.memory.tokens import TokenKey, TokenKeyError
 from appliance.settings import Settings
 
 __all__ = ["connect_google", "disconnect_google", "new_key", "rotate_keys"]
@@ -85,10 +85,14 @@ async def connect_google(settings: Settings, say: Say = print) -> int:
         if auth is None:
             _err(_NOT_SET_UP)
             return EXIT_FAILED
-        code = await auth.start()
-        say(f"On a phone or computer, open {code.verification_url} and enter {code.user_code}")
-        say("Waiting for Google (Ctrl-C to give up)...")
-        outcome = await auth.wait(code)
+        try:
+            code = await auth.start()
+            say(f"On a phone or computer, open {code.verification_url} and enter {code.user_code}")
+            say("Waiting for Google (Ctrl-C to give up)...")
+            outcome = await auth.wait(code)
+        except (CalendarUnavailable, TokenKeyError) as exc:
+            _err(f"connecting Google Calendar failed: {exc}")
+            return EXIT_FAILED
     if outcome == "connected":
         say("Connected: bookings now go to Google Calendar.")
         return EXIT_OK

@@ -119,7 +119,12 @@ class GoogleAuth:
         form = {**self._client, "device_code": code.device_code, "grant_type": DEVICE_GRANT}
         response = await self._request("/token", form)
         if response.status_code == httpx.codes.OK:
-            await self._keep(response.json(), refresh_token=None)
+            granted = response.json()
+            try:
+                await self._keep(granted, refresh_token=None)
+            except Exception:  # not kept (no key): leave no grant behind at Google
+                await self._revoke(str(granted.get("refresh_token") or granted["access_token"]))
+                raise
             return "connected"
         error = _error_code(response)
         if error == "slow_down":
@@ -190,13 +195,18 @@ class GoogleAuth:
         revoked = False
         if stored is not None:
             token = stored.get("refresh_token") or stored.get("access_token")
-            try:
-                response = await self._request("/revoke", {"token": str(token)})
-                revoked = response.status_code == httpx.codes.OK
-            except GoogleNotConnected as exc:
-                _log.warning("google: revoking the calendar login failed: %s", exc)
+            revoked = await self._revoke(str(token))
         await self._vault.delete(VAULT_NAME)
         return revoked
+
+    async def _revoke(self, token: str) -> bool:
+        """Revoke `token` (a refresh token ends its whole grant); True when Google confirmed."""
+        try:
+            response = await self._request("/revoke", {"token": token})
+        except GoogleNotConnected as exc:
+            _log.warning("google: revoking the calendar login failed: %s", exc)
+            return False
+        return response.status_code == httpx.codes.OK
 
     async def _stored(self) -> dict[str, Any]:
         try:

@@ -231,6 +231,7 @@ async def test_without_a_key_no_token_is_stored_and_the_error_says_how_to_make_o
     assert "TOKEN_ENCRYPTION_KEY is not set" in str(refused.value)
     assert "appliance tokens new-key" in str(refused.value)
     assert box.raw_row() is None
+    assert google.revoked != [] and google.refresh_tokens == set()  # no grant left behind
     with pytest.raises(TokenKeyError, match="URL-safe base64"):
         TokenKey("not-a-key")
 

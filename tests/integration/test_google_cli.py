@@ -78,6 +78,20 @@ def test_connect_rotate_and_disconnect_from_the_command_line(
     assert google.revoked == [refresh] and _key_ids(env) == []
 
 
+def test_without_a_key_connecting_fails_and_says_how_to_make_one(
+    env: Path,
+    google: FakeGoogle,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.delenv("TOKEN_ENCRYPTION_KEY")
+    assert _run("calendar", "connect-google") == 1
+    err = capsys.readouterr().err
+    assert "connecting Google Calendar failed: TOKEN_ENCRYPTION_KEY is not set" in err
+    assert "appliance tokens new-key" in err
+    assert google.refresh_tokens == set()
+
+
 def test_a_bad_key_is_refused_with_how_to_make_one(
     env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
