@@ -369,6 +369,8 @@ class Appliance:
         for worker, done in zip(workers, stopped, strict=True):
             if not done:
                 _log.warning("engine worker %s did not stop within %.0f s", worker.name, timeout)
+        if self.front.google is not None:
+            await self.front.google.aclose()
         await self.records.aclose(timeout)
 
 

@@ -68,9 +68,14 @@ async def rotate_keys(settings: Settings, say: Say = print) -> int:
 async def _google(settings: Settings) -> AsyncIterator[GoogleAuth | None]:
     async with _database(settings) as db:
         clock = LoopClock()
-        yield google_auth(
+        auth = google_auth(
             settings.integrations, token_store(settings.integrations, db, clock), clock
         )
+        try:
+            yield auth
+        finally:
+            if auth is not None:
+                await auth.aclose()
 
 
 _NOT_SET_UP = (

@@ -118,8 +118,9 @@ class GoogleCalendar:
     async def _http(self, method: str, url: str, token: str, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"}
         try:
-            async with httpx.AsyncClient(timeout=self._timeout, verify=self._auth.tls) as client:
-                return await client.request(method, url, headers=headers, **kwargs)
+            return await self._auth.http().request(
+                method, url, headers=headers, timeout=self._timeout, **kwargs
+            )
         except httpx.HTTPError as exc:
             raise CalendarUnavailable(
                 "the calendar cannot be reached right now; bookings cannot be made on this call"

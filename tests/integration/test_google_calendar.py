@@ -71,7 +71,13 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
     database = Database(tmp_path / "box.db")
     await database.open()
     yield database
+    for auth in _OPEN.pop(database.path, []):
+        await auth.aclose()  # its HTTP client's connections
     await database.aclose()
+
+
+_OPEN: dict[Path, list[GoogleAuth]] = {}
+"""The logins each test's database served, closed with it."""
 
 
 class Box:
@@ -88,6 +94,7 @@ class Box:
             clock=clock,
             oauth_url=google.url,
         )
+        _OPEN.setdefault(db.path, []).append(self.auth)
         self.calendar = GoogleCalendar(self.auth, clock=clock, base_url=f"{google.url}/calendar/v3")
         self.tools = ToolRegistry(
             booking_tools(PROFILE, GoogleOrCalDav(self.calendar, self.auth, None), clock=clock)
@@ -379,6 +386,7 @@ async def test_booking_moving_and_cancelling_through_the_tools_on_google(
     assert google.events["allday1"]["status"] == "confirmed"
     methods = [s.method for s in google.requests if "/events" in s.path and s.method != "GET"]
     assert methods == ["POST", "POST", "PATCH", "DELETE"]  # insert; 409 then patch; delete
+    assert google.connections == 1 < len(google.requests)  # one connection, kept alive
 
 
 async def test_two_calls_booking_the_same_slot_at_once_get_it_once(

@@ -71,6 +71,8 @@ class FakeGoogle:
     calendar_troubles: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[Seen] = field(default_factory=list)
+    connections: int = 0
+    """TCP connections accepted (a client that keeps them alive opens few)."""
     access_tokens: dict[str, float] = field(default_factory=dict)
     """Live access tokens and when each expires."""
     refresh_tokens: set[str] = field(default_factory=set)
@@ -350,6 +352,13 @@ def fake_google(fake: FakeGoogle) -> Iterator[FakeGoogle]:
     """`fake` on a loopback port: OAuth at `url`, the Calendar API at `url + "/calendar/v3"`."""
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # kept alive, as Google's are
+
+        def setup(self) -> None:
+            super().setup()
+            with fake.lock:
+                fake.connections += 1
+
         def _handle(self) -> None:
             parts = urlsplit(self.path)
             length = int(self.headers.get("Content-Length") or 0)
