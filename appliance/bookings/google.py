@@ -2,13 +2,15 @@
 
 Every request carries the account's access token (`GoogleAuth`): a 401 gets one refresh and one
 retry; a 429 (or Google's 403 `rateLimitExceeded`) and a 503 are waited out, as long as Google's
-`Retry-After` says (else 1 s, 2 s), a few times within a bound a caller on the line can bear,
-then the tools say the calendar cannot be used now.
+`Retry-After` says (else 1 s, 2 s), at most three tries and 5 s in all (a caller is on the
+line), then the tools say the calendar is busy.
 
 An appointment's uid is not a valid Google event id (ids are base32hex), so the event id is a
 digest of it; the uid, the service and the caller's number ride in the event's private extended
-properties. Recurring events are asked for expanded (`singleEvents`), so each occurrence takes
-its own time; a transparent ("free") or cancelled event takes none.
+properties. The id being the appointment's own makes a write idempotent: an insert that meets
+409 (a moved appointment, or a retried insert that had gone through) becomes a patch.
+Recurring events are asked for expanded (`singleEvents`), so each occurrence takes its own
+time; a transparent ("free") or cancelled event takes none.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ __all__ = ["GoogleCalendar", "event_id"]
 _BASE32HEX = re.compile(r"[a-v0-9]{5,1024}")
 _TRIES = 3
 _MAX_WAIT_S = 5.0
-"""The longest one back-off may be: past it, the calendar is reported busy instead."""
+"""The most one request waits out rate limits, in all: past it, the calendar is said to be busy
+(a caller is on the line)."""
 _RATE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded"}
 _PAGE = 250
 
@@ -95,7 +98,7 @@ class GoogleCalendar:
 
     async def _send(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
         """One request, with the token; one refresh on 401, back-off on rate limits."""
-        refreshed = False
+        refreshed, waited = False, 0.0
         for attempt in range(1, _TRIES + 1):
             token = await self._auth.token()
             response = await self._http(method, url, token, **kwargs)
@@ -106,8 +109,9 @@ class GoogleCalendar:
             wait = _wait_s(response, attempt)
             if wait is None:
                 return _answer(response)
-            if attempt < _TRIES and wait <= _MAX_WAIT_S:
+            if attempt < _TRIES and waited + wait <= _MAX_WAIT_S:
                 await self._clock.sleep(wait)
+                waited += wait
                 continue
             break
         raise CalendarUnavailable(

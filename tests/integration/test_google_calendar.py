@@ -331,6 +331,11 @@ async def test_a_rate_limit_is_waited_out_as_long_as_google_says(
     google.calendar_troubles += [(429, {"Retry-After": "1"})] * 3
     with pytest.raises(CalendarUnavailable, match="busy"):
         await box.calendar.between(_at(9, 0), _at(10, 0))
+    google.calendar_troubles += [(429, {"Retry-After": "3"})] * 2  # 6 s: too long in all
+    waited = clock.t
+    with pytest.raises(CalendarUnavailable, match="busy"):
+        await box.calendar.between(_at(9, 0), _at(10, 0))
+    assert clock.t - waited == 3
     google.calendar_troubles += [(429, {"Retry-After": "120"})]  # too long for a caller
     waited = clock.t
     with pytest.raises(CalendarUnavailable, match="busy"):
