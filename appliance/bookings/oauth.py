@@ -95,16 +95,21 @@ class GoogleAuth:
         self._timeout = timeout_s
         self._refreshing = asyncio.Lock()
         self._http: httpx.AsyncClient | None = None
+        self._closed = False
 
     def http(self) -> httpx.AsyncClient:
         """The one HTTP client of Google's login and calendar, made on first use: it keeps its
         connections (a TLS handshake to Google per request would cost a caller ~100 ms each),
         and building a client costs ~90 ms (it reads the CA bundle). `aclose` closes it."""
+        if self._closed:
+            raise GoogleNotConnected("the box is stopping; the calendar cannot be used now")
         if self._http is None:
             self._http = httpx.AsyncClient(timeout=self._timeout)
         return self._http
 
     async def aclose(self) -> None:
+        """Close the HTTP client, for good: a flow still polling ends instead of opening more."""
+        self._closed = True
         http, self._http = self._http, None
         if http is not None:
             await http.aclose()
