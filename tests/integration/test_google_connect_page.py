@@ -122,3 +122,29 @@ async def test_without_a_key_the_page_says_how_to_make_one(
             "warn",
             "Google Calendar not connected: no bookings can be made",
         )
+
+
+async def test_a_new_flow_ends_the_one_before_and_one_left_pending_ends_with_the_box(
+    box: Box, google: FakeGoogle
+) -> None:
+    async with box.client() as http:
+        await log_in(http)
+        await _press(http, "connect")
+        first = (await _until(http, "pending"))["user_code"]
+        await _press(http, "connect")
+        second = (await _until(http, "pending"))["user_code"]
+        assert second != first
+        polls = len(google.seen("/token"))
+        google.approve(str(first))  # the old code: the box no longer polls for it
+        await _polled_after(google, polls)
+        assert (await http.get("/api/calendar")).json()["state"] == "pending"
+        assert google.refresh_tokens == set()
+
+
+async def _polled_after(google: FakeGoogle, polls: int) -> None:
+    """Once the box has polled Google's token endpoint again (within the deadline)."""
+    async with asyncio.timeout(_DEADLINE_S):
+        while True:
+            if len(google.seen("/token")) > polls:
+                return
+            await asyncio.sleep(0.05)
