@@ -131,6 +131,16 @@ class ToolFinished:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolReadBack:
+    """A tool with a side effect was asked for and read back to the caller (`text`, said by the
+    code); it runs on their yes, in their next turn, as a new `ToolCalled`."""
+
+    turn: int
+    name: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class ReplyFinished:
     turn: int
     text: str
@@ -264,6 +274,7 @@ Fact = (
     | AgentStoppedSpeaking
     | ToolCalled
     | ToolFinished
+    | ToolReadBack
     | ReplyFinished
     | ReplyInterrupted
     | TurnCompleted

@@ -51,6 +51,7 @@ from appliance.conversation.events import (
     MessageTaken,
     ToolCalled,
     ToolFinished,
+    ToolReadBack,
     Transfer,
     TransferFailed,
 )
@@ -494,6 +495,9 @@ class CallSession:
             may_act=may_act,
             on_tool=partial(self._observers.tool, reply),
             on_blocked=lambda call, why: self._observers.tool_blocked(reply.turn, call, why),
+            on_readback=lambda call, text: self._observers.emit(
+                ToolReadBack(turn=reply.turn, name=call.name, text=text)
+            ),
             priority=priority,
         )
         tts, clock = self._engines.tts, self._clock

@@ -58,6 +58,8 @@ class Prompt:
     on_tool: ToolObserver = _ignore
     on_blocked: Callable[[ToolCall, str], None] = lambda call, why: None
     """Told of a tool call the policy did not let run, and why."""
+    on_readback: Callable[[ToolCall, str], None] = lambda call, text: None
+    """Told of a tool call read back to the caller, with what they hear."""
     priority: Priority | None = None
 
 
@@ -156,6 +158,7 @@ async def _act(
     readback = await mind.tools.readback(call, arguments, mind.context)
     if readback is not None:
         mind.context.awaiting = Awaiting(call, arguments, readback)
+        prompt.on_readback(call, readback)
         waiting = f"Not done yet: read back to the caller, waiting for their yes: {readback}"
         return False, waiting, readback
     ok, result = await mind.tools.run(call, arguments, mind.context)

@@ -11,7 +11,7 @@ from appliance.audio.frame import SAMPLE_RATE
 from appliance.audio.g711 import ulaw_decode, ulaw_encode
 from appliance.audio.resample import resample
 from appliance.clock import Clock
-from appliance.conversation.events import PhraseSpoken, ToolFinished, TurnCompleted
+from appliance.conversation.events import PhraseSpoken, ToolFinished, ToolReadBack, TurnCompleted
 from appliance.conversation.ports import CallInfo
 from appliance.harness.call import Answer, CallReport, run_wav_call
 from appliance.harness.grounding import ungrounded
@@ -186,6 +186,8 @@ def _said_before(turn: TurnCompleted, report: CallReport) -> list[str]:
         match event:
             case ToolFinished(turn=n, result=text) if n <= turn.turn:
                 said.append(text)
+            case ToolReadBack(turn=n, text=text) if n <= turn.turn:
+                said.append(text)  # the code's words, from the tool's own plan
             case TurnCompleted(turn=n, transcript=text) if n <= turn.turn:
                 said.append(text)
             case PhraseSpoken(heard=text):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from appliance.audio.frame import rms_dbfs
-from appliance.conversation.events import Event, ToolFinished, TurnCompleted
+from appliance.conversation.events import Event, ToolFinished, ToolReadBack, TurnCompleted
 from appliance.harness.call import CallReport
 from appliance.harness.grounding import numbers_in, ungrounded
 from appliance.harness.runner import _stop_after_voice, check, phone_line
@@ -94,6 +94,18 @@ def test_the_profile_grounds_a_reply_and_grounding_can_be_switched_off() -> None
         "turn 1: reply says '350', which no tool, the profile or the caller gave"
     ]
     assert check(_scenario(grounded=False), reply).failures == []
+
+
+def test_a_read_back_grounds_the_numbers_it_says() -> None:
+    """The read-back is the code's words from the tool's own plan ("That's Tuesday the 8th at
+    10 AM"): a reply that says them is grounded, as on a tool's result."""
+    said = "That's Tuesday the 8th at 10 AM. Shall I book it?"
+    readback = ToolReadBack(turn=1, name="book_appointment", text=said)
+    assert check(_scenario(), _report(readback, _turn(said))).failures == []
+    assert check(_scenario(), _report(_turn(said))).failures == [
+        "turn 1: reply says '8', which no tool, the profile or the caller gave",
+        "turn 1: reply says '10', which no tool, the profile or the caller gave",
+    ]
 
 
 def test_a_mulaw_caller_is_band_limited_to_the_phone() -> None:

@@ -12,7 +12,12 @@ import pytest
 from pydantic import BaseModel
 
 from appliance.conversation.confirm import answer_to_readback
-from appliance.conversation.events import SafetyChecked, ToolFinished, TurnCompleted
+from appliance.conversation.events import (
+    SafetyChecked,
+    ToolFinished,
+    ToolReadBack,
+    TurnCompleted,
+)
 from appliance.conversation.ports import CallInfo, TextDelta
 from appliance.conversation.profile import BusinessProfile
 from appliance.conversation.tools import Tool, ToolContext
@@ -59,6 +64,8 @@ def test_the_caller_hears_the_readback_and_only_their_yes_runs_the_tool() -> Non
     assert replies[1] == "Done, it is on its way."
     (finished,) = call.events(ToolFinished)
     assert (finished.name, finished.ok, finished.turn) == ("send_parcel", True, 2)
+    (readback,) = call.events(ToolReadBack)  # what the caller heard, for the records and checks
+    assert (readback.name, readback.text, readback.turn) == ("send_parcel", READBACK, 1)
     # The model was asked once per turn: the yes ran the tool without asking it to call again.
     assert call.fakes.llm.seen[-1][-1].content == "Sent to Paris."
 
