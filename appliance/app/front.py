@@ -112,7 +112,8 @@ def front_desk(
         greeting=conv.greeting,
         about=_about(profile, registry),
     )
-    vocabulary = profile.vocabulary() if profile is not None else ""
+    books = "book_appointment" in registry
+    vocabulary = profile.vocabulary(services=books) if profile is not None else ""
     return FrontDesk(
         profile=profile, persona=persona, tools=registry, vocabulary=vocabulary, google=google
     )

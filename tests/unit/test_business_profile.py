@@ -525,3 +525,11 @@ def test_prices_in_other_currencies(tmp_path: Path) -> None:
     assert "- Colour, €89.50, 90 minutes" in euros.facts_text()
     francs = euros.model_copy(update={"currency": "CHF"})
     assert francs.price_text(francs.services[0].price or 0) == "40 CHF"  # type: ignore[arg-type]
+
+
+def test_speech_to_text_is_primed_with_the_names_and_with_the_services_only_on_a_box_that_books():
+    profile = BusinessProfile.load(ROOT / "business.example.toml")
+    names = profile.vocabulary()
+    assert names == "Maple Street Dental, Dr. Elena Park, Front office, Springfield."
+    booking = profile.vocabulary(services=True)
+    assert "Filling" in booking and "Teeth whitening" in booking and "Filling" not in names
