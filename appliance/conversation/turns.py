@@ -75,8 +75,8 @@ _UNFINISHED_WORDS = (
     "and but or so because um+ uh+ er like the a an to of with my is if then "
     # tiny.en ends a fragment with "." or "?" ("book a table for."): a sentence does not end on
     # a preposition, a possessive or a helping verb, whatever the punctuation says
-    "for on at in from about into than as by your our their his her its some any "
-    "was were are be am can could would should will"
+    # ("Yes, I can." and "than he was." end sentences: verbs are left out)
+    "for on at in from about into than as by your our their his her its some any"
 )
 _TRAILING_INCOMPLETE = re.compile(rf"\b(?:{'|'.join(_UNFINISHED_WORDS.split())})$")
 _TRAILING_PAUSE = re.compile(r"[,;:-]$")

@@ -191,6 +191,7 @@ def test_the_transcript_moves_the_endpoint() -> None:
     assert policy.endpoint_ms("Can I come in on?") == 900
     assert policy.endpoint_ms("What time do you open on Saturday?") == 350
     assert policy.endpoint_ms("Could you tell me your") == 900
+    assert policy.endpoint_ms("Yes, I can.") == 350
 
 
 def test_a_hint_ends_a_complete_turn_sooner() -> None:
