@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import os
-import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +24,7 @@ from appliance.bookings.calendar import Appointment
 from appliance.bookings.dav import CalDavCalendar
 from appliance.bookings.slots import at_local, day_bounds
 from appliance.conversation.profile import BusinessProfile
+from tests.support.front_desk import harness
 from tests.support.radicale import PASSWORD, USER, Radicale
 
 __all__ = ["SUITE", "run_bookings", "summary"]
@@ -162,14 +160,7 @@ def _harness(
         **({"MODELS_DIR": str(models_dir)} if models_dir else {}),
         **({"LLM_MODEL": model} if model else {}),
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "appliance", "harness", *paths, "--json"],
-        capture_output=True, text=True, env=env, timeout=3000, cwd=ROOT, check=False,
-    )  # fmt: skip
-    if not done.stdout:
-        raise RuntimeError(f"the harness printed nothing: {done.stderr[-2000:]}")
-    results: list[dict[str, object]] = json.loads(done.stdout)
-    return results
+    return harness(paths, env)
 
 
 def summary(results: list[dict[str, object]]) -> tuple[int, int, list[str]]:

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from tests.support.fake_weather import Day, FakeWeather, fake_weather
 
-__all__ = ["PROFILE", "SUITE", "run_suite", "summary"]
+__all__ = ["PROFILE", "SUITE", "harness", "run_suite", "summary"]
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITE = ROOT / "tests" / "scenarios" / "front-desk"
@@ -48,10 +48,16 @@ def run_suite(
             **({"MODELS_DIR": str(models_dir)} if models_dir else {}),
             **({"LLM_MODEL": model} if model else {}),
         }
-        done = subprocess.run(
-            [sys.executable, "-m", "appliance", "harness", *paths, "--json"],
-            capture_output=True, text=True, env=env, timeout=3000, cwd=ROOT, check=False,
-        )  # fmt: skip
+        return harness(paths, env)
+
+
+def harness(paths: list[str], env: dict[str, str]) -> list[dict[str, object]]:
+    """`appliance harness PATHS --json` in `env`: its results (the harness ran every scenario
+    even when some failed)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "appliance", "harness", *paths, "--json"],
+        capture_output=True, text=True, env=env, timeout=3000, cwd=ROOT, check=False,
+    )  # fmt: skip
     if not done.stdout:
         raise RuntimeError(f"the harness printed nothing: {done.stderr[-2000:]}")
     results: list[dict[str, object]] = json.loads(done.stdout)
