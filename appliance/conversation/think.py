@@ -166,6 +166,16 @@ async def _act(
     return ok, result, None
 
 
+_AFTER_NO: Final = (
+    'acknowledge the no in a few words ("Okay, I won\'t."), answer anything else they said, '
+    "and ask if there is anything else."
+)
+"""Told only "answer what the caller said", the 1.5B model repeated the caller ("No thanks, I
+have changed my mind." was answered "I have changed my mind."); told "say it was not done", it
+apologised as if refused ("I'm sorry, but I can't book your appointment.")."""
+_AFTER_OTHER: Final = "answer what the caller said."
+
+
 async def _answered(mind: Mind, prompt: Prompt, thought: Thought) -> list[Message]:
     """The call read back last turn, run if this turn's words say yes (and dropped otherwise):
     the tool call and its result, for the model to tell the caller what happened."""
@@ -175,11 +185,13 @@ async def _answered(mind: Mind, prompt: Prompt, thought: Thought) -> list[Messag
     said = next((m.content for m in reversed(prompt.messages) if m.role == "user"), "")
     call = replace(awaiting.call, id=f"call_{next(_call_ids)}")
     refused = mind.tools.refusal(call, mind.context)
-    if refused is None and answer_to_readback(said) != "yes":
+    answer = answer_to_readback(said)
+    if refused is None and answer != "yes":
         refused = f"the caller did not say yes to: {awaiting.readback}"
     if refused is not None:
         prompt.on_blocked(call, refused)
-        result = f"Not done: {refused}. Nothing was done; answer what the caller said."
+        then = _AFTER_NO if answer == "no" else _AFTER_OTHER
+        result = f"Not done: {refused}. Nothing was done; {then}"
         ok = False
     else:
         prompt.on_tool(call, None, "")
