@@ -82,7 +82,7 @@ CHECKS: dict[str, Check] = {
     "book": _booked("+15550100301", "next tuesday", 10),
     "changed-mind": _nothing_for("+15550100302"),
     "outside-hours": _nothing_for("+15550100303"),
-    "ambiguous-time": _booked("+15550100304", "next tuesday", 15),
+    "ambiguous-time": _booked("+15550100304", "next tuesday", 15, 30),
     "full-day": _nothing_for("+15550100305"),
     "move": _booked("+15550100306", "next wednesday", 14),
     "cancel": _nothing_for("+15550100307"),
