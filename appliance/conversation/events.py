@@ -165,6 +165,8 @@ class TurnCompleted:
     timings_ms: Mapping[str, float] = field(default_factory=dict)
     starts_ms: Mapping[str, float] = field(default_factory=dict)
     """When each stage of `timings_ms` began, in ms after the caller stopped speaking."""
+    engines: Mapping[str, str] = field(default_factory=dict)
+    """Which engine answered each stage (`stt`, `llm`, `tts`): the local one, or a fallback."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,6 +93,7 @@ class Observers:
             self.emit(ReplyFinished(turn=reply.turn, text=reply_text))
         spans = reply.spans()
         timings = durations_ms(spans)
+        engines = reply.engines()
         self.emit(
             TurnCompleted(
                 turn=reply.turn,
@@ -101,9 +102,12 @@ class Observers:
                 interrupted=interrupted,
                 timings_ms=timings,
                 starts_ms=starts_ms(spans, reply.speech_end),
+                engines=engines,
             )
         )
         if self._metrics is not None:
+            for stage, engine in engines.items():
+                self._metrics.turn_engines.labels(stage, engine).inc()
             for stage, ms in timings.items():
                 if stage == "turn":
                     self._metrics.turn_latency.observe(ms / 1000.0)

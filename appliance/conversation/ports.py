@@ -13,6 +13,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 __all__ = [
     "AgentAudio",
+    "Answered",
     "CallInfo",
     "CallLine",
     "CallerAudio",
@@ -125,6 +126,16 @@ class TextToSpeech(Protocol):
 
     def synthesize(self, text: str) -> AsyncIterator[bytes]:
         """Speech for `text`, in chunks as soon as each is ready."""
+        ...
+
+
+@runtime_checkable
+class Answered(Protocol):
+    """A stream that knows which engine gave it (a fallback chain's): the turn's record says."""
+
+    @property
+    def engine(self) -> str | None:
+        """The engine's name, once the stream's first item has come; None before."""
         ...
 
 

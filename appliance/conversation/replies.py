@@ -131,6 +131,8 @@ class Reply:
     recalled: tuple[Recollection, ...] = ()
     confirmed_at: float | None = None
     stt: Span = field(default_factory=Span)
+    stt_engine: str = ""
+    """The engine that transcribed the caller's turn."""
     recall: Span = field(default_factory=Span)
     screen: Span = field(default_factory=Span)
     """The safety screen of the caller's words (beside recall, before the model)."""
@@ -176,6 +178,17 @@ class Reply:
             "screen_hold": self.screen_hold,
             "turn": Span(self.speech_end, self.first_audio_at),
         }
+
+    def engines(self) -> dict[str, str]:
+        """Which engine answered each stage, for `TurnCompleted.engines`: the transcript's,
+        the model's (each engine asked, in order, when a tool round changed it) and the voice
+        of the first sentence (the one the caller waited for)."""
+        found = {
+            "stt": self.stt_engine,
+            "llm": "+".join(dict.fromkeys(self.thought.engines)),
+            "tts": self.first_speech.engine if self.first_speech is not None else "",
+        }
+        return {stage: engine for stage, engine in found.items() if engine}
 
     def heard_until(self, position: int) -> tuple[str, str]:
         """(what the caller heard, what they did not) once the line has played up to `position`."""

@@ -559,6 +559,7 @@ class CallSession:
         started = self._clock.now()
         transcript = await self._engines.stt.transcribe(self._carry_audio + reply.audio)
         reply.stt = Span(started, self._clock.now())
+        reply.stt_engine = transcript.engine
         return transcript
 
     async def _recall_for(self, reply: Reply, said: str) -> list[Message]:

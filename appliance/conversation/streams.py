@@ -7,7 +7,9 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Final, Generic, TypeVar
 
-__all__ = ["closing", "prefetched", "tapped"]
+from appliance.conversation.ports import Answered
+
+__all__ = ["closing", "engine_of", "prefetched", "tapped"]
 
 T = TypeVar("T")
 
@@ -23,6 +25,12 @@ async def closing(stream: AsyncIterator[T]) -> AsyncIterator[AsyncIterator[T]]:
         aclose = getattr(stream, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+def engine_of(stream: object, port: str) -> str:
+    """The engine that gave `stream`: the chain's answer when it says, else the port's name."""
+    engine = stream.engine if isinstance(stream, Answered) else None
+    return engine or port
 
 
 async def tapped(items: AsyncIterator[T], note: Callable[[T], object]) -> AsyncIterator[T]:

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from appliance.clock import Clock
 from appliance.conversation.confirm import answer_to_readback
 from appliance.conversation.ports import LanguageModel, Message, TextDelta, ToolCall
-from appliance.conversation.streams import closing
+from appliance.conversation.streams import closing, engine_of
 from appliance.conversation.tools import Awaiting, ToolArgumentsError, ToolContext, ToolRegistry
 from appliance.conversation.voice import Priority
 
@@ -75,9 +75,18 @@ class Thought:
     """When the model was first asked (clock seconds)."""
     first_output_at: float | None = None
     """When the model first answered, with text or a tool call (clock seconds)."""
+    engines: list[str] = field(default_factory=list)
+    """The engine that answered each time the model was asked (a fallback's, or the model)."""
 
 
 _call_ids = itertools.count(1)
+
+
+def _note_engine(thought: Thought, question: int, engine: str) -> None:
+    """The engine that answered the model's `question`-th question this turn (known once its first
+    output has come: a chain may yet fall back before)."""
+    if len(thought.engines) <= question:
+        thought.engines.append(engine)
 
 
 async def think(mind: Mind, prompt: Prompt, thought: Thought) -> AsyncIterator[str]:
@@ -93,12 +102,13 @@ async def think(mind: Mind, prompt: Prompt, thought: Thought) -> AsyncIterator[s
     thought.started_at = mind.clock.now()
     if mind.context.awaiting is not None:
         conversation += await _answered(mind, prompt, thought)
-    for _ in range(MAX_TOOL_ROUNDS):
+    for question in range(MAX_TOOL_ROUNDS):
         call: ToolCall | None = None
         if wrote:
             yield "\n"  # what the model says after a tool result starts a new sentence
         async with closing(mind.llm.stream(conversation, mind.tools.specs())) as outputs:
             async for output in outputs:
+                _note_engine(thought, question, engine_of(outputs, mind.llm.name))
                 if prompt.priority is not None:
                     await prompt.priority.wait()
                 if thought.first_output_at is None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from appliance.clock import Clock
 from appliance.conversation.ports import TextToSpeech
-from appliance.conversation.streams import closing
+from appliance.conversation.streams import closing, engine_of
 
 __all__ = ["Priority", "SpeechChunk", "stored_phrase", "voice"]
 
@@ -44,6 +44,8 @@ class SpeechChunk:
     """When the voice was given this sentence (clock seconds); None for a stored phrase."""
     at: float | None = None
     """When this audio came out of the voice (clock seconds); None for a stored phrase."""
+    engine: str = ""
+    """The engine that voiced it (a fallback's, or the voice); empty for a stored phrase."""
 
 
 async def voice(
@@ -64,7 +66,14 @@ async def voice(
                 async for pcm in chunks:
                     if priority is not None:
                         priority.release()
-                    yield SpeechChunk(index, text, pcm, asked_at=asked_at, at=clock.now())
+                    yield SpeechChunk(
+                        index,
+                        text,
+                        pcm,
+                        asked_at=asked_at,
+                        at=clock.now(),
+                        engine=engine_of(chunks, tts.name),
+                    )
         finally:
             if priority is not None:
                 priority.release()

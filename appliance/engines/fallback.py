@@ -5,7 +5,8 @@ its budget (for a stream: to its first item), yields to the next (the last one l
 budget: there is nothing to yield to), and after `threshold` failures in a row it is skipped for
 `cooldown_s`, then tried again. A stream that has started is never
 switched mid-way: the caller has already heard it. The wrappers implement the same ports they
-wrap, so a CallSession cannot tell one engine from a chain of them.
+wrap, so a CallSession cannot tell one engine from a chain of them; a chain's stream says which
+engine gave it once its first item has come (`ports.Answered`), for the turn's record.
 """
 
 from __future__ import annotations
@@ -92,6 +93,26 @@ def _budget(option: Option[E], following: Option[E] | None) -> float | None:
     return option.budget_s if following is not None else None
 
 
+class _AnsweredStream(Generic[T]):
+    """A chain's stream: its items, and the engine that gave them (`ports.Answered`)."""
+
+    def __init__(self) -> None:
+        self.engine: str | None = None
+        """None until the first item has come: until then, any engine may yet give it."""
+        self.items: AsyncIterator[T] | None = None
+
+    def __aiter__(self) -> _AnsweredStream[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        assert self.items is not None
+        return await anext(self.items)
+
+    async def aclose(self) -> None:
+        if self.items is not None:
+            await self.items.aclose()  # type: ignore[attr-defined]
+
+
 class _Chain(Generic[E]):
     port = "engine"
 
@@ -137,7 +158,14 @@ class _Chain(Generic[E]):
         async with asyncio.timeout(budget_s):
             return await anext(stream)
 
-    async def _stream(self, open_stream: Callable[[E], AsyncIterator[T]]) -> AsyncIterator[T]:
+    def _answered(self, open_stream: Callable[[E], AsyncIterator[T]]) -> _AnsweredStream[T]:
+        answered: _AnsweredStream[T] = _AnsweredStream()
+        answered.items = self._stream(open_stream, answered)
+        return answered
+
+    async def _stream(
+        self, open_stream: Callable[[E], AsyncIterator[T]], answered: _AnsweredStream[T]
+    ) -> AsyncIterator[T]:
         candidates = self._candidates()
         errors: list[str] = []
         for i, option in enumerate(candidates):
@@ -156,6 +184,7 @@ class _Chain(Generic[E]):
                 self._failed(option, reason, following)
                 continue
             self._succeeded(option)
+            answered.engine = option.engine.name
             try:
                 yield first
                 async for item in stream:
@@ -194,11 +223,11 @@ class FallbackLanguageModel(_Chain[LanguageModel]):
     def stream(
         self, messages: Sequence[Message], tools: Sequence[ToolSpec] = ()
     ) -> AsyncIterator[LlmOutput]:
-        return self._stream(lambda engine: engine.stream(messages, tools))
+        return self._answered(lambda engine: engine.stream(messages, tools))
 
 
 class FallbackTextToSpeech(_Chain[TextToSpeech]):
     port = "tts"
 
     def synthesize(self, text: str) -> AsyncIterator[bytes]:
-        return self._stream(lambda engine: engine.synthesize(text))
+        return self._answered(lambda engine: engine.synthesize(text))

@@ -81,6 +81,8 @@ class TurnRecord:
     """When each stage began: milliseconds after the caller stopped speaking."""
     confidence: float | None = None
     """How sure speech-to-text was of a caller's turn (0-1); None for the agent, or not known."""
+    engines: Mapping[str, str] = field(default_factory=dict)
+    """An agent's turn: which engine answered each stage (`stt`, `llm`, `tts`)."""
 
 
 def open_call(
@@ -169,17 +171,18 @@ def save_agent_words(
     unsaid: str = "",
     timings: Mapping[str, float] | None = None,
     starts: Mapping[str, float] | None = None,
+    engines: Mapping[str, str] | None = None,
 ) -> None:
     """What the caller heard the agent say: a turn's reply (turn > 0) or a fixed phrase (0)."""
     with conn:
         conn.execute(
             "INSERT INTO turns (call_id, idx, turn, speaker, text, started, ended, interrupted, "
-            "unsaid, timings, starts) "
-            "VALUES (?, ?, ?, 'agent', ?, ?, ?, ?, ?, ?, ?) "
+            "unsaid, timings, starts, engines) "
+            "VALUES (?, ?, ?, 'agent', ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (call_id, turn, speaker) WHERE turn > 0 DO UPDATE SET "
             "text = excluded.text, started = excluded.started, ended = excluded.ended, "
             "interrupted = excluded.interrupted, unsaid = excluded.unsaid, "
-            "timings = excluded.timings, starts = excluded.starts",
+            "timings = excluded.timings, starts = excluded.starts, engines = excluded.engines",
             (
                 call_id,
                 _next_idx(conn, call_id),
@@ -191,6 +194,7 @@ def save_agent_words(
                 unsaid,
                 json.dumps(dict(timings or {}), sort_keys=True),
                 json.dumps(dict(starts or {}), sort_keys=True),
+                json.dumps(dict(engines or {}), sort_keys=True),
             ),
         )
 
@@ -271,7 +275,7 @@ def open_calls(conn: apsw.Connection) -> list[CallRecord]:
 def turns_of(conn: apsw.Connection, call_id: str) -> list[TurnRecord]:
     rows = conn.execute(
         "SELECT idx, turn, speaker, text, started, ended, interrupted, unsaid, timings, starts, "
-        "confidence FROM turns WHERE call_id = ? ORDER BY idx",
+        "confidence, engines FROM turns WHERE call_id = ? ORDER BY idx",
         (call_id,),
     )
     return [
@@ -287,6 +291,7 @@ def turns_of(conn: apsw.Connection, call_id: str) -> list[TurnRecord]:
             timings=json.loads(timings),
             starts=json.loads(starts),
             confidence=None if confidence is None else float(confidence),
+            engines=json.loads(engines),
         )
         for (
             idx,
@@ -300,6 +305,7 @@ def turns_of(conn: apsw.Connection, call_id: str) -> list[TurnRecord]:
             timings,
             starts,
             confidence,
+            engines,
         ) in rows
     ]
 

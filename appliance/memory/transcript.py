@@ -122,6 +122,7 @@ class TranscriptSink:
                     unsaid,
                     timings=event.timings_ms,
                     starts=event.starts_ms,
+                    engines=event.engines,
                 )
             case PhraseSpoken(text=text, heard=heard, interrupted=interrupted):
                 unsaid = text.removeprefix(heard).strip() if interrupted else ""
@@ -187,6 +188,7 @@ class TranscriptSink:
         *,
         timings: Mapping[str, float] | None = None,
         starts: Mapping[str, float] | None = None,
+        engines: Mapping[str, str] | None = None,
     ) -> None:
         self._write(
             calls.save_agent_words,
@@ -198,6 +200,7 @@ class TranscriptSink:
             unsaid=unsaid,
             timings=dict(timings or {}),
             starts=dict(starts or {}),
+            engines=dict(engines or {}),
         )
 
     def _write(self, fn: Callable[..., None], **values: object) -> None:

@@ -59,6 +59,13 @@ class Metrics:
             ["port", "failed", "used"],
             registry=r,
         )
+        self.turn_engines = Counter(
+            "tel3sis_turn_engines",
+            "Turns answered, by stage (stt, llm, tts) and the engine that answered it: a local "
+            "engine, or a fallback after it",
+            ["stage", "engine"],
+            registry=r,
+        )
         self.safety_decisions = Counter(
             "tel3sis_safety_decisions",
             "Safety decisions, by layer (caller, agent, tool) and action (allowed, refused, "

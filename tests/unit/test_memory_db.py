@@ -20,7 +20,7 @@ def test_a_new_database_is_migrated_with_wal_foreign_keys_and_sqlite_vec(tmp_pat
     conn = connect(tmp_path / "x" / "tel3sis.db")
 
     versions = [row[0] for row in conn.execute("SELECT version FROM schema_version")]
-    assert versions == [1, 2, 3, 4, 5, 6, 7]
+    assert versions == [1, 2, 3, 4, 5, 6, 7, 8]
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     assert conn.execute("PRAGMA foreign_keys").fetchone() == (1,)
     assert conn.execute("SELECT vec_version()").fetchone()[0].startswith("v0.1")
