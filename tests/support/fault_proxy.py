@@ -11,6 +11,7 @@ every request while it is set:
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import threading
@@ -22,8 +23,8 @@ __all__ = ["Fault", "FaultProxy", "proxying"]
 
 Fault = Literal["none", "slow", "error", "reset", "html"]
 _ERROR = (
-    b'HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n'
-    b'Content-Length: 62\r\nConnection: close\r\n\r\n'
+    b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 62\r\nConnection: close\r\n\r\n"
     b'{"error": {"message": "The server had an error", "type": "x"}}'
 )
 _FIRST_PIECE = 64
@@ -37,6 +38,8 @@ class FaultProxy:
         self.requests = 0
         self.reset_after = _FIRST_PIECE
         """Body bytes a `reset` answer passes before the reset."""
+        self.reset_after_events: int | None = None
+        """Instead: server-sent events a `reset` answer passes (whole) before the reset."""
         self._released = threading.Event()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._threads: list[threading.Thread] = []
@@ -63,10 +66,8 @@ class FaultProxy:
     def close(self) -> None:
         self._stopping.set()
         self.release()
-        try:
-            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept (close alone does not)
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):  # wakes the accept (close alone does not)
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         for thread in self._threads:
             thread.join(timeout=10)
@@ -95,15 +96,25 @@ class FaultProxy:
                 self._released.wait()
             client.sendall(_rewrite(head, html=fault == "html"))
             if fault == "reset":
-                while len(body) < self.reset_after and (more := server.recv(65536)):
-                    body += more
-                client.sendall(body[: self.reset_after])
+                client.sendall(self._first_piece(server, body))
                 # SO_LINGER 0: close sends a TCP reset, not an orderly end.
                 client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 return
             while body:
                 client.sendall(body)
                 body = server.recv(65536)
+
+    def _first_piece(self, server: socket.socket, body: bytes) -> bytes:
+        """What a `reset` answer passes of the body: some bytes, or some whole events."""
+        events = self.reset_after_events
+        while (
+            len(body) < self.reset_after if events is None else body.count(b"data:") <= events
+        ) and (more := server.recv(65536)):
+            body += more
+        if events is None:
+            return body[: self.reset_after]
+        ends = [i for i in range(len(body)) if body.startswith(b"data:", i)]
+        return body[: ends[events]] if len(ends) > events else body
 
 
 def _read_request(client: socket.socket) -> bytes | None:
