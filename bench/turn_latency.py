@@ -25,6 +25,13 @@ second call of a pair finds the first's words already evaluated (measured: its f
 ~300 ms sooner, whichever mode went second). Also printed: what the screens themselves held each
 turn up by, from the turn's own timings.
 
+With `--fallback`, the streaming pipeline is compared with and without an API engine after each
+local one (`STT/LLM/TTS_API_BASE_URL`), on one appliance, the two in turn on each recording: a
+healthy local engine must not be slowed by the chain (its budget's timer, its bookkeeping). The
+API engines point at a closed loopback port: a healthy turn never asks them, and the run fails
+if one was asked. The chains are wrapped around the appliance's own (one more layer than a
+configured box has), so the figure is an upper bound.
+
 The target (p50 turn latency <= 700 ms on two cores) is reported here, never asserted in a test.
 """
 
@@ -40,9 +47,17 @@ import time
 from pathlib import Path
 
 from appliance.app import Appliance
+from appliance.app.engines import api_engines
 from appliance.audio.frame import frames_of
 from appliance.conversation.ports import Message, TextDelta
+from appliance.conversation.session import Engines
 from appliance.conversation.turns import Ended, Endpointer
+from appliance.engines.fallback import (
+    FallbackLanguageModel,
+    FallbackSpeechToText,
+    FallbackTextToSpeech,
+    Option,
+)
 from appliance.harness.call import run_wav_call
 from appliance.settings import Settings
 from appliance.telephony.wavfile import HangUp, Speak, load_wav
@@ -135,7 +150,12 @@ async def main() -> int:
     parser.add_argument(
         "--safety", action="store_true", help="compare with and without the safety screen"
     )
+    parser.add_argument(
+        "--fallback", action="store_true", help="compare with and without the API fallbacks"
+    )
     args = parser.parse_args()
+    if args.fallback:
+        return await _compare_fallback(args.repeats, args.json)
     if args.models:
         return await _compare_models(args.models, args.repeats, args.json)
     if args.safety:
@@ -312,6 +332,69 @@ async def _compare_safety(repeats: int, json_path: Path | None) -> int:
         data = {"same_reply": runs.same_reply, "all": runs.every}
         json_path.write_text(json.dumps(data, indent=2))  # noqa: ASYNC240 - once, at the end
     return 0
+
+
+def _with_api_fallbacks(app: Appliance) -> Engines:
+    """The appliance's chains, each followed by an API engine that nothing answers at."""
+    eng = app.settings.engines
+    nowhere = eng.model_copy(update={"openai_base_url": "http://127.0.0.1:9/v1"})
+    api = api_engines(nowhere)
+    local = app.engines
+    return dataclasses.replace(
+        local,
+        stt=FallbackSpeechToText(
+            [Option(local.stt, eng.stt_budget_ms / 1000), *(Option(e) for e in api.stt)]
+        ),
+        llm=FallbackLanguageModel(
+            [Option(local.llm, eng.llm_budget_ms / 1000), *(Option(e) for e in api.llm)]
+        ),
+        tts=FallbackTextToSpeech(
+            [Option(local.tts, eng.tts_budget_ms / 1000), *(Option(e) for e in api.tts)]
+        ),
+    )
+
+
+async def _compare_fallback(repeats: int, json_path: Path | None) -> int:
+    """The streaming turn on each recording with the API fallbacks and without, alternating."""
+    recordings = sorted(AUDIO.rglob("*.wav"))
+    app = Appliance.build(Settings.load(None))
+    print(f"loading models: {await app.start()}", file=sys.stderr)
+    modes = {"local only": app.engines, "with fallbacks": _with_api_fallbacks(app)}
+    turns: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
+    try:
+        await _answered(app, load_wav(recordings[0]).pcm)  # the first call after start is slow
+        for repeat in range(repeats):
+            for i, path in enumerate(recordings):
+                pcm = load_wav(path).pcm
+                order = list(modes) if (repeat + i) % 2 == 0 else list(reversed(modes))
+                for mode in order:
+                    app.engines = modes[mode]
+                    await app.warm_opening()  # the second call must not find the first's words
+                    timings, reply = await _answered(app, pcm)
+                    if timings is not None:
+                        turns[mode].append(timings)
+                    took = timings["turn"] if timings else float("nan")
+                    print(f"[{repeat + 1}/{repeats}] {path.name} {mode}: {took:.0f} ms {reply!r}",
+                          file=sys.stderr)  # fmt: skip
+    finally:
+        app.engines = modes["local only"]
+        await app.aclose()
+    chains = modes["with fallbacks"]
+    answered = [str(getattr(c, "active", "")) for c in (chains.stt, chains.llm, chains.tts)]
+    asked = [engine for engine in answered if engine.startswith("api:")]
+    p50 = {mode: statistics.median(r["turn"] for r in runs) for mode, runs in turns.items()}
+    lines = [
+        f"turn latency over {len(recordings)} recordings x {repeats} runs, with and without "
+        f"the API fallbacks (LLM {app.settings.engines.llm_model})",
+        *(line for mode, runs in turns.items() for line in _table(mode, runs, STAGES)),
+        f"the fallbacks add {p50['with fallbacks'] - p50['local only']:+.0f} ms at the p50 turn "
+        f"({p50['with fallbacks'] / p50['local only']:.3f}x)",
+        f"API engines asked: {', '.join(asked) or 'none'}",
+    ]
+    print("\n".join(lines))
+    if json_path:
+        json_path.write_text(json.dumps(turns, indent=2))  # noqa: ASYNC240 - once, at the end
+    return 0 if not asked else 1
 
 
 if __name__ == "__main__":

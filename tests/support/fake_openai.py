@@ -24,6 +24,8 @@ __all__ = ["FakeOpenAI", "serving"]
 
 SPEECH_RATE = 24_000
 """OpenAI's `pcm`: 24 kHz, 16-bit, mono, little-endian."""
+WAV_RATE = 22_050
+"""A WAV's rate here is not OpenAI's PCM rate: the engine must read it from the header."""
 _PIECE = 4800
 """Bytes of speech a write: 0.1 s at 24 kHz."""
 
@@ -44,11 +46,12 @@ class FakeOpenAI:
     that the start is given on before the whole has come)."""
 
     def speech(self, text: str, audio_format: str) -> Iterator[bytes]:
-        samples = int(SPEECH_RATE * self.seconds_per_word * max(1, len(text.split())))
-        t = np.arange(samples) / SPEECH_RATE
+        rate = WAV_RATE if audio_format == "wav" else SPEECH_RATE
+        samples = int(rate * self.seconds_per_word * max(1, len(text.split())))
+        t = np.arange(samples) / rate
         pcm = (np.sin(2 * np.pi * 440 * t) * 8000).astype("<i2").tobytes()
         if audio_format == "wav":
-            yield wav_header(channels=1, rate=SPEECH_RATE, data_bytes=len(pcm))
+            yield wav_header(channels=1, rate=rate, data_bytes=len(pcm))
         for i in range(0, len(pcm), _PIECE):
             yield pcm[i : i + _PIECE]
 

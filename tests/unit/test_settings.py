@@ -255,6 +255,29 @@ def test_a_budget_of_a_chain_of_one_engine_acts_on_nothing(
     assert "only engine" in found[0]  # STT_BUDGET_MS=3000 is the default: nothing to report
 
 
+def test_a_budget_acts_once_its_stage_has_an_api_engine(
+    defaults: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env_file = tmp_path / ".env"
+    text = "LLM_BUDGET_MS=2500\nTTS_BUDGET_MS=900\nLLM_API_BASE_URL=http://10.0.0.5:8000/v1\n"
+    found = _warnings(env_file, text, monkeypatch)
+    assert [line.split(" ")[0] for line in found] == ["TTS_BUDGET_MS"]
+    assert _warnings(env_file, text, monkeypatch, OPENAI_API_KEY="sk-x") == []
+
+
+def test_each_stage_takes_its_own_api_settings_before_the_openai_ones(
+    defaults: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert [defaults.engines.api(stage) for stage in ("stt", "llm", "tts")] == [None] * 3
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-cloud")
+    monkeypatch.setenv("LLM_API_BASE_URL", "http://10.0.0.5:8000/v1")
+    monkeypatch.setenv("TTS_API_KEY", "sk-voice")
+    engines = Settings.load(None).engines
+    assert engines.api("stt") == (None, "sk-cloud")  # OpenAI's own URL
+    assert engines.api("llm") == ("http://10.0.0.5:8000/v1", "sk-cloud")
+    assert engines.api("tts") == (None, "sk-voice")
+
+
 def test_settings_that_another_setting_leaves_unread(
     defaults: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
