@@ -8,9 +8,11 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
+from appliance.app.engines import build_engines
 from appliance.audio.frame import SAMPLE_RATE
 from appliance.clock import LoopClock
 from appliance.conversation.ports import EngineError, Message, TextDelta, ToolCall, ToolSpec
@@ -24,6 +26,8 @@ from appliance.engines.fallback import (
     FallbackTextToSpeech,
     Option,
 )
+from appliance.observability.metrics import Metrics
+from appliance.settings import EngineSettings
 from tests.support.fake_openai import FakeOpenAI, serving
 from tests.support.fakes import ScriptedLanguageModel, ToneSpeechToText, ToneTextToSpeech, say
 from tests.support.fault_proxy import FaultProxy, proxying
@@ -270,3 +274,21 @@ async def test_a_healthy_local_engine_never_asks_the_api(made: Made, openai: Fak
     assert (await _text(chain)) == "Hello."
     await asyncio.sleep(0)
     assert openai.requests == [] and chain.active == "local"
+
+
+def test_the_box_puts_each_configured_api_engine_after_its_local_one(tmp_path: Path) -> None:
+    eng = EngineSettings(openai_api_key="sk-x", llm_api_base_url="http://127.0.0.1:9/v1")
+    local = build_engines(eng, tmp_path, metrics=Metrics(), clock=LoopClock())  # loads nothing
+    try:
+        chains = local.chains
+        assert chains.stt.engines == (eng.stt_model, "api:whisper-1")  # type: ignore[attr-defined]
+        assert chains.llm.engines == (eng.llm_model, "api:gpt-4o-mini")  # type: ignore[attr-defined]
+        assert chains.tts.engines == (eng.tts_voice, "api:tts-1")  # type: ignore[attr-defined]
+        assert local.job_llm.engines == (eng.llm_model,)  # summaries stay on the box
+        alone = build_engines(EngineSettings(), tmp_path, metrics=Metrics(), clock=LoopClock())
+        assert alone.chains.llm.engines == (eng.llm_model,)  # type: ignore[attr-defined]
+        for worker in alone.workers:
+            worker.close()
+    finally:
+        for worker in local.workers:
+            worker.close()
