@@ -371,6 +371,7 @@ class Appliance:
                 _log.warning("engine worker %s did not stop within %.0f s", worker.name, timeout)
         if self.front.google is not None:
             await self.front.google.aclose()
+        await self._local.close_api()
         await self.records.aclose(timeout)
 
 

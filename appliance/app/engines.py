@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -50,6 +50,15 @@ _JOB_BUDGET_S = 120.0
 """Post-call jobs wait patiently for the model: a long summary prompt is not a caller waiting."""
 
 
+@dataclass(frozen=True, slots=True)
+class ApiEngines:
+    """The API engines configured, each stage none or one: they follow the local engines."""
+
+    stt: tuple[ApiSpeechToText, ...] = ()
+    llm: tuple[ApiLanguageModel, ...] = ()
+    tts: tuple[ApiTextToSpeech, ...] = ()
+
+
 @dataclass(slots=True)
 class LocalEngines:
     """The concrete local engines, kept for loading, warm-up and shutdown."""
@@ -65,6 +74,18 @@ class LocalEngines:
     job_llm: FallbackLanguageModel
     """The same model for post-call jobs, with a patient budget and a breaker of its own: a
     long summary prompt must not count against the live calls' engine."""
+    api: ApiEngines = field(default_factory=ApiEngines)
+    """The API engines in the chains, after the local ones (none when not configured)."""
+
+    async def close_api(self) -> None:
+        """Close the API engines' connections."""
+        engines: tuple[ApiSpeechToText | ApiLanguageModel | ApiTextToSpeech, ...] = (
+            *self.api.stt,
+            *self.api.llm,
+            *self.api.tts,
+        )
+        for engine in engines:
+            await engine.close()
 
     async def load(self, took: dict[str, float]) -> None:
         """Load every model; their loads run on different worker threads, so they overlap."""
@@ -179,16 +200,8 @@ def build_engines(
         workers=workers,
         chains=chains,
         job_llm=FallbackLanguageModel([Option(llm, _JOB_BUDGET_S, breaker())], metrics=metrics),
+        api=remote,
     )
-
-
-@dataclass(frozen=True, slots=True)
-class ApiEngines:
-    """The API engines configured, each stage none or one: they follow the local engines."""
-
-    stt: tuple[ApiSpeechToText, ...] = ()
-    llm: tuple[ApiLanguageModel, ...] = ()
-    tts: tuple[ApiTextToSpeech, ...] = ()
 
 
 def api_engines(eng: EngineSettings) -> ApiEngines:

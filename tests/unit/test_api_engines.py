@@ -276,7 +276,9 @@ async def test_a_healthy_local_engine_never_asks_the_api(made: Made, openai: Fak
     assert openai.requests == [] and chain.active == "local"
 
 
-def test_the_box_puts_each_configured_api_engine_after_its_local_one(tmp_path: Path) -> None:
+async def test_the_box_puts_each_configured_api_engine_after_its_local_one(
+    tmp_path: Path,
+) -> None:
     eng = EngineSettings(openai_api_key="sk-x", llm_api_base_url="http://127.0.0.1:9/v1")
     local = build_engines(eng, tmp_path, metrics=Metrics(), clock=LoopClock())  # loads nothing
     try:
@@ -290,5 +292,6 @@ def test_the_box_puts_each_configured_api_engine_after_its_local_one(tmp_path: P
         for worker in alone.workers:
             worker.close()
     finally:
+        await local.close_api()
         for worker in local.workers:
             worker.close()
