@@ -354,46 +354,66 @@ def _with_api_fallbacks(app: Appliance) -> Engines:
     )
 
 
+def _paired_differences(
+    pairs: list[dict[str, tuple[dict[str, float], str]]], stage: str
+) -> list[float]:
+    """Milliseconds `stage` took with the fallbacks more than without, pair by pair."""
+    return [
+        pair["with fallbacks"][0][stage] - pair["local only"][0][stage]
+        for pair in pairs
+        if stage in pair["with fallbacks"][0] and stage in pair["local only"][0]
+    ]
+
+
 async def _compare_fallback(repeats: int, json_path: Path | None) -> int:
-    """The streaming turn on each recording with the API fallbacks and without, alternating."""
+    """The streaming turn on each recording with the API fallbacks and without, alternating;
+    compared pair by pair, on the pairs that got the same reply (run with LLM_TEMPERATURE=0)."""
     recordings = sorted(AUDIO.rglob("*.wav"))
     app = Appliance.build(Settings.load(None))
     print(f"loading models: {await app.start()}", file=sys.stderr)
     modes = {"local only": app.engines, "with fallbacks": _with_api_fallbacks(app)}
-    turns: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
+    pairs: list[dict[str, tuple[dict[str, float], str]]] = []
     try:
         await _answered(app, load_wav(recordings[0]).pcm)  # the first call after start is slow
         for repeat in range(repeats):
             for i, path in enumerate(recordings):
                 pcm = load_wav(path).pcm
                 order = list(modes) if (repeat + i) % 2 == 0 else list(reversed(modes))
+                pair: dict[str, tuple[dict[str, float], str]] = {}
                 for mode in order:
                     app.engines = modes[mode]
                     await app.warm_opening()  # the second call must not find the first's words
                     timings, reply = await _answered(app, pcm)
                     if timings is not None:
-                        turns[mode].append(timings)
+                        pair[mode] = (timings, reply)
                     took = timings["turn"] if timings else float("nan")
                     print(f"[{repeat + 1}/{repeats}] {path.name} {mode}: {took:.0f} ms {reply!r}",
                           file=sys.stderr)  # fmt: skip
+                if len(pair) == 2:
+                    pairs.append(pair)
     finally:
         app.engines = modes["local only"]
         await app.aclose()
     chains = modes["with fallbacks"]
     answered = [str(getattr(c, "active", "")) for c in (chains.stt, chains.llm, chains.tts)]
     asked = [engine for engine in answered if engine.startswith("api:")]
-    p50 = {mode: statistics.median(r["turn"] for r in runs) for mode, runs in turns.items()}
+    same = [p for p in pairs if p["local only"][1] == p["with fallbacks"][1]]
     lines = [
         f"turn latency over {len(recordings)} recordings x {repeats} runs, with and without "
-        f"the API fallbacks (LLM {app.settings.engines.llm_model})",
-        *(line for mode, runs in turns.items() for line in _table(mode, runs, STAGES)),
-        f"the fallbacks add {p50['with fallbacks'] - p50['local only']:+.0f} ms at the p50 turn "
-        f"({p50['with fallbacks'] / p50['local only']:.3f}x)",
+        f"the API fallbacks (LLM {app.settings.engines.llm_model}); {len(same)} of "
+        f"{len(pairs)} pairs got the same reply",
+        *(line for mode in modes for line in _table(mode, [p[mode][0] for p in same], STAGES)),
+        "with fallbacks minus local only, pair by pair (median over the same-reply pairs):",
+        *(
+            f"  {stage:<16}{statistics.median(diffs):>+9.0f} ms"
+            for stage in STAGES
+            if (diffs := _paired_differences(same, stage))
+        ),
         f"API engines asked: {', '.join(asked) or 'none'}",
     ]
     print("\n".join(lines))
     if json_path:
-        json_path.write_text(json.dumps(turns, indent=2))  # noqa: ASYNC240 - once, at the end
+        json_path.write_text(json.dumps(pairs, indent=2))  # noqa: ASYNC240 - once, at the end
     return 0 if not asked else 1
 
 
