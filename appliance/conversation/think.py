@@ -82,11 +82,11 @@ class Thought:
 _call_ids = itertools.count(1)
 
 
-def _note_engine(thought: Thought, question: int, engine: str) -> None:
+def _note_engine(thought: Thought, question: int, outputs: object, model: str) -> None:
     """The engine that answered the model's `question`-th question this turn (known once its first
     output has come: a chain may yet fall back before)."""
     if len(thought.engines) <= question:
-        thought.engines.append(engine)
+        thought.engines.append(engine_of(outputs, model))
 
 
 async def think(mind: Mind, prompt: Prompt, thought: Thought) -> AsyncIterator[str]:
@@ -108,7 +108,7 @@ async def think(mind: Mind, prompt: Prompt, thought: Thought) -> AsyncIterator[s
             yield "\n"  # what the model says after a tool result starts a new sentence
         async with closing(mind.llm.stream(conversation, mind.tools.specs())) as outputs:
             async for output in outputs:
-                _note_engine(thought, question, engine_of(outputs, mind.llm.name))
+                _note_engine(thought, question, outputs, mind.llm.name)
                 if prompt.priority is not None:
                     await prompt.priority.wait()
                 if thought.first_output_at is None:

@@ -63,7 +63,9 @@ async def voice(
             priority.hold()
         try:
             async with closing(tts.synthesize(text)) as chunks:
+                engine = ""
                 async for pcm in chunks:
+                    engine = engine or engine_of(chunks, tts.name)
                     if priority is not None:
                         priority.release()
                     yield SpeechChunk(
@@ -72,7 +74,7 @@ async def voice(
                         pcm,
                         asked_at=asked_at,
                         at=clock.now(),
-                        engine=engine_of(chunks, tts.name),
+                        engine=engine,
                     )
         finally:
             if priority is not None:
