@@ -73,6 +73,8 @@ def test_a_call_leaves_its_row_every_turn_and_a_recording_of_what_each_side_hear
     ]
     assert "never heard" in turns[4].unsaid
     assert set(turns[2].timings) >= {"stt", "llm_first_token", "tts_first_audio", "turn"}
+    assert turns[2].engines == {"stt": "tone-stt", "llm": "scripted-llm", "tts": "tone-tts"}
+    assert turns[0].engines == {} and turns[1].engines == {}  # a phrase, a caller's words
     starts = [t.started for t in turns]
     assert all(s is not None for s in starts)
     assert starts == sorted(starts)  # type: ignore[type-var]
