@@ -421,6 +421,10 @@ async def _start(settings: Settings) -> Appliance:
 
 
 async def _serve(settings: Settings) -> int:
+    from appliance.app.inference import inference_key_problem  # noqa: PLC0415
+
+    if (problem := inference_key_problem(settings)) is not None:
+        raise _NotReady(problem)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

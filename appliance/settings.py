@@ -31,6 +31,7 @@ __all__ = [
     "CallSettings",
     "ConversationSettings",
     "EngineSettings",
+    "InferenceSettings",
     "IntegrationSettings",
     "LogSettings",
     "PathSettings",
@@ -546,6 +547,31 @@ class ServiceSettings(_Section):
     """The process the watchdog is meant for; another process must not ping it."""
 
 
+class InferenceSettings(_Section):
+    """The box as a LAN inference server (OpenAI's API), and finding one on the LAN."""
+
+    inference_server: bool = Field(default=False, validation_alias=_env("INFERENCE_SERVER"))
+    """`appliance serve` also answers speech to text, chat and speech for the LAN, and
+    advertises it (`_tel3sis-infer._tcp`); needs INFERENCE_API_KEY."""
+    inference_port: int = Field(
+        default=8081, ge=1, le=65535, validation_alias=_env("INFERENCE_PORT")
+    )
+    """Where it listens, at WEB_BIND_ADDRESS."""
+    inference_api_key: SecretStr | None = Field(
+        default=None, validation_alias=_env("INFERENCE_API_KEY")
+    )
+    """The key clients send (`Authorization: Bearer <key>`), 16 characters or more; a board
+    that uses a LAN server sends the same key."""
+    inference_max_upload_mb: int = Field(
+        default=25, ge=1, le=512, validation_alias=_env("INFERENCE_MAX_UPLOAD_MB")
+    )
+    """Largest request body, in MB (an audio file to transcribe); a larger one is refused (413)."""
+    lan_inference: Literal["off", "auto"] = Field(
+        default="off", validation_alias=_env("LAN_INFERENCE")
+    )
+    """`auto`: at start-up, look for inference servers on the LAN (zeroconf) and measure them."""
+
+
 SECTIONS: tuple[type[_Section], ...] = (
     PathSettings,
     EngineSettings,
@@ -559,6 +585,7 @@ SECTIONS: tuple[type[_Section], ...] = (
     ZeroconfSettings,
     LogSettings,
     ServiceSettings,
+    InferenceSettings,
 )
 """Every section, in the order `.env.example` lists them."""
 
@@ -579,6 +606,7 @@ class Settings:
     zeroconf: ZeroconfSettings
     logs: LogSettings
     service: ServiceSettings
+    inference: InferenceSettings
 
     @classmethod
     def load(cls, env_file: Path | None = Path(".env")) -> Settings:
@@ -677,6 +705,8 @@ def _unheeded(settings: Settings, given: set[str]) -> Iterator[str]:
          "with `appliance tokens new-key`)"),
         (("TOKEN_ENCRYPTION_KEY_OLD",), integ.token_encryption_key is None,
          "TOKEN_ENCRYPTION_KEY is not set"),
+        (("INFERENCE_PORT", "INFERENCE_MAX_UPLOAD_MB"), not settings.inference.inference_server,
+         "INFERENCE_SERVER is false"),
     )  # fmt: skip
     for names, unread, why in rules:
         if unread:

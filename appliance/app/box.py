@@ -21,6 +21,7 @@ from appliance import __version__
 from appliance.app.calendar import token_store
 from appliance.app.engines import LocalEngines, build_engines, timed
 from appliance.app.front import FrontDesk, front_desk
+from appliance.app.inference import inference_server, log_lan_servers
 from appliance.app.lines import admission_from, sip_config, twilio_line
 from appliance.app.records import build_records, messengers
 from appliance.app.screen import build_screen
@@ -34,6 +35,7 @@ from appliance.conversation.profile import FAQ_IN_PROMPT_MAX
 from appliance.conversation.session import CallSession, SessionConfig
 from appliance.conversation.turns import TurnConfig
 from appliance.engines.models.chosen import models_in_use
+from appliance.inference.server import InferenceServer
 from appliance.memory.faq import FaqIndex, WithFaq
 from appliance.memory.phrases import FilePhraseStore
 from appliance.memory.records import Records
@@ -248,6 +250,13 @@ class Appliance:
                     _log.warning("SIP_ALLOWED_SOURCES is empty: any address may call this box")
             if self.settings.zeroconf.zeroconf_enabled:
                 await lines.enter_async_context(await self.advertisement(server.port, sip_port))
+            if self.settings.inference.inference_server:
+                await lines.enter_async_context(await self.inference_server())
+            lan = (
+                tasks.create_task(log_lan_servers(self.settings), name="lan inference")
+                if self.settings.inference.lan_inference == "auto"
+                else None
+            )
             _log.info(
                 "ready for calls on %s (at most %d at once)",
                 ", ".join(names),
@@ -259,6 +268,8 @@ class Appliance:
             _log.info("stopping")
             if jobs is not None:
                 jobs.cancel()
+            if lan is not None:
+                lan.cancel()
         await self.records.state.close()
 
     def sip_listener(
@@ -356,6 +367,13 @@ class Appliance:
             port=port,
             on_stop=on_stop,
         )
+
+    async def inference_server(
+        self, *, host: str | None = None, port: int | None = None
+    ) -> InferenceServer:
+        """The LAN inference server over this box's local engines (`INFERENCE_SERVER`), not yet
+        started; `host` and `port` override WEB_BIND_ADDRESS and INFERENCE_PORT."""
+        return await inference_server(self.settings, self._local, host=host, port=port)
 
     async def advertisement(self, web_port: int, sip_port: int | None = None) -> Advertisement:
         """The zeroconf advertisement of this box's status page (and SIP line), not yet entered."""
