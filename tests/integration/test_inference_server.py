@@ -29,7 +29,7 @@ from appliance.audio.wav import decode_wav, wav_header
 from appliance.clock import LoopClock
 from appliance.conversation.ports import Message, TextDelta, ToolCall
 from appliance.inference.advertise import InferenceAdvertisement
-from appliance.inference.discovery import discover, probe_ms
+from appliance.inference.discovery import discover, first_token_ms, probe_ms
 from appliance.inference.server import InferencePorts, InferenceServer
 from appliance.settings import InferenceSettings, Settings, WebSettings
 from tests.support.fakes import (
@@ -470,6 +470,14 @@ async def test_a_probe_of_nothing_is_none() -> None:
     from tests.support.ports import free_port
 
     assert await probe_ms(f"http://127.0.0.1:{free_port()}/v1", KEY, timeout_s=1) is None
+
+
+async def test_the_first_token_is_timed_from_the_request(served: Served) -> None:
+    served.llm.first_token_s = 0.2
+    served.llm.replies = ["OK then."]
+    took = await first_token_ms(served.url, KEY)
+    assert took is not None and 200 <= took < 2000
+    assert await first_token_ms(served.url, "not-the-key-123456") is None
 
 
 async def test_serve_with_inference_server_on_serves_and_advertises_it(
