@@ -33,6 +33,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from appliance.audio.wav import WavFormatError, decode_wav
 from appliance.conversation.ports import (
@@ -111,6 +112,7 @@ def inference_app(ports: InferencePorts, *, api_key: str, max_upload_bytes: int)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(EngineError, _engine_error)
     app.add_exception_handler(TimeoutError, _engine_error)  # EngineTimeout: the worker's
+    app.add_exception_handler(ClientDisconnect, _gone)
     app.add_middleware(_Door, api_key=api_key, max_bytes=max_upload_bytes)
     return app
 
@@ -281,6 +283,11 @@ async def _http_error(_: Request, exc: Exception) -> Response:
 async def _engine_error(_: Request, exc: Exception) -> Response:
     _log.warning("inference: an engine failed: %s", exc)
     return _error_response(WireError(503, str(exc), kind="server_error", code="engine_error"))
+
+
+async def _gone(_: Request, __: Exception) -> Response:
+    """A client that left mid-upload is no fault of ours: no traceback, nobody to answer."""
+    return Response(status_code=400)
 
 
 class _TooLarge(Exception):

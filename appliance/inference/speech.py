@@ -86,9 +86,15 @@ async def speech_stream(
             + header[8:-4]
             + struct.pack("<I", _UNKNOWN_LENGTH)
         )
-    yield resampler.convert(first)
-    async for chunk in rest:
-        if converted := resampler.convert(chunk):
-            yield converted
-    if tail := resampler.convert(b"", last=True):
-        yield tail
+    try:
+        yield resampler.convert(first)
+        async for chunk in rest:
+            if converted := resampler.convert(chunk):
+                yield converted
+        if tail := resampler.convert(b"", last=True):
+            yield tail
+    finally:
+        # A client that hangs up stops the voice now, on its worker, not when collected.
+        aclose = getattr(rest, "aclose", None)
+        if aclose is not None:
+            await aclose()
