@@ -311,6 +311,20 @@ def test_serve_is_refused_before_loading_without_a_key(tmp_path: Path) -> None:
     assert inference_key_problem(keyed) is None
 
 
+def test_appliance_serve_says_what_to_set_and_loads_nothing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from appliance.cli import EXIT_FAILED, main
+
+    monkeypatch.setenv("INFERENCE_SERVER", "true")
+    monkeypatch.setenv("APPLIANCE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MODELS_DIR", str(tmp_path / "no-models"))  # loading would fail on these
+    assert main(["--env-file", str(tmp_path / "none.env"), "serve"]) == EXIT_FAILED
+    said = capsys.readouterr().err
+    assert "INFERENCE_SERVER=true needs INFERENCE_API_KEY" in said
+    assert "Loading models" not in said
+
+
 # --- bad input: OpenAI's error objects --------------------------------------------------------
 
 
