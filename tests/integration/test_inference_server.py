@@ -31,7 +31,7 @@ from appliance.conversation.ports import Message, TextDelta, ToolCall
 from appliance.inference.advertise import InferenceAdvertisement
 from appliance.inference.discovery import discover, first_token_ms, probe_ms
 from appliance.inference.server import InferencePorts, InferenceServer
-from appliance.settings import InferenceSettings, Settings, WebSettings
+from appliance.settings import InferenceSettings, Settings, WebSettings, config_warnings
 from tests.support.fakes import (
     ScriptedLanguageModel,
     ToneSpeechToText,
@@ -309,6 +309,11 @@ def test_serve_is_refused_before_loading_without_a_key(tmp_path: Path) -> None:
     assert inference_key_problem(off) is None
     assert "INFERENCE_API_KEY" in (inference_key_problem(wanted) or "")
     assert inference_key_problem(keyed) is None
+    moved = dataclasses.replace(base, inference=InferenceSettings(inference_port=9000))
+    assert "INFERENCE_PORT acts on nothing: INFERENCE_SERVER is false" in config_warnings(
+        moved, None, {"INFERENCE_PORT": "9000"}
+    )
+    assert config_warnings(keyed, None, {"INFERENCE_SERVER": "true"}) == []
 
 
 def test_appliance_serve_says_what_to_set_and_loads_nothing(
