@@ -109,7 +109,11 @@ def _parser() -> argparse.ArgumentParser:
         "set-password", help="set the admin password of the status page (asked twice)"
     )
     password.add_argument(
-        "--stdin", action="store_true", help="read it from one line of standard input instead"
+        "--stdin",
+        "--password-stdin",
+        dest="stdin",
+        action="store_true",
+        help="read it from one line of standard input instead (for scripts: no terminal)",
     )
 
     _safety_commands(
@@ -124,7 +128,9 @@ def _parser() -> argparse.ArgumentParser:
     record_commands = records.add_subparsers(dest="calls_command", required=True, metavar="ACTION")
     listed = record_commands.add_parser("list", help="the latest calls, newest first")
     listed.add_argument("--json", action="store_true")
-    listed.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    listed.add_argument(
+        "--limit", type=_positive, default=50, help="at most this many (default 50)"
+    )
     show = record_commands.add_parser(
         "show", help="one call: its turns, timings, recording, summary and post-call jobs"
     )
@@ -145,6 +151,13 @@ def _parser() -> argparse.ArgumentParser:
     _calendar_commands(
         commands.add_parser("tokens", help="the key that seals OAuth tokens in the database"),
         commands.add_parser("calendar", help="the booking calendar: connect Google"),
+    )
+    _dial_options(
+        commands.add_parser(
+            "dial",
+            help="place a SIP test call into a running box (this one or one on the LAN) and "
+            "print what the agent said",
+        )
     )
     return parser
 
@@ -167,6 +180,39 @@ def _calendar_commands(tokens: argparse.ArgumentParser, calendar: argparse.Argum
     )
 
 
+def _positive(text: str) -> int:
+    """A count of at least one (argparse says "invalid ... value" with this message)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
+def _dial_options(dial: argparse.ArgumentParser) -> None:
+    dial.add_argument(
+        "target",
+        nargs="?",
+        help="the box: HOST, HOST:PORT or a sip: URI (default: this machine, SIP_PORT)",
+    )
+    said = dial.add_mutually_exclusive_group()
+    said.add_argument("--wav", type=Path, help="what the caller says: a recording (any PCM WAV)")
+    said.add_argument("--say", metavar="TEXT", help="what the caller says, spoken by espeak-ng")
+    dial.add_argument(
+        "--codec", choices=("PCMU", "PCMA", "G722"), default="PCMU", help="the codec offered"
+    )
+    dial.add_argument(
+        "--max-s",
+        type=_positive,
+        default=90,
+        help="hang up after this many seconds whatever happens (default 90)",
+    )
+    dial.add_argument("--out", type=Path, help="write what the caller heard to this WAV")
+    dial.add_argument("--json", action="store_true", help="print one JSON object instead")
+
+
 def _safety_commands(safety: argparse.ArgumentParser, redteam: argparse.ArgumentParser) -> None:
     safety_commands = safety.add_subparsers(dest="safety_command", required=True, metavar="ACTION")
     audited = safety_commands.add_parser(
@@ -176,7 +222,9 @@ def _safety_commands(safety: argparse.ArgumentParser, redteam: argparse.Argument
     audited.add_argument(
         "--stopped", action="store_true", help="only what was refused, replaced or blocked"
     )
-    audited.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    audited.add_argument(
+        "--limit", type=_positive, default=100, help="at most this many (default 100)"
+    )
     audited.add_argument("--json", action="store_true")
     train = safety_commands.add_parser(
         "train",
@@ -194,9 +242,22 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911, PLR0912 - 
     if settings is None:
         return EXIT_USAGE
     try:
+        code = _run(args, settings)
+        sys.stdout.flush()  # here, where a closed pipe can still be caught
+    except BrokenPipeError:
+        # The reader went away (`appliance calls show ID | head`): what it wanted, it has. Point
+        # stdout at nothing so that the interpreter's last flush does not fail again on exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    return code
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR0911 - one per command
+    try:
         match args.command:
             case "serve":
-                return asyncio.run(_serve(settings))
+                return _serve_command(settings)
             case "call":
                 steps = _caller(args.wav)
                 if steps is None:
@@ -225,9 +286,13 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911, PLR0912 - 
                 return _set_password(settings, from_stdin=args.stdin)
             case "tokens" | "calendar":
                 return _calendar(settings, args)
+            case "dial":
+                from appliance.harness.dial import dial_command  # noqa: PLC0415
+
+                return dial_command(settings, args)
     except _NotReady as exc:
         print(f"appliance {args.command}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return exc.code
     except KeyboardInterrupt:
         return 130
     raise AssertionError(args.command)
@@ -260,9 +325,21 @@ def _set_password(settings: Settings, *, from_stdin: bool) -> int:
 
     if from_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
+    elif not sys.stdin.isatty():
+        print(
+            "appliance admin: no terminal to ask for the password on; pipe it in instead: "
+            "`appliance admin set-password --stdin < file` (one line); nothing changed",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     else:
-        password = getpass.getpass("New admin password: ")
-        if getpass.getpass("Again: ") != password:
+        try:
+            password = getpass.getpass("New admin password: ")
+            again = getpass.getpass("Again: ")
+        except EOFError:
+            print("\nappliance admin: no password given; nothing changed", file=sys.stderr)
+            return EXIT_USAGE
+        if again != password:
             print("appliance admin: the two passwords differ; nothing changed", file=sys.stderr)
             return EXIT_USAGE
     try:
@@ -299,6 +376,23 @@ def _models(settings: Settings, args: argparse.Namespace) -> int:
 
 class _NotReady(Exception):
     """The appliance cannot start; the message says what to fix."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+        """The exit status."""
+
+
+def _serve_command(settings: Settings) -> int:
+    """`appliance serve`, once its ports are known to be free (asked before the models load)."""
+    from appliance.doctor import serve_blockers  # noqa: PLC0415
+
+    blockers = serve_blockers(settings)
+    for line in blockers:
+        print(f"appliance serve: {line}", file=sys.stderr)
+    if blockers:
+        return EXIT_USAGE
+    return asyncio.run(_serve(settings))
 
 
 def _check_models(settings: Settings) -> None:
@@ -405,6 +499,7 @@ async def _start(settings: Settings) -> Appliance:
     from appliance.app import Appliance  # noqa: PLC0415
     from appliance.app.screen import ScreenError  # noqa: PLC0415
     from appliance.conversation.profile import ProfileError  # noqa: PLC0415
+    from appliance.engines.offload import EngineTimeout  # noqa: PLC0415
 
     _check_models(settings)
     try:
@@ -414,10 +509,35 @@ async def _start(settings: Settings) -> Appliance:
     except ScreenError as exc:
         raise _NotReady(str(exc)) from exc
     print("Loading models ...", file=sys.stderr, flush=True)
-    took = await app.start()
+    try:
+        took = await app.start()
+    except (EngineTimeout, ExceptionGroup) as exc:
+        slow = _engine_timeout(exc)
+        if slow is None:
+            raise
+        await app.aclose(timeout=settings.engines.engine_timeout_s)
+        raise _NotReady(
+            f"a model took too long to load or warm up ({slow}); this machine is slower or "
+            f"busier than ENGINE_TIMEOUT_S={settings.engines.engine_timeout_s:g} allows: raise "
+            "ENGINE_TIMEOUT_S in .env (or stop other work on the machine) and try again",
+            EXIT_USAGE,
+        ) from exc
     steps = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in took.items())
     print(f"Ready ({steps}).", file=sys.stderr, flush=True)
     return app
+
+
+def _engine_timeout(exc: BaseException) -> BaseException | None:
+    """The `EngineTimeout` in `exc` (itself, or inside an exception group), if there is one."""
+    from appliance.engines.offload import EngineTimeout  # noqa: PLC0415
+
+    if isinstance(exc, EngineTimeout):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if (found := _engine_timeout(inner)) is not None:
+                return found
+    return None
 
 
 async def _serve(settings: Settings) -> int:
@@ -430,6 +550,8 @@ async def _serve(settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     app = await _start(settings)
+    for line in await asyncio.to_thread(_where_to_look, settings):
+        print(line, file=sys.stderr, flush=True)
     try:
         await app.serve(stop)
     finally:
@@ -439,6 +561,29 @@ async def _serve(settings: Settings) -> int:
     return EXIT_OK
 
 
+def _where_to_look(settings: Settings) -> list[str]:
+    """What `serve` tells the operator once loaded: the status page's address(es), and whether
+    anyone can sign in to it yet."""
+    from appliance.web.advertise import box_id, lan_addresses  # noqa: PLC0415
+    from appliance.web.password import load_password  # noqa: PLC0415
+
+    web = settings.web
+    if web.bind_address in ("0.0.0.0", "::", ""):  # noqa: S104 - the wildcards
+        hosts = [*lan_addresses()[:2], "127.0.0.1"]
+        if settings.zeroconf.zeroconf_enabled:
+            hosts.insert(0, f"tel3sis-{box_id(settings.paths.data_dir)}.local")
+    else:
+        hosts = [web.bind_address]
+    urls = " or ".join(f"http://{host}:{web.port}/" for host in hosts)
+    lines = [f"Status page: {urls}"]
+    if load_password(settings.paths.admin_password) is None:
+        lines.append(
+            "The admin password is not set: nobody can sign in to the status page until you "
+            "run `appliance admin set-password`."
+        )
+    return lines
+
+
 def _caller(wav: Path) -> list[Step] | None:
     """The caller's script for `appliance call`: say the recording, then hang up when answered."""
     from appliance.audio.frame import frames_of, rms_dbfs  # noqa: PLC0415
@@ -446,17 +591,25 @@ def _caller(wav: Path) -> list[Step] | None:
     from appliance.telephony.wavfile import HangUp, Speak, load_wav  # noqa: PLC0415
 
     try:
-        # An empty file is a caller who says nothing, like a silent one: the agent copes.
         audio = None if wav.stat().st_size == 0 else load_wav(wav)
     except (OSError, WavFormatError) as exc:
         print(f"appliance call: {exc}", file=sys.stderr)
         return None
-    if audio is not None:
-        for note in audio.conversions:
-            print(f"{wav}: converted {note}", file=sys.stderr)
-        if audio.truncated:
-            print(f"{wav}: shorter than its header says; using what is there", file=sys.stderr)
-    pcm = audio.pcm if audio is not None else b""
+    if audio is None or not audio.pcm:
+        # Not a silent caller but no caller at all: a call would only wait out the agent's
+        # no-input prompts (over a minute) to show nothing.
+        what = "is empty (0 bytes)" if audio is None else "has a header but no audio"
+        print(
+            f"appliance call: {wav} {what}; give a recording of the caller (a WAV of "
+            "silence plays a caller who says nothing)",
+            file=sys.stderr,
+        )
+        return None
+    for note in audio.conversions:
+        print(f"{wav}: converted {note}", file=sys.stderr)
+    if audio.truncated:
+        print(f"{wav}: shorter than its header says; using what is there", file=sys.stderr)
+    pcm = audio.pcm
     steps: list[Step] = [Speak(pcm, label=wav.name)]
     if any(rms_dbfs(frame) > -50.0 for frame in frames_of(pcm)):
         steps.append(HangUp())

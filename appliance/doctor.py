@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-import socket
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,10 +16,10 @@ from typing import Final, Literal
 
 from appliance.engines.models import Manifest, ModelStore
 from appliance.engines.models.chosen import models_in_use
-from appliance.observability import system
+from appliance.observability import listening, system
 from appliance.settings import Settings
 
-__all__ = ["Check", "checks", "run_doctor"]
+__all__ = ["Check", "checks", "run_doctor", "serve_blockers"]
 
 Level = Literal["OK", "WARN", "FAIL"]
 
@@ -28,6 +27,9 @@ _GIB = 1024**3
 _LEVELS: Final[dict[system.Level, Level]] = {"ok": "OK", "warn": "WARN", "fail": "FAIL"}
 _MODEL_MEMORY_GIB = 1.5
 """What the default models need resident (measured: ~1.1 GB), with room for the rest."""
+_SIP_KINDS: Final[tuple[listening.Kind, ...]] = ("udp", "tcp")
+_MARKER = "TEL3SIS"
+"""In the status page's login page and the SIP line's user agent: how a running box is known."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,18 +44,33 @@ def _python() -> Iterator[Check]:
     yield Check("python", "OK", f"{platform.python_version()} at {sys.executable}")
 
 
+def _roles(settings: Settings) -> dict[str, str]:
+    """What each model in use does, so that every part (the embedder too) is named."""
+    engines = settings.engines
+    roles = {
+        engines.stt_model: "speech to text",
+        engines.llm_model: "language model",
+        engines.tts_voice: "voice",
+        engines.embed_model: "embeddings: memory, FAQ, safety",
+        engines.vad_model: "voice activity",
+    }
+    return {name: roles.get(name, "") for name in models_in_use(engines)}
+
+
 def _models(settings: Settings) -> Iterator[Check]:
     store = ModelStore(settings.paths.models, Manifest.load())
-    for name in models_in_use(settings.engines):
+    for name, role in _roles(settings).items():
+        label, does = f"model {name}", f"{role}: " if role else ""
         try:
             problems = store.verify(name)
         except LookupError as exc:
-            yield Check(f"model {name}", "FAIL", str(exc), "fix the model name in .env")
+            yield Check(label, "FAIL", f"{does}{exc}", "fix the model name in .env")
             continue
         if problems:
-            yield Check(f"model {name}", "FAIL", "; ".join(map(str, problems)), problems[0].fix)
+            detail = f"{does}{'; '.join(map(str, problems))}"
+            yield Check(label, "FAIL", detail, problems[0].fix)
         else:
-            yield Check(f"model {name}", "OK", f"installed in {store.path(name)}")
+            yield Check(label, "OK", f"{does}installed in {store.path(name)}")
 
 
 def _disk(settings: Settings) -> Iterator[Check]:
@@ -144,20 +161,143 @@ def _audio() -> Iterator[Check]:
         yield Check("audio", "OK", "no audio devices (only needed for the local speakerphone line)")
 
 
-def _port(name: str, address: str, port: int) -> Iterator[Check]:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((address, port))
-        except OSError as exc:
-            yield Check(
-                name,
-                "WARN",
-                f"{address}:{port} is taken ({exc.strerror})",
-                "change the port in .env",
+def _load() -> Iterator[Check]:
+    reading = system.load_average()
+    if reading is None:
+        return
+    cores = os.cpu_count() or 1
+    detail = f"load {reading[0]:.1f} (1 min), {reading[1]:.1f} (5 min) on {cores} cores"
+    if reading[0] > cores:
+        yield Check(
+            "load",
+            "WARN",
+            f"{detail}: callers wait longer for every answer",
+            "stop other work on this machine (`top` shows what is running)",
+        )
+    else:
+        yield Check("load", "OK", detail)
+
+
+def _admin_password(settings: Settings) -> Iterator[Check]:
+    from appliance.web.password import load_password  # noqa: PLC0415
+
+    path = settings.paths.admin_password
+    if load_password(path) is None:
+        yield Check(
+            "admin password",
+            "WARN",
+            "not set: nobody can sign in to the status page",
+            "appliance admin set-password",
+        )
+    else:
+        yield Check("admin password", "OK", f"set ({path})")
+
+
+@dataclass(frozen=True, slots=True)
+class _Port:
+    """One port the appliance listens on, and the setting that moves it."""
+
+    name: str
+    address: str
+    port: int
+    kinds: tuple[listening.Kind, ...]
+    setting: str
+
+    @property
+    def where(self) -> str:
+        return f"{self.address}:{self.port}/{'+'.join(self.kinds)}"
+
+
+def _ports(settings: Settings) -> list[_Port]:
+    web = settings.web
+    found = [_Port("web port", web.bind_address, web.port, ("tcp",), "WEB_PORT")]
+    sip = settings.sip
+    if sip.sip_enabled and sip.sip_port != 0:
+        kinds = tuple(k for k in _SIP_KINDS if k in sip.transports.lower())
+        found.append(_Port("SIP port", sip.bind_address, sip.sip_port, kinds, "SIP_PORT"))
+    return found
+
+
+def _holder(port: _Port) -> tuple[str, OSError] | None:
+    """Who holds `port` ("ours": a running TEL3SIS, "other", "denied"), or None when it is free."""
+    for kind in port.kinds:
+        error = listening.bind_error(port.address, port.port, kind)
+        if error is None:
+            continue
+        if not listening.in_use(error):
+            return "denied", error
+        ours = (
+            listening.web_answers_as(port.address, port.port, _MARKER)
+            if port.setting == "WEB_PORT"
+            else listening.sip_answers_as(port.address, port.port, _MARKER)
+        )
+        return ("ours" if ours else "other"), error
+    return None
+
+
+def _running_serve(port: _Port) -> str:
+    where = f"{port.name} {port.where}"
+    if port.setting == "WEB_PORT":
+        host = listening.probe_address(port.address)
+        where += f"; its status page is http://{host}:{port.port}/"
+    return f"held by this box's own `appliance serve`, running now ({where})"
+
+
+def _port_check(port: _Port) -> Iterator[Check]:
+    held = _holder(port)
+    if held is None:
+        yield Check(port.name, "OK", f"{port.where} is free")
+        return
+    who, error = held
+    if who == "ours":
+        yield Check(port.name, "OK", _running_serve(port))
+    elif who == "denied":
+        yield Check(port.name, "FAIL", f"{port.where}: {error.strerror}", _denied_fix(port))
+    else:
+        yield Check(
+            port.name,
+            "WARN",
+            f"{port.where} is taken by another program",
+            _taken_fix(port),
+        )
+
+
+def _taken_fix(port: _Port) -> str:
+    return (
+        f"set {port.setting} in .env to a free port, or stop the program holding it "
+        f"(`sudo ss -lunpt 'sport = :{port.port}'` names it)"
+    )
+
+
+def _denied_fix(port: _Port) -> str:
+    return (
+        f"ports below 1024 need root: set {port.setting} to 1024 or above, or run the "
+        "service with CAP_NET_BIND_SERVICE"
+    )
+
+
+def serve_blockers(settings: Settings) -> list[str]:
+    """Why `appliance serve` could not listen, one line each naming the fix (empty: it can).
+    Asked before the models load, so that a port in use costs a second, not a minute."""
+    problems = []
+    for port in _ports(settings):
+        held = _holder(port)
+        if held is None:
+            continue
+        who, error = held
+        if who == "ours":
+            problems.append(
+                f"another `appliance serve` is already running: {_running_serve(port)}; "
+                "stop it first (`sudo systemctl stop tel3sis` when it runs as the service), "
+                f"or give this one another {port.setting}"
             )
-            return
-    yield Check(name, "OK", f"{address}:{port} is free")
+        elif who == "denied":
+            problems.append(f"the {port.name} {port.where}: {error.strerror}; {_denied_fix(port)}")
+        else:
+            problems.append(
+                f"the {port.name} {port.where} is in use by another program; {_taken_fix(port)}"
+            )
+    return problems
 
 
 def _tools() -> Iterator[Check]:
@@ -201,8 +341,10 @@ def checks(settings: Settings) -> list[Check]:
         lambda: _disk(settings),
         _memory,
         _cpu,
+        _load,
         _audio,
-        lambda: _port("web port", settings.web.bind_address, settings.web.port),
+        *(lambda port=port: _port_check(port) for port in _ports(settings)),
+        lambda: _admin_password(settings),
         _tools,
     ]
     found: list[Check] = []

@@ -108,12 +108,14 @@ async def place_call(
     codecs: tuple[str, ...],
     max_call_s: float,
     max_wait_s: float,
+    bind_address: str = "127.0.0.1",
 ) -> dict[str, Any]:
-    """Dial `uri`, follow the script, and return the result (audio in `script.recording`)."""
+    """Dial `uri`, follow the script, and return the result (audio in `script.recording`).
+    The caller's endpoint binds `bind_address` (every interface, to dial across the LAN)."""
     loop = asyncio.get_running_loop()
     events = _Events()
     config = SipConfig(
-        bind_address="127.0.0.1",
+        bind_address=bind_address,
         port=0,
         rtp_port=0,
         codecs=codecs,

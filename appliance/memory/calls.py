@@ -15,6 +15,7 @@ __all__ = [
     "CallRecord",
     "RecordingState",
     "TurnRecord",
+    "calls_starting",
     "end_call",
     "expired_calls",
     "find_call",
@@ -225,6 +226,17 @@ def find_call(conn: apsw.Connection, call_id: str) -> CallRecord | None:
         (len(call_id), call_id),
     ).fetchall()
     return _call(rows[0]) if len(rows) == 1 else None
+
+
+def calls_starting(conn: apsw.Connection, prefix: str, *, limit: int = 10) -> list[CallRecord]:
+    """The latest calls (at most `limit`) whose id starts with `prefix`, newest first: what an
+    ambiguous id could have meant."""
+    rows = conn.execute(
+        f"SELECT {_CALL_COLUMNS} FROM calls WHERE substr(id, 1, ?) = ? "  # noqa: S608
+        "ORDER BY started DESC, id LIMIT ?",
+        (len(prefix), prefix, limit),
+    )
+    return [_call(row) for row in rows]
 
 
 def list_calls(conn: apsw.Connection, *, limit: int = 50) -> list[CallRecord]:

@@ -28,7 +28,9 @@ __all__ = [
     "show_call",
 ]
 
-EXIT_OK, EXIT_FAILED = 0, 1
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+_CANDIDATES = 5
+"""How many of the calls an ambiguous id could mean are named."""
 
 
 def _open(database: Path) -> apsw.Connection | None:
@@ -47,6 +49,18 @@ def _length(call: calls.CallRecord) -> str:
         return "live"
     minutes, seconds = divmod(round(call.duration_s), 60)
     return f"{minutes}:{seconds:02d}"
+
+
+_ID_WIDTH = 28
+"""The ID column of `calls list`: longer ids (a SIP Call-ID is often 32 characters or more)
+are cut with an ellipsis, and `calls show` takes the cut id as the start of the whole one."""
+_ELLIPSIS = "\u2026"
+
+
+def _short_id(call_id: str) -> str:
+    if len(call_id) <= _ID_WIDTH:
+        return call_id
+    return call_id[: _ID_WIDTH - 1] + _ELLIPSIS
 
 
 def _caller_turns(conn: apsw.Connection) -> dict[str, int]:
@@ -74,11 +88,13 @@ def list_recorded_calls(database: Path, *, as_json: bool, limit: int = 50) -> in
         print("no calls recorded yet")
         return EXIT_OK
     print(
-        f"{'ID':<28} {'STARTED':<19}  {'FROM':<16} {'LINE':<6} {'LENGTH':>6} {'TURNS':>5}  OUTCOME"
+        f"{'ID':<{_ID_WIDTH}} {'STARTED':<19}  {'FROM':<16} {'LINE':<6} {'LENGTH':>6} "
+        f"{'TURNS':>5}  OUTCOME"
     )
     for call in found:
         print(
-            f"{call.id:<28} {_when(call.started):<19}  {call.caller[:16]:<16} {call.line:<6} "
+            f"{_short_id(call.id):<{_ID_WIDTH}} {_when(call.started):<19}  "
+            f"{_short_id(call.caller)[:16]:<16} {call.line[:6]:<6} "
             f"{_length(call):>6} {turns.get(call.id, 0):>5}  {call.outcome or 'in progress'}"
         )
     return EXIT_OK
@@ -130,16 +146,43 @@ def _details(conn: apsw.Connection, call: calls.CallRecord, recordings: Path) ->
     }
 
 
-def _find(database: Path, call_id: str, recordings: Path) -> dict[str, object] | None:
+class _NotFound(Exception):
+    """No one call has the id given; the message says why and what to do, `code` is the exit
+    status."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _one_call(conn: apsw.Connection, call_id: str) -> calls.CallRecord:
+    """The call with this id or the only one starting with it (an id `calls list` cut short
+    may keep its ellipsis); `_NotFound` when none does, or several do."""
+    call_id = call_id.removesuffix(_ELLIPSIS).removesuffix("...")
+    call = calls.find_call(conn, call_id) if call_id else None
+    if call is not None:
+        return call
+    candidates = calls.calls_starting(conn, call_id, limit=_CANDIDATES + 1) if call_id else []
+    if not candidates:
+        raise _NotFound(f"no call {call_id!r} (try `appliance calls list`)", EXIT_FAILED)
+    shown = ", ".join(c.id for c in candidates[:_CANDIDATES])
+    more = ", ..." if len(candidates) > _CANDIDATES else ""
+    raise _NotFound(
+        f"{call_id!r} is the start of more than one call ({shown}{more}); give more of the id",
+        EXIT_USAGE,
+    )
+
+
+def _find(database: Path, call_id: str, recordings: Path) -> dict[str, object] | int:
+    """The call's details, or the exit status after saying why there are none."""
     conn = _open(database)
     if conn is None:
-        return None
+        return EXIT_FAILED
     try:
-        call = calls.find_call(conn, call_id)
-        if call is None:
-            print(f"no call {call_id!r} (try `appliance calls list`)", file=sys.stderr)
-            return None
-        return _details(conn, call, recordings)
+        return _details(conn, _one_call(conn, call_id), recordings)
+    except _NotFound as exc:
+        print(str(exc), file=sys.stderr)
+        return exc.code
     finally:
         conn.close()
 
@@ -185,8 +228,8 @@ def _print_details(found: dict[str, object]) -> None:
 
 def show_call(database: Path, recordings: Path, call_id: str, *, as_json: bool) -> int:
     found = _find(database, call_id, recordings)
-    if found is None:
-        return EXIT_FAILED
+    if isinstance(found, int):
+        return found
     if as_json:
         print(json.dumps(found, indent=2))
     else:
@@ -197,9 +240,23 @@ def show_call(database: Path, recordings: Path, call_id: str, *, as_json: bool) 
 def export_call(database: Path, recordings: Path, call_id: str, out: Path | None) -> int:
     """The call's recording, transcript and JSON record, in one folder."""
     found = _find(database, call_id, recordings)
-    if found is None:
-        return EXIT_FAILED
+    if isinstance(found, int):
+        return found
     folder = out if out is not None else Path(str(found["id"]).replace("/", "_"))
+    try:
+        _write_export(found, folder)
+    except OSError as exc:
+        print(
+            f"cannot export to {folder}: {exc.strerror or exc}; choose a folder you can write "
+            "to with --out",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    print(folder)
+    return EXIT_OK
+
+
+def _write_export(found: dict[str, object], folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "call.json").write_text(json.dumps(found, indent=2) + "\n", encoding="utf-8")
     turns = found["turns"]
@@ -225,8 +282,6 @@ def export_call(database: Path, recordings: Path, call_id: str, out: Path | None
         shutil.copyfile(recording, folder / "recording.wav")
     else:
         print(f"call {found['id']} has no recording to export", file=sys.stderr)
-    print(folder)
-    return EXIT_OK
 
 
 def forget_caller_memory(database: Path, number: str, *, as_json: bool) -> int:
@@ -275,11 +330,11 @@ def list_safety_decisions(
         return EXIT_OK
     try:
         if call_id is not None:
-            found = calls.find_call(conn, call_id)
-            if found is None:
-                print(f"no call {call_id!r}", file=sys.stderr)
-                return EXIT_FAILED
-            call_id = found.id
+            try:
+                call_id = _one_call(conn, call_id).id
+            except _NotFound as exc:
+                print(str(exc), file=sys.stderr)
+                return exc.code
         rows = audit.decisions(conn, call_id=call_id, stopped_only=stopped_only, limit=limit)
     finally:
         conn.close()

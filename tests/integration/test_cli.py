@@ -178,17 +178,13 @@ async def test_a_missing_file_is_a_clear_error(tmp_path: Path, models_dir: Path)
     assert "No such file" in done.stderr and "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("kind", ["zero bytes", "header only", "silence"])
 async def test_a_caller_who_says_nothing_is_ended_politely(
-    tmp_path: Path, models_dir: Path, agent_listener: WhisperSpeechToText, kind: str
+    tmp_path: Path, models_dir: Path, agent_listener: WhisperSpeechToText
 ) -> None:
+    # A WAV with no audio at all places no call (test_cli_errors.py); silence is a caller.
     path = tmp_path / "nothing.wav"
-    samples = {"zero bytes": None, "header only": b"", "silence": bytes(SAMPLE_RATE * 2)}[kind]
-    path.write_bytes(
-        b""
-        if samples is None
-        else wav_header(channels=1, rate=16_000, data_bytes=len(samples)) + samples
-    )
+    samples = bytes(SAMPLE_RATE * 2)
+    path.write_bytes(wav_header(channels=1, rate=16_000, data_bytes=len(samples)) + samples)
     reply_wav = tmp_path / "reply.wav"
     env = _env(tmp_path, models_dir, NO_INPUT_TIMEOUT_S="1.5")
     done = await _appliance("call", "--wav", str(path), "--out", str(reply_wav), "--json", env=env)
