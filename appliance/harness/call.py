@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from appliance.clock import Clock
-from appliance.conversation.events import Event, EventSink, TurnCompleted
+from appliance.conversation.events import Event, EventSink, TranscriptFinal, TurnCompleted
 from appliance.conversation.ports import CallInfo, CallLine
 from appliance.telephony.wavfile import LineEvent, Step, WavLine
 
@@ -47,6 +47,17 @@ class CallReport:
     @property
     def turns(self) -> list[TurnCompleted]:
         return [e for e in self.events if isinstance(e, TurnCompleted)]
+
+    @property
+    def unanswered(self) -> list[str]:
+        """What the caller was heard to say on turns the agent never completed an answer to
+        (it ran out of time, or the call ended first)."""
+        answered = {t.turn for t in self.turns}
+        return [
+            e.text
+            for e in self.events
+            if isinstance(e, TranscriptFinal) and e.text.strip() and e.turn not in answered
+        ]
 
     @property
     def timeline(self) -> list[LineEvent]:

@@ -27,8 +27,8 @@ def format_timings(timings: Mapping[str, float]) -> str:
 
 
 def print_call(report: CallReport, *, reply_wav: Path | None) -> None:
-    turns = report.turns
-    if not turns:
+    turns, unanswered = report.turns, report.unanswered
+    if not turns and not unanswered:
         print("The caller said nothing the agent could hear.")
     for turn in turns:
         cut = " (interrupted)" if turn.interrupted else ""
@@ -36,6 +36,9 @@ def print_call(report: CallReport, *, reply_wav: Path | None) -> None:
         print(f"  heard: {turn.transcript}")
         print(f"  reply: {turn.reply}{cut}")
         print(f"  ms:    {format_timings(turn.timings_ms)}")
+    for heard in unanswered:
+        print("heard, not answered (the call ended before the agent's reply):")
+        print(f"  heard: {heard}")
     print(f"call ended: {report.ended}")
     if reply_wav is not None:
         print(f"agent audio: {reply_wav}")
