@@ -123,6 +123,8 @@ class Reply:
     task: asyncio.Task[None] | None = None
     transcript: str | None = None
     """What the caller said (with what was carried over), once transcribed."""
+    cut_ms: int = 0
+    """Speech left out of the transcription: the oldest, past what STT hears at once."""
     thought: Thought = field(default_factory=Thought)
     written: list[str] = field(default_factory=list)
     """Every sentence the model completed, heard or not."""

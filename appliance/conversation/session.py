@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol, assert_never
 
-from appliance.audio.frame import frames_of
+from appliance.audio.frame import SAMPLE_RATE, frames_of
 from appliance.clock import Clock
 from appliance.conversation.events import (
     HELLO_OVER_GREETING,
@@ -109,6 +109,11 @@ __all__ = ["CallSession", "Conversation", "Engines", "SessionConfig", "only_a_he
 
 _log = logging.getLogger(__name__)
 _WORD = re.compile(r"\w")
+_BYTES_PER_MS = SAMPLE_RATE * 2 // 1000
+_MAX_HEARD_MS = 29_000
+"""The most of one turn's speech handed to STT at once: whisper hears a 30 s window and
+silently drops the rest. Speech carried over from cut-in turns can add up past it (a caller
+who talks for minutes); the oldest is then left out, and the turn's words say how much."""
 _HELLO = frozenset(
     """hello hallo hullo hi hey hiya yes yeah yep ok okay oh um uh er good morning afternoon
     evening there anybody anyone someone""".split()  # noqa: SIM905 - a word list, one string
@@ -465,6 +470,8 @@ class CallSession:
             self._endpointer.hint(said)
         if (dropped := await self._nothing_to_answer(reply, said)) is not None:
             return dropped
+        if reply.cut_ms:
+            said = reply.transcript = f"{_cut_note(reply.cut_ms)} {said}"
         if self._message_for is not None and not reply.pressed:  # a key is no message
             return await self._take_message(reply, transcript, self._message_for)
         user = Message(role="user", content=said)
@@ -557,7 +564,17 @@ class CallSession:
         if reply.pressed:
             return Transcript(text=reply.pressed, confidence=1.0, engine="keypad")
         started = self._clock.now()
-        transcript = await self._engines.stt.transcribe(self._carry_audio + reply.audio)
+        audio = self._carry_audio + reply.audio
+        cut = max(0, len(audio) - _MAX_HEARD_MS * _BYTES_PER_MS)
+        cut -= cut % 2  # whole samples
+        reply.cut_ms = cut // _BYTES_PER_MS
+        if cut:
+            _log.warning(
+                "a %d s turn: its first %d s are not transcribed",
+                len(audio) // (_BYTES_PER_MS * 1000),
+                reply.cut_ms // 1000,
+            )
+        transcript = await self._engines.stt.transcribe(audio[cut:])
         reply.stt = Span(started, self._clock.now())
         reply.stt_engine = transcript.engine
         return transcript
@@ -786,3 +803,10 @@ class CallSession:
             elif reply.turn == 0:
                 reply.turn = self._last_turn + 1  # the number it would have had
         self._observers.reply_ended(reply, outcome, was_playing=was_playing, at=self._clock.now())
+
+
+def _cut_note(cut_ms: int) -> str:
+    """What the caller's words say of the speech left out of their transcription."""
+    minutes, seconds = divmod(round(cut_ms / 1000), 60)
+    length = f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+    return f"[speech cut: the first {length} of this turn were not transcribed]"
