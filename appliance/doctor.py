@@ -235,12 +235,16 @@ def _holder(port: _Port) -> tuple[str, OSError] | None:
     return None
 
 
-def _running_serve(port: _Port) -> str:
+def _where(port: _Port) -> str:
     where = f"{port.name} {port.where}"
     if port.setting == "WEB_PORT":
         host = listening.probe_address(port.address)
         where += f"; its status page is http://{host}:{port.port}/"
-    return f"held by this box's own `appliance serve`, running now ({where})"
+    return where
+
+
+def _running_serve(port: _Port) -> str:
+    return f"held by this box's own `appliance serve`, running now ({_where(port)})"
 
 
 def _port_check(port: _Port) -> Iterator[Check]:
@@ -286,12 +290,13 @@ def serve_blockers(settings: Settings) -> list[str]:
             continue
         who, error = held
         if who == "ours":
-            problems.append(
-                f"another `appliance serve` is already running: {_running_serve(port)}; "
-                "stop it first (`sudo systemctl stop tel3sis` when it runs as the service), "
-                f"or give this one another {port.setting}"
-            )
-        elif who == "denied":
+            # One running box holds every port: saying so once is the whole story.
+            return [
+                f"another `appliance serve` is already running here ({_where(port)}); stop "
+                "it first (`sudo systemctl stop tel3sis` when it runs as the service), or give "
+                f"this one another {port.setting}"
+            ]
+        if who == "denied":
             problems.append(f"the {port.name} {port.where}: {error.strerror}; {_denied_fix(port)}")
         else:
             problems.append(

@@ -241,7 +241,12 @@ class Appliance:
             # its calls and releases what it holds.
             web = self.settings.web
             server = await lines.enter_async_context(self.web_server(web.bind_address, web.port))
-            names = ["twilio"]
+            names = ["twilio"] if _twilio_ready(self.settings.twilio) else []
+            if not names:
+                _log.info(
+                    "Twilio is not configured (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, BASE_URL): "
+                    "no calls come in through Twilio"
+                )
             sip_port = None
             if self.settings.sip.sip_enabled:
                 sip_port = (await lines.enter_async_context(self.sip_listener())).port
@@ -259,7 +264,7 @@ class Appliance:
             )
             _log.info(
                 "ready for calls on %s (at most %d at once)",
-                ", ".join(names),
+                ", ".join(names) or "no line: configure SIP or Twilio in .env",
                 self.desk.admission.max_calls,
             )
             # systemd: ready once the lines listen; pings while the loop runs; stopping first.
@@ -391,6 +396,11 @@ class Appliance:
             await self.front.google.aclose()
         await self._local.close_api()
         await self.records.aclose(timeout)
+
+
+def _twilio_ready(twilio: TwilioSettings) -> bool:
+    """Whether Twilio's webhooks can be accepted: the account, its token and the public URL."""
+    return bool(twilio.account_sid) and twilio.auth_token is not None and bool(twilio.base_url)
 
 
 def _session_config(conv: ConversationSettings, persona: Persona) -> SessionConfig:

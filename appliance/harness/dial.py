@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.audio.frame import FRAME_MS, SAMPLE_RATE
+from appliance.observability import listening
 from appliance.settings import Settings
 from appliance.telephony.script import HangUp, LineEvent, Speak, Step
 
@@ -81,6 +82,20 @@ def _bind_for(uri: str) -> str:
         return "127.0.0.1" if ipaddress.ip_address(host).is_loopback else "0.0.0.0"  # noqa: S104
     except ValueError:
         return "127.0.0.1" if host == "localhost" else "0.0.0.0"  # noqa: S104
+
+
+def _check_listening(uri: str) -> None:
+    """For a call to this machine: fail at once, naming the fix, when nothing listens there
+    (rather than waiting out the answer timeout)."""
+    if _bind_for(uri) != "127.0.0.1":
+        return
+    hostport = uri.split("@", 1)[-1].split(";", 1)[0]
+    host, _, port = hostport.rpartition(":")
+    if port.isdigit() and listening.bind_error(host, int(port), "udp") is None:
+        raise DialError(
+            f"nothing listens for SIP on {host}:{port}: start the box with `appliance serve` "
+            "(SIP_ENABLED=true), or dial the port it uses (SIP_PORT)"
+        )
 
 
 def caller_audio(wav: Path | None, say: str | None) -> tuple[bytes, str]:
@@ -166,6 +181,7 @@ async def _dial(
         from appliance.harness.sipcaller import place_call  # noqa: PLC0415
     except ImportError as exc:
         raise DialError(f"dialling needs pjsua2 ({exc}): install pjsua2-python") from exc
+    _check_listening(uri)
     result = await place_call(
         uri,
         steps,
@@ -173,12 +189,14 @@ async def _dial(
         max_call_s=max_s,
         max_wait_s=_MAX_WAIT_S,
         bind_address=_bind_for(uri),
+        local_user="appliance-dial",
     )
     recording = result.pop("recording", None)
     if not result["answered"]:
+        why = result["ended_by"].removesuffix(" ()")
         raise DialError(
-            f"{uri} did not answer ({result['ended_by']}): is `appliance serve` running there "
-            "with SIP_ENABLED, and does SIP_ALLOWED_SOURCES let this machine in?"
+            f"{uri} did not answer ({why}): is `appliance serve` running there with "
+            "SIP_ENABLED, and does SIP_ALLOWED_SOURCES let this machine in?"
         )
     assert recording is not None
     audio = b"".join(recording.agent_audio)

@@ -109,6 +109,7 @@ async def place_call(
     max_call_s: float,
     max_wait_s: float,
     bind_address: str = "127.0.0.1",
+    local_user: str = "harness-caller",
 ) -> dict[str, Any]:
     """Dial `uri`, follow the script, and return the result (audio in `script.recording`).
     The caller's endpoint binds `bind_address` (every interface, to dial across the LAN)."""
@@ -121,7 +122,7 @@ async def place_call(
         codecs=codecs,
         transports=("udp",),
         rtp_timeout_s=0,
-        local_user="harness-caller",
+        local_user=local_user,
         log_level=1,
     )
     endpoint = SipEndpoint(config, events, loop, name="sip-caller")
