@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import logging
 import os
@@ -28,6 +29,10 @@ __all__ = ["main"]
 _log = logging.getLogger("appliance")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+_BIND_ERRORS = frozenset({errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL})
+"""Why a server cannot listen on its address and port."""
+_LOAD_PATIENCE_S = 300.0
+"""How long a failed start waits for a model still loading on its worker (a Pi: a minute)."""
 _STARTS_THE_APPLIANCE = frozenset({"serve", "call", "harness", "doctor"})
 """Commands whose settings act: a mistyped or idle setting is worth a warning there."""
 
@@ -515,7 +520,9 @@ async def _start(settings: Settings) -> Appliance:
         slow = _engine_timeout(exc)
         if slow is None:
             raise
-        await app.aclose(timeout=settings.engines.engine_timeout_s)
+        # The slow load goes on in C on its worker: wait for it, as leaving while it runs can
+        # crash the interpreter on its way out.
+        await app.aclose(timeout=_LOAD_PATIENCE_S)
         raise _NotReady(
             f"a model took too long to load or warm up ({slow}); this machine is slower or "
             f"busier than ENGINE_TIMEOUT_S={settings.engines.engine_timeout_s:g} allows: raise "
@@ -531,11 +538,16 @@ def _engine_timeout(exc: BaseException) -> BaseException | None:
     """The `EngineTimeout` in `exc` (itself, or inside an exception group), if there is one."""
     from appliance.engines.offload import EngineTimeout  # noqa: PLC0415
 
-    if isinstance(exc, EngineTimeout):
+    return _within(exc, EngineTimeout)
+
+
+def _within(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """`exc` if it is a `kind`, else the first `kind` inside it (an exception group)."""
+    if isinstance(exc, kind):
         return exc
     if isinstance(exc, BaseExceptionGroup):
         for inner in exc.exceptions:
-            if (found := _engine_timeout(inner)) is not None:
+            if (found := _within(inner, kind)) is not None:
                 return found
     return None
 
@@ -554,6 +566,15 @@ async def _serve(settings: Settings) -> int:
         print(line, file=sys.stderr, flush=True)
     try:
         await app.serve(stop)
+    except (OSError, ExceptionGroup) as exc:
+        # A port taken between the check before loading and now (another program was quicker).
+        failed = _within(exc, OSError)
+        if not isinstance(failed, OSError) or failed.errno not in _BIND_ERRORS:
+            raise
+        raise _NotReady(
+            f"could not listen ({failed}); `appliance doctor` names the port and what holds it",
+            EXIT_USAGE,
+        ) from exc
     finally:
         # Patiently: a post-call job may have the model mid-prompt (on a Pi, many seconds), and
         # leaving while C code runs on a worker thread can crash the interpreter on its way out.
