@@ -200,6 +200,17 @@ async def test_a_caller_who_says_nothing_is_ended_politely(
     assert "still there" in said.lower() and "bye" in said.lower(), said
 
 
+async def test_a_model_slower_than_engine_timeout_names_the_setting(
+    tmp_path: Path, models_dir: Path
+) -> None:
+    env = _env(tmp_path, models_dir, ENGINE_TIMEOUT_S="0.05")
+    done = await _appliance("call", "--wav", str(AUDIO / "goforward.wav"), env=env)
+    assert done.returncode == 2, done.stderr
+    assert "ENGINE_TIMEOUT_S=0.05" in done.stderr and "raise ENGINE_TIMEOUT_S" in done.stderr
+    for sign in ("Traceback", "Fatal Python error", "terminate called"):
+        assert sign not in done.stderr, done.stderr
+
+
 async def test_missing_models_are_named_with_the_fix(tmp_path: Path) -> None:
     env = _env(tmp_path, tmp_path / "no-models")
     done = await _appliance("call", "--wav", str(AUDIO / "goforward.wav"), env=env)
