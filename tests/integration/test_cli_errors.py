@@ -213,3 +213,11 @@ def test_doctor_checks_the_sip_port_the_admin_password_and_load(
     assert "appliance admin set-password" in done.stdout
     assert check("load").split()[0] in ("OK", "WARN") and "cores" in check("load")
     assert "embeddings" in check("model multilingual-e5-small-q4")
+
+
+def test_dial_with_nothing_listening_says_so_at_once(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    started = time.monotonic()
+    done = _appliance("dial", "--say", "hello", env=env)
+    _one_line_error(done, f"127.0.0.1:{env['SIP_PORT']}", "appliance serve")
+    assert time.monotonic() - started < 15  # not the 15 s a call waits to be answered
