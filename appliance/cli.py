@@ -33,7 +33,7 @@ _BIND_ERRORS = frozenset({errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL})
 """Why a server cannot listen on its address and port."""
 _LOAD_PATIENCE_S = 300.0
 """How long a failed start waits for a model still loading on its worker (a Pi: a minute)."""
-_STARTS_THE_APPLIANCE = frozenset({"serve", "call", "harness", "doctor"})
+_STARTS_THE_APPLIANCE = frozenset({"serve", "call", "harness", "doctor", "talk"})
 """Commands whose settings act: a mistyped or idle setting is worth a warning there."""
 
 
@@ -64,6 +64,16 @@ def _parser() -> argparse.ArgumentParser:
         default="wav",
         metavar="NUMBER",
         help="the caller's number: the agent remembers a number from call to call",
+    )
+
+    talk = commands.add_parser(
+        "talk", help="talk to the agent yourself, through the box's speaker and microphone"
+    )
+    talk.add_argument(
+        "--device", help="the sound device's index or name (default: LOCAL_AUDIO_DEVICE)"
+    )
+    talk.add_argument(
+        "--no-echo-cancel", action="store_true", help="hear the microphone as it is (headset)"
     )
 
     harness = commands.add_parser(
@@ -269,6 +279,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR0911 
                     return EXIT_USAGE
                 return asyncio.run(
                     _call(settings, steps, args.out, as_json=args.json, caller=args.caller)
+                )
+            case "talk":
+                return asyncio.run(
+                    _talk(settings, device=args.device, echo_cancel=not args.no_echo_cancel)
                 )
             case "harness":
                 return asyncio.run(
@@ -720,3 +734,47 @@ async def _harness(
     else:
         print_results(results)
     return EXIT_OK if all(r.passed for r in results) else EXIT_FAILED
+
+
+async def _talk(settings: Settings, *, device: str | None, echo_cancel: bool) -> int:
+    """One conversation with the person at the box, until the agent ends it or Ctrl-C."""
+    from appliance.app.lines import speakerphone  # noqa: PLC0415
+    from appliance.harness.talk import print_event  # noqa: PLC0415
+    from appliance.telephony.local.device import SoundCardError  # noqa: PLC0415
+    from appliance.telephony.local.echo import EchoUnavailable  # noqa: PLC0415
+    from appliance.telephony.local.line import LocalLine  # noqa: PLC0415
+    from appliance.telephony.local.phone import converse, local_call_info  # noqa: PLC0415
+    from appliance.telephony.sip.media import CallMedia  # noqa: PLC0415
+
+    local = settings.local.model_copy(
+        update={
+            "audio_device": device or settings.local.audio_device,
+            "echo_cancel": settings.local.echo_cancel and echo_cancel,
+        }
+    )
+    try:
+        card = speakerphone(local)
+        await asyncio.to_thread(card.open)
+    except (SoundCardError, EchoUnavailable) as exc:
+        raise _NotReady(str(exc)) from exc
+    loop = asyncio.get_running_loop()
+    line = LocalLine(local_call_info("at the box"), CallMedia(loop))
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, line.end)
+    try:
+        app = await _start(settings)
+        print(f"Talking on {card.name} ({card.rate} Hz); Ctrl-C ends.", file=sys.stderr, flush=True)
+        try:
+            reason = await converse(card, app.desk, line, print_event)
+        finally:
+            await app.aclose()
+    finally:
+        await asyncio.to_thread(card.close)
+    stats = card.stats
+    print(
+        f"ended: {reason}; recorded as call {line.info.call_id} "
+        f"(sound card: {stats.overruns} overruns, {stats.underruns} underruns, "
+        f"{line.media.inbound.dropped} frames dropped)",
+        flush=True,
+    )
+    return EXIT_OK

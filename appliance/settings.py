@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import difflib
 import ipaddress
 import os
@@ -572,6 +573,42 @@ class InferenceSettings(_Section):
     """`auto`: at start-up, look for inference servers on the LAN (zeroconf) and measure them."""
 
 
+class LocalSettings(_Section):
+    """The speakerphone line: a person talking to the box itself (USB speakerphone or HAT)."""
+
+    local_line: bool = Field(default=False, validation_alias=_env("LOCAL_LINE"))
+    """`appliance serve` answers the speakerphone too."""
+    audio_device: str | None = Field(default=None, validation_alias=_env("LOCAL_AUDIO_DEVICE"))
+    """The sound device: its index or (part of) its name, as `appliance doctor` lists them;
+    empty for the system default."""
+    sample_rate: int | None = Field(
+        default=None, ge=8000, le=192000, validation_alias=_env("LOCAL_SAMPLE_RATE")
+    )
+    """Hertz at the device; empty for the device's own default (converted to 16 kHz inside)."""
+    answer: Literal["sound", "always"] = Field(
+        default="sound", validation_alias=_env("LOCAL_ANSWER")
+    )
+    """`sound`: answer when someone speaks to the box; `always`: a conversation at once and
+    another after each ends (a kiosk)."""
+    answer_level_dbfs: float = Field(
+        default=-40.0, le=0, validation_alias=_env("LOCAL_ANSWER_LEVEL_DBFS")
+    )
+    """How loud the room must be, held for 300 ms, to answer with LOCAL_ANSWER=sound."""
+    echo_cancel: bool = Field(default=True, validation_alias=_env("LOCAL_ECHO_CANCEL"))
+    """Remove the agent's own voice from the microphone (libspeexdsp)."""
+    echo_tail_ms: int = Field(
+        default=200, ge=20, le=1000, validation_alias=_env("LOCAL_ECHO_TAIL_MS")
+    )
+    """Milliseconds of echo the canceller models beyond the sound card's own latency."""
+
+    @property
+    def device(self) -> str | int | None:
+        """The device as sounddevice takes it: an index, a name, or None for the default."""
+        if not self.audio_device:
+            return None
+        return int(self.audio_device) if self.audio_device.isdigit() else self.audio_device
+
+
 SECTIONS: tuple[type[_Section], ...] = (
     PathSettings,
     EngineSettings,
@@ -586,6 +623,7 @@ SECTIONS: tuple[type[_Section], ...] = (
     LogSettings,
     ServiceSettings,
     InferenceSettings,
+    LocalSettings,
 )
 """Every section, in the order `.env.example` lists them."""
 
@@ -607,6 +645,7 @@ class Settings:
     logs: LogSettings
     service: ServiceSettings
     inference: InferenceSettings
+    local: LocalSettings = dataclasses.field(default_factory=LocalSettings)
 
     @classmethod
     def load(cls, env_file: Path | None = Path(".env")) -> Settings:

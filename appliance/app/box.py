@@ -22,7 +22,7 @@ from appliance.app.calendar import token_store
 from appliance.app.engines import LocalEngines, build_engines, timed
 from appliance.app.front import FrontDesk, front_desk
 from appliance.app.inference import inference_server, log_lan_servers
-from appliance.app.lines import admission_from, sip_config, twilio_line
+from appliance.app.lines import admission_from, sip_config, speakerphone, twilio_line
 from appliance.app.records import build_records, messengers
 from appliance.app.screen import build_screen
 from appliance.app.web import Watched, advertisement, status_routers
@@ -52,6 +52,7 @@ from appliance.web.server import WebServer, create_app
 from appliance.web.twilio import twilio_router
 
 if TYPE_CHECKING:
+    from appliance.telephony.local.phone import LocalPhone
     from appliance.telephony.sip.listener import SinkFactory, SipListener
 
 __all__ = ["Appliance"]
@@ -262,6 +263,9 @@ class Appliance:
                 if self.settings.inference.lan_inference == "auto"
                 else None
             )
+            if self.settings.local.local_line:
+                await lines.enter_async_context(self.local_phone())
+                names.append("speakerphone")
             _log.info(
                 "ready for calls on %s (at most %d at once)",
                 ", ".join(names) or "no line: configure SIP or Twilio in .env",
@@ -311,6 +315,20 @@ class Appliance:
             status=self.sip_status,
             sinks=sinks or (lambda _: None),
             voice=self.engines.tts,
+        )
+
+    def local_phone(self) -> LocalPhone:
+        """The speakerphone line from the settings (LOCAL_*), answering like a phone once
+        entered; raises SoundCardError naming the fix when the device is missing or busy."""
+        from appliance.telephony.local.phone import LocalPhone  # noqa: PLC0415 - PortAudio
+
+        local = self.settings.local
+        return LocalPhone(
+            speakerphone(local),
+            self.desk,
+            answer=local.answer,
+            level_dbfs=local.answer_level_dbfs,
+            metrics=self.metrics,
         )
 
     def loopback_sip(self, sinks: SinkFactory) -> SipListener:

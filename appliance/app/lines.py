@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from appliance.clock import Clock
 from appliance.observability.metrics import Metrics
-from appliance.settings import Settings, TwilioSettings
+from appliance.settings import LocalSettings, Settings, TwilioSettings
 from appliance.telephony.calls import Admission, CallRouter, parse_networks
 from appliance.telephony.digest import DigestAuth
 from appliance.telephony.sip import Registration, SipConfig
@@ -19,7 +20,10 @@ from appliance.telephony.twilio.webhooks import SignatureCheck
 from appliance.telephony.twilio.whispers import Handoffs, Whispers
 from appliance.web.twilio import TwilioEndpoints
 
-__all__ = ["TwilioLine", "admission_from", "sip_config", "twilio_line"]
+if TYPE_CHECKING:
+    from appliance.telephony.local.device import SoundCard
+
+__all__ = ["TwilioLine", "admission_from", "sip_config", "speakerphone", "twilio_line"]
 
 _log = logging.getLogger(__name__)
 
@@ -144,3 +148,13 @@ def twilio_line(
         whispers=whispers,
     )
     return TwilioLine(endpoints=endpoints, streams=streams, rest=rest)
+
+
+def speakerphone(local: LocalSettings) -> SoundCard:
+    """The box's sound card from the settings, with its echo canceller; not yet opened. Raises
+    EchoUnavailable (a RuntimeError naming the package) when libspeexdsp is missing."""
+    from appliance.telephony.local.device import SoundCard  # noqa: PLC0415 - loads PortAudio
+    from appliance.telephony.local.echo import EchoCanceller  # noqa: PLC0415
+
+    echo = EchoCanceller(tail_ms=local.echo_tail_ms) if local.echo_cancel else None
+    return SoundCard(local.device, rate=local.sample_rate, echo=echo)

@@ -1,0 +1,238 @@
+"""`SoundCard`: one duplex PortAudio stream (sounddevice) that owns the box's speaker and mic.
+
+PortAudio calls `_callback` on its own audio thread every 20 ms of the device's clock, with the
+microphone's block and room for the loudspeaker's. The callback does only bounded work: it
+converts the device's rate and channels to the internal 16 kHz mono at the edge (a streaming
+resampler each way, so there are no seams), cancels the echo of what was played, and hands
+frames to and from a `Port` (a call's `CallMedia`, or the doorbell that waits for someone to
+speak). Both directions run in the same callback, so the far-end reference for the echo
+canceller is exact: the frames played, delayed by the stream's reported latency.
+
+Counted, never hidden: PortAudio's input overflows (the mic's audio was lost before we got it)
+and output underflows (the loudspeaker ran dry), as `overruns` and `underruns`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from appliance.audio.frame import FRAME_BYTES, FRAME_MS, silence
+from appliance.audio.resample import Resampler
+from appliance.telephony.local.echo import EchoCanceller
+
+if TYPE_CHECKING:
+    import sounddevice
+
+__all__ = ["CardStats", "Port", "SoundCard", "SoundCardError", "find_device"]
+
+_log = logging.getLogger(__name__)
+_REFERENCE_MAX = 100
+"""Frames of far-end reference held (2 s): far more than any sound card's latency."""
+
+
+class SoundCardError(RuntimeError):
+    """The sound device cannot be used; the message says what to do."""
+
+
+class Port(Protocol):
+    """Where the card's 16 kHz frames go and come from (called on the audio thread)."""
+
+    def received(self, pcm: bytes) -> None: ...
+
+    def requested(self) -> bytes | None: ...
+
+
+@dataclass(slots=True)
+class CardStats:
+    overruns: int = 0
+    """Input overflows: microphone audio PortAudio lost before the callback ran."""
+    underruns: int = 0
+    """Output underflows: the loudspeaker ran dry because the callback ran late."""
+    frames_in: int = 0
+    frames_out: int = 0
+
+
+def _sounddevice() -> Any:
+    try:
+        import sounddevice  # noqa: PLC0415 - loads PortAudio: only when a card is opened
+    except OSError as exc:
+        raise SoundCardError(
+            f"the speakerphone needs PortAudio ({exc}): `apt-get install libportaudio2`"
+        ) from exc
+    return sounddevice
+
+
+def find_device(wanted: str | int | None) -> tuple[int, dict[str, Any]]:
+    """The device by index, or by (part of) its name; None: the system default. Raises
+    SoundCardError listing the devices there are when it is not found or cannot do duplex."""
+    sd = _sounddevice()
+    devices = list(sd.query_devices())
+    listing = "; ".join(f"{i}: {d['name']}" for i, d in enumerate(devices)) or "none"
+    index: int | None
+    if wanted is None or wanted == "":
+        index = sd.default.device[0] if sd.default.device[0] is not None else -1
+        if index is None or index < 0:
+            index = next((i for i, d in enumerate(devices) if _duplex(d)), None)
+    elif isinstance(wanted, int) or str(wanted).isdigit():
+        index = int(wanted) if int(wanted) < len(devices) else None
+    else:
+        names = [i for i, d in enumerate(devices) if str(wanted).lower() in d["name"].lower()]
+        index = names[0] if names else None
+    if index is None or index < 0:
+        raise SoundCardError(
+            f"no sound device {wanted!r} (LOCAL_AUDIO_DEVICE); devices here: {listing}. "
+            "Plug the speakerphone in, or name one of these by index or name"
+        )
+    device = devices[index]
+    if not _duplex(device):
+        raise SoundCardError(
+            f"sound device {index} ({device['name']}) cannot both play and record "
+            f"(in {device['max_input_channels']}, out {device['max_output_channels']}); "
+            f"devices here: {listing}"
+        )
+    return index, device
+
+
+def _duplex(device: dict[str, Any]) -> bool:
+    return bool(device["max_input_channels"] > 0 and device["max_output_channels"] > 0)
+
+
+class SoundCard:
+    """The box's speakerphone: open with `open()`, close with `close()` (or as a context)."""
+
+    def __init__(
+        self,
+        device: str | int | None = None,
+        *,
+        rate: int | None = None,
+        echo: EchoCanceller | None = None,
+        latency: str | float = "low",
+    ) -> None:
+        self._wanted = device
+        self._rate = rate
+        self._echo = echo
+        self._latency = latency
+        self.stats = CardStats()
+        self._port: Port | None = None
+        self._lock = threading.Lock()
+        self._stream: sounddevice.RawStream | None = None
+        self._reference: deque[bytes] = deque(maxlen=_REFERENCE_MAX)
+        self._mic_pending = b""
+        self._out_pending = np.zeros(0, dtype="<i2")
+        self.name = ""
+        self.rate = 0
+        self.reference_delay_frames = 0
+        """Frames the far-end reference is held back by (the stream's round-trip latency)."""
+
+    # --- the loop's side ------------------------------------------------------------------------
+
+    def open(self) -> SoundCard:
+        """Find the device and start its stream; raises SoundCardError naming the fix."""
+        sd = _sounddevice()
+        index, device = find_device(self._wanted)
+        self.name = str(device["name"])
+        self.rate = int(self._rate or device["default_samplerate"])
+        if self.rate * FRAME_MS % 1000:
+            raise SoundCardError(f"{self.rate} Hz has no whole number of samples in 20 ms")
+        block = self.rate * FRAME_MS // 1000
+        self._to_16k = Resampler(self.rate, 16_000)
+        self._from_16k = Resampler(16_000, self.rate)
+        try:
+            stream = sd.RawStream(
+                device=(index, index), samplerate=self.rate, blocksize=block, channels=(1, 1),
+                dtype="int16", latency=self._latency, callback=self._callback,
+            )  # fmt: skip
+        except sd.PortAudioError as exc:
+            raise SoundCardError(_open_failure(index, self.name, exc)) from exc
+        self._stream = stream
+        in_s, out_s = stream.latency
+        self.reference_delay_frames = max(0, int((in_s + out_s) * 1000 // FRAME_MS) - 1)
+        self._reference.extend([silence()] * self.reference_delay_frames)
+        try:
+            stream.start()
+        except sd.PortAudioError as exc:
+            stream.close()
+            raise SoundCardError(_open_failure(index, self.name, exc)) from exc
+        _log.info(
+            "speakerphone on %s at %d Hz (latency in %.0f ms, out %.0f ms)",
+            self.name, self.rate, in_s * 1000, out_s * 1000,
+        )  # fmt: skip
+        return self
+
+    def connect(self, port: Port | None) -> None:
+        """Send the card's audio to `port` from the next block on (None: drop it, play
+        silence). The echo canceller keeps what it learnt: the room has not changed."""
+        with self._lock:
+            self._port = port
+
+    def close(self) -> None:
+        """Stop and close the stream (once; later calls do nothing)."""
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.stop()
+            stream.close()
+        if self._echo is not None:
+            self._echo.close()
+
+    def __enter__(self) -> SoundCard:
+        return self.open()
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @property
+    def output_latency_s(self) -> float:
+        """Seconds from a frame leaving the callback to its sound at the loudspeaker."""
+        return float(self._stream.latency[1]) if self._stream is not None else 0.0
+
+    # --- PortAudio's audio thread -----------------------------------------------------------------
+
+    def _callback(self, indata: Any, outdata: Any, frames: int, _time: Any, status: Any) -> None:
+        if status.input_overflow:
+            self.stats.overruns += 1
+        if status.output_underflow:
+            self.stats.underruns += 1
+        with self._lock:
+            port = self._port
+        outdata[:] = self._speaker(port, frames)
+        self._microphone(port, bytes(indata))
+
+    def _speaker(self, port: Port | None, frames: int) -> bytes:
+        """`frames` device samples of the agent's voice; each 16 kHz frame played is kept as the
+        echo canceller's reference."""
+        while len(self._out_pending) < frames:
+            frame = (port.requested() if port is not None else None) or silence()
+            self._reference.append(frame)
+            self.stats.frames_out += 1
+            converted = np.frombuffer(self._from_16k.convert(frame), dtype="<i2")
+            self._out_pending = np.concatenate([self._out_pending, converted])
+        out, self._out_pending = self._out_pending[:frames], self._out_pending[frames:]
+        return out.tobytes()
+
+    def _microphone(self, port: Port | None, pcm: bytes) -> None:
+        """Whole 16 kHz frames from the mic's block, echo removed, to the port."""
+        self._mic_pending += self._to_16k.convert(pcm)
+        while len(self._mic_pending) >= FRAME_BYTES:
+            near = self._mic_pending[:FRAME_BYTES]
+            self._mic_pending = self._mic_pending[FRAME_BYTES:]
+            far = self._reference.popleft() if self._reference else silence()
+            clean = self._echo.process(near, far) if self._echo is not None else near
+            self.stats.frames_in += 1
+            if port is not None:
+                port.received(clean)
+
+
+def _open_failure(index: int, name: str, exc: Exception) -> str:
+    text = str(exc)
+    if "busy" in text.lower() or "unavailable" in text.lower():
+        return (
+            f"sound device {index} ({name}) is busy: another program holds it ({text}). "
+            "Stop that program, or choose a device that mixes (`pulse` under PulseAudio)"
+        )
+    return f"sound device {index} ({name}) could not be opened: {text}"
