@@ -594,6 +594,9 @@ class LocalSettings(_Section):
         default=-40.0, le=0, validation_alias=_env("LOCAL_ANSWER_LEVEL_DBFS")
     )
     """How loud the room must be, held for 300 ms, to answer with LOCAL_ANSWER=sound."""
+    latency_ms: int = Field(default=50, ge=5, le=500, validation_alias=_env("LOCAL_LATENCY_MS"))
+    """The sound card's buffering each way: lower answers a barge-in sooner, higher survives a
+    busy CPU without underruns (`appliance talk` prints how many there were)."""
     echo_cancel: bool = Field(default=True, validation_alias=_env("LOCAL_ECHO_CANCEL"))
     """Remove the agent's own voice from the microphone (libspeexdsp)."""
     echo_tail_ms: int = Field(

@@ -157,4 +157,6 @@ def speakerphone(local: LocalSettings) -> SoundCard:
     from appliance.telephony.local.echo import EchoCanceller  # noqa: PLC0415
 
     echo = EchoCanceller(tail_ms=local.echo_tail_ms) if local.echo_cancel else None
-    return SoundCard(local.device, rate=local.sample_rate, echo=echo)
+    return SoundCard(
+        local.device, rate=local.sample_rate, echo=echo, latency=local.latency_ms / 1000
+    )

@@ -6,7 +6,11 @@ converts the device's rate and channels to the internal 16 kHz mono at the edge 
 resampler each way, so there are no seams), cancels the echo of what was played, and hands
 frames to and from a `Port` (a call's `CallMedia`, or the doorbell that waits for someone to
 speak). Both directions run in the same callback, so the far-end reference for the echo
-canceller is exact: the frames played, delayed by the stream's reported latency.
+canceller is exact: the frames played, counted, so that microphone frame k is paired with
+played frame k - d, d the echo's delay as `EchoDelay` measures it from the audio (a sound
+card's reported latency is not that delay; see audio/delay.py). Pairing by count, not by
+callback, matters: a streaming resampler hands out its samples in uneven bursts, so "the frame
+played in this callback" jitters by several frames.
 
 Counted, never hidden: PortAudio's input overflows (the mic's audio was lost before we got it)
 and output underflows (the loudspeaker ran dry), as `overruns` and `underruns`.
@@ -22,7 +26,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from appliance.audio.frame import FRAME_BYTES, FRAME_MS, silence
+from appliance.audio.delay import EchoDelay
+from appliance.audio.frame import FRAME_BYTES, FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, silence
 from appliance.audio.resample import Resampler
 from appliance.telephony.local.echo import EchoCanceller
 
@@ -32,8 +37,10 @@ if TYPE_CHECKING:
 __all__ = ["CardStats", "Port", "SoundCard", "SoundCardError", "find_device"]
 
 _log = logging.getLogger(__name__)
-_REFERENCE_MAX = 100
-"""Frames of far-end reference held (2 s): far more than any sound card's latency."""
+_MAX_DELAY_FRAMES = 40
+"""The longest echo delay looked for (800 ms): far more than any sound card's latency."""
+_MEASURE_EVERY = 50
+"""Microphone frames between two measurements of the echo's delay (1 s)."""
 
 
 class SoundCardError(RuntimeError):
@@ -112,7 +119,7 @@ class SoundCard:
         *,
         rate: int | None = None,
         echo: EchoCanceller | None = None,
-        latency: str | float = "low",
+        latency: float = 0.05,
     ) -> None:
         self._wanted = device
         self._rate = rate
@@ -122,13 +129,18 @@ class SoundCard:
         self._port: Port | None = None
         self._lock = threading.Lock()
         self._stream: sounddevice.RawStream | None = None
-        self._reference: deque[bytes] = deque(maxlen=_REFERENCE_MAX)
+        self._played: deque[bytes] = deque(maxlen=2 * _MAX_DELAY_FRAMES)
+        self._played_total = 0
+        self._heard_total = 0
+        self._delay = EchoDelay(max_lag_frames=_MAX_DELAY_FRAMES)
+        self._until_measure = _MEASURE_EVERY
         self._mic_pending = b""
         self._out_pending = np.zeros(0, dtype="<i2")
         self.name = ""
         self.rate = 0
         self.reference_delay_frames = 0
-        """Frames the far-end reference is held back by (the stream's round-trip latency)."""
+        """Frames the far-end reference is held back by: the echo's measured delay, less a
+        frame (the canceller's tail covers the rest)."""
 
     # --- the loop's side ------------------------------------------------------------------------
 
@@ -152,8 +164,6 @@ class SoundCard:
             raise SoundCardError(_open_failure(index, self.name, exc)) from exc
         self._stream = stream
         in_s, out_s = stream.latency
-        self.reference_delay_frames = max(0, int((in_s + out_s) * 1000 // FRAME_MS) - 1)
-        self._reference.extend([silence()] * self.reference_delay_frames)
         try:
             stream.start()
         except sd.PortAudioError as exc:
@@ -208,7 +218,8 @@ class SoundCard:
         echo canceller's reference."""
         while len(self._out_pending) < frames:
             frame = (port.requested() if port is not None else None) or silence()
-            self._reference.append(frame)
+            self._played.append(frame)
+            self._played_total += 1
             self.stats.frames_out += 1
             converted = np.frombuffer(self._from_16k.convert(frame), dtype="<i2")
             self._out_pending = np.concatenate([self._out_pending, converted])
@@ -221,11 +232,43 @@ class SoundCard:
         while len(self._mic_pending) >= FRAME_BYTES:
             near = self._mic_pending[:FRAME_BYTES]
             self._mic_pending = self._mic_pending[FRAME_BYTES:]
-            far = self._reference.popleft() if self._reference else silence()
-            clean = self._echo.process(near, far) if self._echo is not None else near
+            clean = near if self._echo is None else self._cancel(near)
             self.stats.frames_in += 1
             if port is not None:
                 port.received(clean)
+
+    def _cancel(self, near: bytes) -> bytes:
+        """`near` less the echo of what was played, the reference shifted by the echo's
+        delay (measured again every second the agent is heard)."""
+        assert self._echo is not None
+        far = self._played_frame(self._heard_total)
+        self._heard_total += 1
+        self._delay.push(far, near)
+        self._until_measure -= 1
+        if self._until_measure <= 0:
+            self._until_measure = _MEASURE_EVERY
+            self._follow(self._delay.estimate())
+        return self._echo.process(
+            near, self._played_frame(self._heard_total - 1 - self.reference_delay_frames)
+        )
+
+    def _played_frame(self, number: int) -> bytes:
+        """Played frame `number` (counted from the stream's start); silence when not held."""
+        first = self._played_total - len(self._played)
+        return self._played[number - first] if first <= number < self._played_total else silence()
+
+    def _follow(self, lag: int | None) -> None:
+        """Move the reference to a newly measured delay; a jump restarts the canceller (what
+        it learnt was for the old alignment)."""
+        if lag is None:
+            return
+        frames = max(0, lag // FRAME_SAMPLES - 1)
+        if frames != self.reference_delay_frames:
+            if abs(frames - self.reference_delay_frames) > 1:
+                assert self._echo is not None
+                self._echo.reset()
+            _log.info("speakerphone echo delay %d ms", lag * 1000 // SAMPLE_RATE)
+            self.reference_delay_frames = frames
 
 
 def _open_failure(index: int, name: str, exc: Exception) -> str:
