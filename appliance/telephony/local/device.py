@@ -134,10 +134,12 @@ class SoundCard:
         self._heard_total = 0
         self._delay = EchoDelay(max_lag_frames=_MAX_DELAY_FRAMES)
         self._until_measure = _MEASURE_EVERY
+        self._last_lag: int | None = None
         self._mic_pending = b""
         self._out_pending = np.zeros(0, dtype="<i2")
         self.name = ""
         self.rate = 0
+        self._latency_ms = 0.0
         self.reference_delay_frames = 0
         """Frames the far-end reference is held back by: the echo's measured delay, less a
         frame (the canceller's tail covers the rest)."""
@@ -164,6 +166,10 @@ class SoundCard:
             raise SoundCardError(_open_failure(index, self.name, exc)) from exc
         self._stream = stream
         in_s, out_s = stream.latency
+        self._latency_ms = float(in_s + out_s) * 1000
+        # Until the delay is measured: the reported latency, less a margin (a reference later
+        # than the echo cancels nothing; one earlier is covered by the canceller's tail).
+        self.reference_delay_frames = max(0, round((in_s + out_s) * 1000 / FRAME_MS) - 3)
         try:
             stream.start()
         except sd.PortAudioError as exc:
@@ -197,9 +203,11 @@ class SoundCard:
         self.close()
 
     @property
-    def output_latency_s(self) -> float:
-        """Seconds from a frame leaving the callback to its sound at the loudspeaker."""
-        return float(self._stream.latency[1]) if self._stream is not None else 0.0
+    def latency_ms(self) -> float:
+        """The stream's reported input plus output latency (0 before it opens): sound at the
+        microphone reaches the callback, and a frame leaving it reaches the loudspeaker, this
+        much later."""
+        return self._latency_ms
 
     # --- PortAudio's audio thread -----------------------------------------------------------------
 
@@ -258,15 +266,15 @@ class SoundCard:
         return self._played[number - first] if first <= number < self._played_total else silence()
 
     def _follow(self, lag: int | None) -> None:
-        """Move the reference to a newly measured delay; a jump restarts the canceller (what
-        it learnt was for the old alignment)."""
+        """Move the reference to a newly measured delay once two measurements in a row agree
+        on it (a burst of the sound server's buffering can fool one). The canceller is not
+        restarted: re-adapting from what it learnt is faster than learning from nothing."""
         if lag is None:
             return
         frames = max(0, lag // FRAME_SAMPLES - 1)
-        if frames != self.reference_delay_frames:
-            if abs(frames - self.reference_delay_frames) > 1:
-                assert self._echo is not None
-                self._echo.reset()
+        agreed = self._last_lag is not None and abs(frames - self._last_lag) <= 1
+        self._last_lag = frames
+        if agreed and abs(frames - self.reference_delay_frames) > 1:
             _log.info("speakerphone echo delay %d ms", lag * 1000 // SAMPLE_RATE)
             self.reference_delay_frames = frames
 

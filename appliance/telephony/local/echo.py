@@ -62,7 +62,10 @@ class EchoCanceller:
 
     Not thread-safe: one thread (the sound card's) calls `process`. `tail_ms` must cover the
     loudspeaker-to-microphone delay (the sound card's output and input latency) plus the room's
-    reverberation; a longer tail adapts more slowly.
+    reverberation; a longer tail adapts more slowly. `denoise` stays on: speex applies its
+    residual-echo suppression in the same spectral gain as its noise suppression, and without
+    it the suppression does nothing (measured: 29 dB ERLE without, 47 dB with, the caller
+    1.5 dB quieter; tests/unit/test_echo.py).
     """
 
     def __init__(
@@ -71,7 +74,7 @@ class EchoCanceller:
         tail_ms: int = 300,
         suppress_db: int = -40,
         suppress_active_db: int = -15,
-        denoise: bool = False,
+        denoise: bool = True,
         lib: ctypes.CDLL | None = None,
     ) -> None:
         self._lib = lib or load_speexdsp()

@@ -1,0 +1,275 @@
+"""The speakerphone line through a real audio stack: a PulseAudio daemon started here, PortAudio
+reaching it through ALSA's pulse plugin, the box's speaker and microphone as virtual devices,
+and the room's echo as a loopback from the speaker into the microphone (tests/support/pulse.py).
+
+Measured here (numbers in README, "The speakerphone"): the canceller's ERLE through the whole
+stack, and how soon a caller who speaks over the agent stops it. The conversations run the real
+`CallSession` on scripted engines: the agent's voice is recorded speech (an echo canceller
+learns a room from broadband sound; a pure tone trains it at one frequency only), the caller's
+is a recording, and what it said is scripted. What is tested is the line, its echo canceller
+and barge-in, not the models. The card has learnt the room before each conversation (6 s of the
+agent's voice), as a box's card has from its earlier calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from appliance.audio.frame import FRAME_BYTES, rms_dbfs
+from appliance.clock import LoopClock
+from appliance.conversation.events import (
+    AgentStartedSpeaking,
+    Event,
+    PhraseSpoken,
+    ReplyInterrupted,
+)
+from appliance.conversation.phrases import PhraseCache
+from appliance.conversation.ports import Transcript
+from appliance.conversation.session import CallSession, Engines, SessionConfig
+from appliance.conversation.tools import ToolRegistry
+from appliance.engines.vad.energy import EnergyVoiceActivity
+from appliance.telephony.local.device import SoundCard, SoundCardError
+from appliance.telephony.local.echo import EchoCanceller
+from appliance.telephony.local.line import LocalLine
+from appliance.telephony.local.phone import local_call_info
+from appliance.telephony.sip.media import CallMedia
+from tests.support.calls import PERSONA
+from tests.support.echo_room import AUDIO, agent_voice
+from tests.support.fakes import ScriptedLanguageModel
+from tests.support.pulse import PulseServer, portaudio_sees
+
+LONG_REPLY = "Let me tell you everything about the opening hours of the shop this week."
+
+
+@pytest.fixture(scope="module")
+def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulseServer]:
+    server = PulseServer(tmp_path_factory.mktemp("pulse"))
+    server.start()
+    server.add_echo(delay_ms=40, gain_db=-9.0)
+    portaudio_sees(server)
+    yield server
+    server.stop()
+
+
+class _RecordedVoice:
+    """The agent's voice: recorded speech, 70 ms a character, then a short pause."""
+
+    name = "recorded-voice"
+
+    def __init__(self) -> None:
+        self._speech = agent_voice().astype("<i2").tobytes()
+        self._at = 0
+
+    async def synthesize(self, text: str) -> AsyncIterator[bytes]:
+        size = 2 * int(16_000 * 0.07 * len(text))
+        if self._at + size > len(self._speech):
+            self._at = 0
+        chunk, self._at = self._speech[self._at : self._at + size], self._at + size
+        yield chunk + bytes(2 * 16_000 * 60 // 1000)
+
+
+class _Scripted:
+    """The caller's words, as scripted (what is tested is not the recognizer)."""
+
+    name = "scripted-stt"
+
+    async def transcribe(self, pcm: bytes) -> Transcript:
+        return Transcript(text="What are your hours?", confidence=1.0, engine=self.name)
+
+
+class _Speech:
+    """A port that plays a recording and keeps what the microphone heard."""
+
+    def __init__(self, pcm: bytes) -> None:
+        self._out = [pcm[i : i + FRAME_BYTES] for i in range(0, len(pcm), FRAME_BYTES)]
+        self._out = [f for f in self._out if len(f) == FRAME_BYTES]
+        self.heard: list[bytes] = []
+        self.done = asyncio.Event()
+        self.more = asyncio.Event()
+        """Set when the microphone has heard more."""
+        self._loop = asyncio.get_running_loop()
+
+    def received(self, pcm: bytes) -> None:
+        self.heard.append(pcm)
+        with contextlib.suppress(RuntimeError):  # the loop has closed
+            self._loop.call_soon_threadsafe(self.more.set)
+
+    def quiet(self) -> bool:
+        """The microphone heard nothing for the last 300 ms."""
+        return len(self.heard) > 15 and all(rms_dbfs(f) < -70.0 for f in self.heard[-15:])
+
+    def requested(self) -> bytes | None:
+        if self._out:
+            return self._out.pop(0)
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self.done.set)
+        return None
+
+
+async def _mic_while_playing(echo: EchoCanceller | None, seconds: float) -> list[bytes]:
+    far = agent_voice()[: int(16_000 * seconds)].astype("<i2").tobytes()
+    card = SoundCard("pulse", echo=echo)
+    await asyncio.to_thread(card.open)
+    try:
+        port = _Speech(far)
+        card.connect(port)
+        async with asyncio.timeout(seconds + 10):
+            await port.done.wait()
+    finally:
+        await asyncio.to_thread(card.close)
+    assert card.stats.frames_in > 0
+    return port.heard
+
+
+def _level_db(frames: list[bytes]) -> float:
+    pcm = np.frombuffer(b"".join(frames), dtype="<i2").astype(np.float64)
+    return float(10 * np.log10(np.mean(pcm**2) + 1.0))
+
+
+async def test_the_echo_is_cancelled_through_pulseaudio(pulse: PulseServer) -> None:
+    seconds = 12.0
+    raw = await _mic_while_playing(None, seconds)
+    clean = await _mic_while_playing(EchoCanceller(tail_ms=200), seconds)
+    last = slice(-200, -25)  # the last 3.5 s the agent spoke, after the canceller learnt
+    erle = _level_db(raw[last]) - _level_db(clean[last])
+    print(f"ERLE through PulseAudio: {erle:.1f} dB")
+    assert _level_db(raw[last]) > 40.0  # the echo is there to cancel
+    assert erle > 15.0
+
+
+def test_a_missing_device_is_named_with_the_devices_there_are(pulse: PulseServer) -> None:
+    with pytest.raises(SoundCardError, match=r"no sound device 'no-such-card'.*pulse"):
+        SoundCard("no-such-card").open()
+    with pytest.raises(SoundCardError, match=r"no sound device 99 "):
+        SoundCard(99).open()
+
+
+@dataclass
+class _Timed:
+    """The call's media, with the instant each frame crossed the card (monotonic seconds)."""
+
+    media: CallMedia
+    caller: list[tuple[float, float]] = field(default_factory=list)
+    """(when, dBFS) of each microphone frame, after echo cancellation."""
+    agent: list[tuple[float, bool]] = field(default_factory=list)
+    """(when, whether the agent spoke) of each frame the card played."""
+
+    def received(self, pcm: bytes) -> None:
+        self.caller.append((time.monotonic(), rms_dbfs(pcm)))
+        self.media.received(pcm)
+
+    def requested(self) -> bytes | None:
+        frame = self.media.requested()
+        self.agent.append((time.monotonic(), frame is not None))
+        return frame
+
+
+async def _converse(
+    pulse: PulseServer, tmp_path: Path, *, echo: bool, barge_in: bool
+) -> tuple[list[Event], _Timed, SoundCard, float | None]:
+    """Caller: "go forward ten meters"; agent: a long reply; caller (if `barge_in`): cards over it.
+    Returns the events, the timings, the card and when the barge-in was played."""
+    del tmp_path
+    clock = LoopClock()
+    llm = ScriptedLanguageModel(clock, replies=[LONG_REPLY, "Sunny."])
+    engines = Engines(stt=_Scripted(), llm=llm, tts=_RecordedVoice(), vad=EnergyVoiceActivity())
+    events: list[Event] = []
+    speaking, greeted = asyncio.Event(), asyncio.Event()
+
+    def sink(event: Event) -> None:
+        events.append(event)
+        if isinstance(event, AgentStartedSpeaking) and event.turn == 1:
+            speaking.set()
+        if isinstance(event, PhraseSpoken):
+            greeted.set()
+
+    card = SoundCard("pulse", echo=EchoCanceller(tail_ms=200) if echo else None)
+    await asyncio.to_thread(card.open)
+    warm_up = _Speech(agent_voice()[16_000 * 10 : 16_000 * 16].astype("<i2").tobytes())
+    card.connect(warm_up)
+    await asyncio.wait_for(warm_up.done.wait(), 20)
+    async with asyncio.timeout(5):  # and its echo has died away: the room is quiet
+        while not warm_up.quiet():
+            await warm_up.more.wait()
+            warm_up.more.clear()
+    line = LocalLine(local_call_info(), CallMedia(asyncio.get_running_loop()))
+    timed = _Timed(line.media)
+    card.connect(timed)
+    session = CallSession(
+        line, engines, SessionConfig(persona=PERSONA), tools=ToolRegistry([]),
+        phrases=PhraseCache(engines.tts), clock=clock, sink=sink,
+    )  # fmt: skip
+    barged_at, cut_in = None, None
+    try:
+        async with asyncio.timeout(40), asyncio.TaskGroup() as tasks:
+            call = tasks.create_task(session.run())
+            # The greeting first: the caller speaks once it has played.
+            await greeted.wait()
+            hello = pulse.say(AUDIO / "goforward.wav")
+            await asyncio.to_thread(hello.wait, 10)
+            await speaking.wait()
+            if barge_in:
+                await asyncio.sleep(0.8)  # the caller's timeline: cut in 0.8 s into the reply
+                barged_at = time.monotonic()
+                cut_in = pulse.say(AUDIO / "cards" / "005.wav")
+            while not any(isinstance(e, ReplyInterrupted) for e in events) and llm.replies:
+                if len(llm.seen) == 1 and _reply_played(timed):
+                    break
+                await asyncio.sleep(0.02)
+            while barge_in and (not timed.agent or timed.agent[-1][1]):  # noqa: ASYNC110 - the audio thread appends, no event
+                await asyncio.sleep(0.02)  # until the card plays the silence after the cut
+            line.end()
+            await call
+    finally:
+        await asyncio.to_thread(card.close)
+        if cut_in is not None:
+            cut_in.terminate()
+            await asyncio.to_thread(cut_in.wait, 10)
+    return events, timed, card, barged_at
+
+
+def _reply_played(timed: _Timed) -> bool:
+    """The long reply has played out: the agent has been quiet for 600 ms after speaking."""
+    recent = timed.agent[-30:]
+    spoke = any(spoke for _, spoke in timed.agent)
+    return spoke and len(recent) == 30 and not any(spoke for _, spoke in recent)
+
+
+def _barge_in_ms(timed: _Timed, barged_at: float) -> float:
+    """From the first loud microphone frame after `barged_at` to the first silent frame the card
+    played after it, at the card's callback (its buffers add their latency either side)."""
+    onset = next((t for t, db in timed.caller if t >= barged_at and db > -30.0), None)
+    assert onset is not None, [round(db) for t, db in timed.caller if t >= barged_at]
+    stop = next((t for t, spoke in timed.agent if t >= onset and not spoke), None)
+    assert stop is not None, [spoke for t, spoke in timed.agent if t >= onset]
+    return (stop - onset) * 1000
+
+
+async def test_a_caller_who_speaks_over_the_agent_stops_it_within_200_ms(
+    pulse: PulseServer, tmp_path: Path
+) -> None:
+    events, timed, card, barged_at = await _converse(pulse, tmp_path, echo=True, barge_in=True)
+    assert barged_at is not None
+    assert [e for e in events if isinstance(e, ReplyInterrupted)], events
+    assert timed.caller[-1][0] > barged_at, events  # not over before the caller cut in
+    at_line = _barge_in_ms(timed, barged_at)
+    acoustic = at_line + card.latency_ms
+    print(f"barge-in: {at_line:.0f} ms at the line, {acoustic:.0f} ms speaker to speaker")
+    assert at_line <= 200.0
+
+
+@pytest.mark.parametrize("echo", [True, False], ids=["cancelled", "not-cancelled"])
+async def test_the_agent_does_not_interrupt_itself_when_its_echo_is_cancelled(
+    pulse: PulseServer, tmp_path: Path, echo: bool
+) -> None:
+    events, *_ = await _converse(pulse, tmp_path, echo=echo, barge_in=False)
+    interrupted = [e for e in events if isinstance(e, ReplyInterrupted)]
+    assert bool(interrupted) is not echo, interrupted
