@@ -27,11 +27,13 @@ say() { printf '\n==> %s\n' "$*"; }
 runtime_packages=(
     python3 python3-venv python3-dev build-essential cmake pkg-config git
     libportaudio2 espeak-ng
+    libspeexdsp1
 )
 # chromium (+ its driver) runs the status page's browser tests; prometheus brings promtool,
 # which checks the alert rules; the rest serve the board provisioning checks.
 test_packages=(redis-server sip-tester sox shellcheck chromium chromium-driver prometheus
-    nftables systemd fdisk dosfstools mtools xz-utils util-linux)
+    nftables systemd fdisk dosfstools mtools xz-utils util-linux
+    pulseaudio pulseaudio-utils libasound2-plugins)
 
 packages=("${runtime_packages[@]}")
 if [ "$dev" = 1 ]; then
