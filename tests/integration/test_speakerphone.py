@@ -179,7 +179,9 @@ async def _converse(
     Returns the events, the timings, the card and when the barge-in was played."""
     del tmp_path
     clock = LoopClock()
-    llm = ScriptedLanguageModel(clock, replies=[LONG_REPLY, "Sunny."])
+    # Always the long reply: a speculative reply (at a pause in the caller's words) that is
+    # thrown away must not use up the script.
+    llm = ScriptedLanguageModel(clock, respond=lambda _: LONG_REPLY)
     engines = Engines(stt=_Scripted(), llm=llm, tts=_RecordedVoice(), vad=EnergyVoiceActivity())
     events: list[Event] = []
     speaking, greeted = asyncio.Event(), asyncio.Event()
@@ -220,8 +222,8 @@ async def _converse(
                 await asyncio.sleep(0.8)  # the caller's timeline: cut in 0.8 s into the reply
                 barged_at = time.monotonic()
                 cut_in = pulse.say(AUDIO / "cards" / "005.wav")
-            while not any(isinstance(e, ReplyInterrupted) for e in events) and llm.replies:
-                if len(llm.seen) == 1 and _reply_played(timed):
+            while not any(isinstance(e, ReplyInterrupted) for e in events):
+                if _reply_played(timed):
                     break
                 await asyncio.sleep(0.02)
             while barge_in and (not timed.agent or timed.agent[-1][1]):  # noqa: ASYNC110 - the audio thread appends, no event
