@@ -66,14 +66,10 @@ def _parser() -> argparse.ArgumentParser:
         help="the caller's number: the agent remembers a number from call to call",
     )
 
-    talk = commands.add_parser(
-        "talk", help="talk to the agent yourself, through the box's speaker and microphone"
-    )
-    talk.add_argument(
-        "--device", help="the sound device's index or name (default: LOCAL_AUDIO_DEVICE)"
-    )
-    talk.add_argument(
-        "--no-echo-cancel", action="store_true", help="hear the microphone as it is (headset)"
+    _talk_options(
+        commands.add_parser(
+            "talk", help="talk to the agent yourself, through the box's speaker and microphone"
+        )
     )
 
     harness = commands.add_parser(
@@ -195,6 +191,15 @@ def _calendar_commands(tokens: argparse.ArgumentParser, calendar: argparse.Argum
     )
 
 
+def _talk_options(talk: argparse.ArgumentParser) -> None:
+    talk.add_argument(
+        "--device", help="the sound device's index or name (default: LOCAL_AUDIO_DEVICE)"
+    )
+    talk.add_argument(
+        "--no-echo-cancel", action="store_true", help="hear the microphone as it is (headset)"
+    )
+
+
 def _positive(text: str) -> int:
     """A count of at least one (argparse says "invalid ... value" with this message)."""
     try:
@@ -251,7 +256,7 @@ def _safety_commands(safety: argparse.ArgumentParser, redteam: argparse.Argument
     redteam.add_argument("--json", action="store_true")
 
 
-def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911, PLR0912 - one return per command
+def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = _settings(args)
     if settings is None:
@@ -268,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911, PLR0912 - 
     return code
 
 
-def _run(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR0911 - one per command
+def _run(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR0911, PLR0912 - one per command
     try:
         match args.command:
             case "serve":
