@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,6 @@ from appliance.engines.stt.whisper import WhisperSpeechToText
 from appliance.harness.wer import wer
 from appliance.telephony.wavfile import load_wav
 from tests.conftest import AUDIO, ROOT
-from tests.support.ports import free_port
 from tests.support.recordings import KNOWN_MISSES, reference
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -281,38 +279,6 @@ async def test_a_broken_scenario_file_is_a_usage_error(tmp_path: Path, models_di
     done = await _appliance("harness", str(tmp_path / "bad.yaml"), env=_env(tmp_path, models_dir))
     assert done.returncode == 2
     assert "bad.yaml" in done.stderr and "barge_in_ms" in done.stderr
-
-
-async def test_serve_reports_ready_and_stops_cleanly_on_sigterm(
-    tmp_path: Path, models_dir: Path
-) -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "appliance",
-        "serve",
-        stderr=asyncio.subprocess.PIPE,
-        env=_env(tmp_path, models_dir, WEB_BIND_ADDRESS="127.0.0.1", WEB_PORT=str(free_port())),
-        cwd=ROOT,
-    )
-    assert process.stderr is not None
-    try:
-        lines: list[str] = []
-        async with asyncio.timeout(120):
-            while line := (await process.stderr.readline()).decode():
-                lines.append(line)
-                if "ready for calls" in line:
-                    break
-        assert any(line.startswith("Ready (") for line in lines), lines
-        process.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(30):
-            rest = (await process.stderr.read()).decode()
-            assert await process.wait() == 0, rest
-        assert "stopping" in rest
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
 
 async def test_models_list_shows_what_is_installed(tmp_path: Path, models_dir: Path) -> None:
