@@ -51,7 +51,9 @@ class SipVia:
         self._count = 0
         self._root = Path(appliance.__file__).resolve().parents[1]
         self.results: list[dict[str, Any]] = []
-        """What each call's caller measured (`send_lag`, ...), in order."""
+        """What each call's caller measured (`send_lag`, ...), in the order the calls ended."""
+        self.by_call: dict[str, dict[str, Any]] = {}
+        """The same, by the placed call's id (for calls placed at once)."""
 
     async def __aenter__(self) -> SipVia:
         self._listener = self._make_listener(self._sink_for)
@@ -80,6 +82,7 @@ class SipVia:
         events = self._events.setdefault(user, [])
         ended = await _session_end(events)
         self.results.append(result)
+        self.by_call[info.call_id] = result
         return CallReport(line=recording, ended=ended, events=events)
 
     def _scratch(self) -> Path:
