@@ -22,12 +22,13 @@ import secrets
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import ifaddr
 from zeroconf import InterfaceChoice, IPVersion
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
-__all__ = ["Advertisement", "box_id", "lan_addresses"]
+__all__ = ["Advertisement", "Service", "ZeroconfServices", "box_id", "lan_addresses"]
 
 _log = logging.getLogger(__name__)
 
@@ -60,27 +61,28 @@ def lan_addresses() -> list[str]:
     return found
 
 
-class Advertisement:
+Service = tuple[str, int, dict[str, str]]
+"""A service to advertise: its type (`_http._tcp.local.`), port and TXT records."""
+
+
+class ZeroconfServices:
+    """Services of one host name on the LAN, registered in the background on entry and
+    withdrawn on exit (see the module's docstring)."""
+
     def __init__(
         self,
         *,
         box: str,
-        version: str,
-        models: Sequence[str],
-        web_port: int,
-        sip_port: int | None = None,
+        services: Sequence[Service],
         interfaces: Sequence[str] | None = None,
         addresses: Sequence[str] = (),
     ) -> None:
         """`addresses` are what the names resolve to (default: the interfaces', or the LAN's)."""
         self.host = f"tel3sis-{box}.local."
         self.instance = f"TEL3SIS {box}"
+        self._services = list(services)
         self._interfaces = list(interfaces) if interfaces is not None else None
         self._addresses = list(addresses) or self._interfaces or []
-        txt = {"version": version, "models": ",".join(models)}
-        self._services = [("_http._tcp.local.", web_port, {**txt, "path": "/"})]
-        if sip_port is not None:
-            self._services.append(("_sip._udp.local.", sip_port, txt))
         self._zeroconf: AsyncZeroconf | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -105,10 +107,11 @@ class Advertisement:
             for kind, port, txt in self._services
         ]
 
-    async def __aenter__(self) -> Advertisement:
+    async def __aenter__(self) -> Self:
         addresses = self._addresses or await asyncio.to_thread(lan_addresses)
         if not addresses:
-            _log.warning("zeroconf: this machine has no LAN address; nothing is advertised")
+            kinds = ", ".join(kind for kind, _, _ in self._services)
+            _log.warning("zeroconf: this machine has no LAN address; %s not advertised", kinds)
             return self
         self._zeroconf = AsyncZeroconf(
             interfaces=self._interfaces or InterfaceChoice.All, ip_version=self._ip_version()
@@ -148,3 +151,24 @@ class Advertisement:
             finally:
                 await self._zeroconf.async_close()
             self._zeroconf = None
+
+
+class Advertisement(ZeroconfServices):
+    """The status page (`_http._tcp`) and, when the box has one, its SIP line (`_sip._udp`)."""
+
+    def __init__(
+        self,
+        *,
+        box: str,
+        version: str,
+        models: Sequence[str],
+        web_port: int,
+        sip_port: int | None = None,
+        interfaces: Sequence[str] | None = None,
+        addresses: Sequence[str] = (),
+    ) -> None:
+        txt = {"version": version, "models": ",".join(models)}
+        services: list[Service] = [("_http._tcp.local.", web_port, {**txt, "path": "/"})]
+        if sip_port is not None:
+            services.append(("_sip._udp.local.", sip_port, txt))
+        super().__init__(box=box, services=services, interfaces=interfaces, addresses=addresses)
