@@ -203,6 +203,38 @@ class EngineSettings(_Section):
         default=24_000, ge=8000, validation_alias=_env("TTS_API_SAMPLE_RATE")
     )
     """Hertz of `pcm` speech (OpenAI's is 24 kHz)."""
+    # --- further fallbacks: Deepgram (speech to text) and ElevenLabs (voice), last in chain ---
+    deepgram_api_key: SecretStr | None = Field(
+        default=None, validation_alias=_env("DEEPGRAM_API_KEY")
+    )
+    """With it, Deepgram follows the local speech to text (and any API engine) in its chain."""
+    deepgram_base_url: str = Field(
+        default="https://api.deepgram.com", validation_alias=_env("DEEPGRAM_BASE_URL")
+    )
+    """Deepgram's API; changed only for a proxy or a test server."""
+    deepgram_model: str = Field(default="nova-3", validation_alias=_env("DEEPGRAM_MODEL"))
+    eleven_labs_api_key: SecretStr | None = Field(
+        default=None, validation_alias=_env("ELEVEN_LABS_API_KEY")
+    )
+    """With it, ElevenLabs follows the local voice (and any API engine) in its chain."""
+    eleven_labs_base_url: str = Field(
+        default="https://api.elevenlabs.io", validation_alias=_env("ELEVEN_LABS_BASE_URL")
+    )
+    """ElevenLabs' API; changed only for a proxy or a test server."""
+    eleven_labs_voice_id: str = Field(
+        default="21m00Tcm4TlvDq8ikWAM", validation_alias=_env("ELEVEN_LABS_VOICE_ID")
+    )
+    """A voice of the account's library, by its ID (the default is "Rachel", a stock voice)."""
+    eleven_labs_model: str = Field(
+        default="eleven_flash_v2_5", validation_alias=_env("ELEVEN_LABS_MODEL")
+    )
+    """The quickest to its first sound; `eleven_multilingual_v2` sounds better, later."""
+
+    def cloud_key(self, stage: Literal["stt", "llm", "tts"]) -> str | None:
+        """The key of the stage's cloud speech engine (Deepgram for stt, ElevenLabs for tts);
+        None when it has none: no such engine joins the stage's chain."""
+        secret = {"stt": self.deepgram_api_key, "tts": self.eleven_labs_api_key}.get(stage)
+        return secret.get_secret_value() if secret is not None else None
 
     def api(self, stage: Literal["stt", "llm", "tts"]) -> tuple[str | None, str | None] | None:
         """(base URL, key) of the stage's API engine, each falling back to the `OPENAI_` one;
@@ -675,7 +707,7 @@ _BUDGETS: Mapping[str, str] = MappingProxyType(
     }
 )
 """The fallback chains' budgets. The last engine left in a chain has none (it has nothing to
-yield to): a budget acts only when the stage has an API engine after its local one."""
+yield to): a budget acts only when the stage has an API or cloud engine after its local one."""
 _STAGES: Mapping[str, Literal["stt", "llm", "tts"]] = MappingProxyType(
     {"STT_BUDGET_MS": "stt", "LLM_BUDGET_MS": "llm", "TTS_BUDGET_MS": "tts"}
 )
@@ -707,7 +739,9 @@ def config_warnings(
         f"{name} acts on nothing: the {engine} is the only engine of its chain, and the last "
         "engine left has no budget"
         for name, engine in _BUDGETS.items()
-        if name in given and settings.engines.api(_STAGES[name]) is None
+        if name in given
+        and settings.engines.api(_STAGES[name]) is None
+        and settings.engines.cloud_key(_STAGES[name]) is None
     )
     found += _unheeded(settings, given)
     return found
@@ -749,6 +783,10 @@ def _unheeded(settings: Settings, given: set[str]) -> Iterator[str]:
          "TOKEN_ENCRYPTION_KEY is not set"),
         (("INFERENCE_PORT", "INFERENCE_MAX_UPLOAD_MB"), not settings.inference.inference_server,
          "INFERENCE_SERVER is false"),
+        (("DEEPGRAM_BASE_URL", "DEEPGRAM_MODEL"), settings.engines.deepgram_api_key is None,
+         "DEEPGRAM_API_KEY is not set"),
+        (("ELEVEN_LABS_BASE_URL", "ELEVEN_LABS_VOICE_ID", "ELEVEN_LABS_MODEL"),
+         settings.engines.eleven_labs_api_key is None, "ELEVEN_LABS_API_KEY is not set"),
     )  # fmt: skip
     for names, unread, why in rules:
         if unread:

