@@ -35,6 +35,7 @@ from tests.support import fake_deepgram, fake_elevenlabs
 from tests.support.fake_deepgram import FakeDeepgram
 from tests.support.fake_elevenlabs import FakeElevenLabs
 from tests.support.fakes import ToneSpeechToText, ToneTextToSpeech, say
+from tests.support.fault_proxy import proxying
 
 BUDGET_S = 0.3
 SLOW_S = 0.3
@@ -174,6 +175,20 @@ async def test_deepgram_answering_a_page_names_the_base_url(
         await made.stt(deepgram).transcribe(say("hello"))
 
 
+async def test_deepgram_answering_without_results_says_what_was_missing(made: Made) -> None:
+    class Empty(FakeDeepgram):
+        def answer(self, seconds: float) -> dict[str, object]:
+            return {"metadata": {"duration": seconds}}
+
+    with (
+        fake_deepgram.serving(Empty()) as fake,
+        pytest.raises(
+            EngineError, match=r"no results\.channels\[0\]\.alternatives\[0\]\.transcript"
+        ),
+    ):
+        await made.stt(fake).transcribe(say("hello"))
+
+
 async def test_deepgram_slower_than_its_timeout_is_given_up(
     made: Made, deepgram: FakeDeepgram
 ) -> None:
@@ -258,6 +273,19 @@ async def test_elevenlabs_slower_than_its_timeout_is_given_up(
     with pytest.raises(EngineError, match=r"no answer within 0\.3 s"):
         await _speech(made.tts(eleven, timeout_s=SLOW_S), "Hello.")
     assert time.perf_counter() - started < SLOW_S + 2.0
+
+
+async def test_elevenlabs_reset_mid_speech_ends_it_with_an_error(
+    made: Made, eleven: FakeElevenLabs
+) -> None:
+    with proxying(f"{eleven.url}/") as (faults, url):
+        faults.fault = "reset"  # the answer's head and its first 64 bytes pass, then a reset
+        tts = made.tts(FakeElevenLabs(url=url.rstrip("/")))
+        got: list[bytes] = []
+        with pytest.raises(EngineError, match="dropped the connection"):
+            async for chunk in tts.synthesize("One two three four five."):
+                got.append(chunk)  # noqa: PERF401 - kept chunk by chunk: the stream raises
+    assert 0 < sum(len(c) for c in got) < len(eleven.speech("One two three four five."))
 
 
 async def test_an_unreachable_service_says_so(made: Made) -> None:
