@@ -19,7 +19,7 @@ from appliance.conversation.days import WEEKDAYS
 from appliance.conversation.persona import Persona
 from appliance.conversation.ports import Mailer, Texter
 from appliance.conversation.profile import BusinessProfile, box_timezone
-from appliance.conversation.tools import Tool, ToolPolicy, ToolRegistry
+from appliance.conversation.tools import ToolPolicy, ToolRegistry
 from appliance.settings import ConversationSettings, IntegrationSettings
 from appliance.tools.call import end_call
 from appliance.tools.clock import current_time
@@ -86,10 +86,19 @@ def front_desk(
         tools += [what_you_remember(memory, zone), forget_me(memory)]
     if profile is not None:
         tools.append(opening_hours(profile, clock))
-        texting = text_the_caller(profile, texter) if texter is not None else None
+        calendar = _calendar(profile, integrations, clock, google)
+        # The post-call jobs run beside every front desk with the same Twilio account, so the
+        # caller can have this call's transcript or summary texted once it ends.
+        texting = (
+            text_the_caller(profile, texter, clock=clock, bookings=calendar, after_call=True)
+            if texter is not None
+            else None
+        )
         if texting is not None:
             tools.append(texting)
-        tools += _bookings(profile, integrations, clock, google)
+        if calendar is not None:
+            step = integrations.booking_step_minutes
+            tools += booking_tools(profile, calendar, clock=clock, step_minutes=step)
         if profile.location is not None:
             place = profile.location
             tools.append(
@@ -134,7 +143,8 @@ def _about(profile: BusinessProfile | None, tools: ToolRegistry) -> str:
         lines.append("For the weather, use get_weather; never describe weather yourself.")
     if "text_the_caller" in tools:
         lines.append(
-            "When the caller wants our address or phone number by text, use text_the_caller."
+            "When the caller wants something by text message (our address or phone number, "
+            "their appointment, this call's transcript or summary), use text_the_caller."
         )
     if "book_appointment" in tools:
         lines.append(
@@ -151,17 +161,18 @@ def _about(profile: BusinessProfile | None, tools: ToolRegistry) -> str:
     return "\n".join(lines)
 
 
-def _bookings(
+def _calendar(
     profile: BusinessProfile,
     integrations: IntegrationSettings,
     clock: Clock,
     google: GoogleAuth | None,
-) -> list[Tool]:
-    """The booking tools, when a CalDAV calendar or a Google login is set and the profile has
-    hours and services (without them there is nothing to book, or no time to book it in)."""
+) -> Calendar | None:
+    """The calendar the booking tools use, when a CalDAV calendar or a Google login is set and
+    the profile has hours and services (without them there is nothing to book, or no time to
+    book it in)."""
     has_hours = any(getattr(profile.hours, day) for day in WEEKDAYS)
     if not (integrations.caldav_url or google) or not profile.services or not has_hours:
-        return []
+        return None
     calendar: Calendar | None = None
     if integrations.caldav_url:
         password = integrations.caldav_password
@@ -173,10 +184,7 @@ def _bookings(
         )
     if google is not None:
         calendar = google_or(integrations, google, calendar, clock)
-    assert calendar is not None
-    return booking_tools(
-        profile, calendar, clock=clock, step_minutes=integrations.booking_step_minutes
-    )
+    return calendar
 
 
 def _forecaster(integrations: IntegrationSettings, scale: Units) -> Forecaster:

@@ -9,7 +9,7 @@ drop is in the safety audit's events. Nothing the model does can make it run wit
 from __future__ import annotations
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from appliance.conversation.confirm import answer_to_readback
 from appliance.conversation.events import (
@@ -25,6 +25,7 @@ from appliance.telephony.wavfile import HangUp, Speak
 from appliance.tools.text_caller import text_the_caller
 from tests.support.calls import play_call
 from tests.support.fakes import say, tool_call
+from tests.support.hand_clock import HandClock
 
 READBACK = "Shall I send the parcel to Paris?"
 
@@ -122,20 +123,20 @@ async def test_texting_the_caller_reads_back_their_number_and_sends_only_the_pro
             texts.append((to, body))
             return "SM123"
 
-    tool = text_the_caller(profile, Texter())
+    tool = text_the_caller(profile, Texter(), clock=HandClock())
     assert tool is not None and tool.readback is not None
     context = ToolContext(call=CallInfo(call_id="c", line="sip", caller="+15550100123"))
     address = tool.arguments.model_validate({"what": "address"})
-    assert tool.readback(address, context) == (
+    assert await tool.readback(address, context) == (
         "I'll text our address to the number you're calling from, ending in 0 1 2 3. "
         "Shall I send it?"
     )
     assert await tool.run(address, context) == "Sent: our address was texted to the caller (SM123)."
     assert texts == [("+15550100123", "Bright Smile: 12 Harbour Road, Leith")]
-    phone = tool.arguments.model_validate({"what": "phone number"})
-    assert tool.readback(phone, context) is None  # the profile has none: nothing to confirm
-    assert await tool.run(phone, context) == "Not sent: the business has no phone number to give."
+    # The profile has no phone number: it is not a choice the model is offered.
+    with pytest.raises(ValidationError):
+        tool.arguments.model_validate({"what": "phone number"})
     withheld = ToolContext(call=CallInfo(call_id="c", line="sip", caller="anonymous"))
-    assert tool.readback(address, withheld) is None
+    assert await tool.readback(address, withheld) is None
     assert "withheld" in await tool.run(address, withheld)
     assert len(texts) == 1
