@@ -13,6 +13,9 @@ Jobs per ended call (see `plan`), each after `summary` so it can use it:
   Recorded as skipped, with a warning at start-up, when they are not configured; and, so that a
   stranger's calls cannot run up a bill, for calls the caller said too little on and beyond the
   limits per caller, per hour and (texts) per day (`NotifyLimits`).
+- `caller_text`: only for a call on which the caller said yes to having its transcript or a
+  summary texted to them (`text_the_caller`, recorded in `actions`): sent to the call's own
+  number, on a line that vouched for it, within NOTIFY_SMS_PER_DAY.
 And `retention`, once a day: recordings and transcripts older than RETENTION_DAYS are removed.
 
 Handlers compute; their database writes are returned in `Done` and committed with the job.
@@ -21,6 +24,7 @@ Handlers compute; their database writes are returned in `Done` and committed wit
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -42,6 +46,7 @@ __all__ = [
     "NotifySettings",
     "PostCall",
     "sure_words",
+    "texts_asked",
     "transcript_text",
 ]
 
@@ -60,6 +65,10 @@ _HOUR_S = 3600.0
 _DAY_S = 86400.0
 _SMS_CHARS = 1600
 """Twilio's limit for one message (it is sent as up to ten segments)."""
+_TEXT_TOOL = "text_the_caller"
+_AFTER_CALL = ("the transcript", "a summary")
+"""`text_the_caller`'s choices that this job sends (`appliance.tools.text_caller.AFTER_CALL`;
+memory cannot import tools, and a test holds the two the same)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +177,7 @@ class PostCall:
             "email": self.email,
             "sms": self.sms,
             "message": self.message,
+            "caller_text": self.caller_text,
             "retention": self.retention,
         }
 
@@ -193,12 +203,33 @@ class PostCall:
                 conn, kind, caller=caller, caller_turns=caller_turns, now=now
             )
 
-        return [
+        planned = [
             ("summary", silent),
             ("memory", memory),
             ("email", refusal("email", self.notify.email_missing)),
             ("sms", refusal("sms", self.notify.sms_missing)),
         ]
+        if texts_asked(actions.actions_of(conn, call.id)):
+            planned.append(("caller_text", self._caller_text_refusal(conn, call, now)))
+        return planned
+
+    def _caller_text_refusal(
+        self, conn: apsw.Connection, call: calls.CallRecord, now: float
+    ) -> str | None:
+        """Why the transcript or summary the caller asked for is not texted to them, or None."""
+        if self._texter is None:
+            return "text messages cannot be sent: the TWILIO_* account settings are not set"
+        if not is_phone_number(call.caller):
+            return f"the caller's number ({call.caller or 'none'}) is not one to text"
+        if not call.vouched:
+            return f"the line did not vouch for the caller's number ({call.caller})"
+        limit = self.notify.limits.sms_per_day
+        since = now - _DAY_S
+        texted = sum(jobs.queued_since(conn, kind, since=since) for kind in ("sms", "caller_text"))
+        if limit and texted >= limit:
+            _log.warning("no text to the caller %s: NOTIFY_SMS_PER_DAY reached", call.caller)
+            return f"NOTIFY_SMS_PER_DAY ({limit}) reached: not sent"
+        return None
 
     async def _call(self, job: Job) -> tuple[calls.CallRecord, list[calls.TurnRecord]]:
         assert job.call_id is not None
@@ -341,6 +372,44 @@ class PostCall:
             )
         return Done(note="; ".join(sent))
 
+    async def caller_text(self, job: Job) -> Done:
+        """Text the caller this call's transcript or summary, as they asked on the call: to the
+        call's own number, whatever any model wrote."""
+        if self._texter is None:
+            raise Skipped("text messages cannot be sent: the TWILIO_* settings are not set")
+        call, turns = await self._call(job)
+        asked = texts_asked(await self._db.run(actions.actions_of, call.id))
+        if not asked or not is_phone_number(call.caller) or not call.vouched:
+            raise Skipped("nothing the caller asked for can be texted to their number")
+        summary = None
+        if "a summary" in asked:
+            summary = await self._db.run(callers.summary_of, call.id)
+        body = self._caller_body(call, turns, summary, transcript="the transcript" in asked)
+        sent = await self._texter.send_sms(call.caller, body)
+        what = " and ".join(sorted(asked))
+        return Done(note=f"{what} texted to the caller, {call.caller} ({sent})")
+
+    def _caller_body(
+        self,
+        call: calls.CallRecord,
+        turns: Sequence[calls.TurnRecord],
+        summary: str | None,
+        *,
+        transcript: bool,
+    ) -> str:
+        """The text: the summary, when asked and written (the transcript when it was not), then
+        the transcript when asked, cut to one message."""
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(call.started))
+        parts = [f"{self._names['business']}: your call on {when}."]
+        if summary is not None:
+            parts.append(f"Summary: {summary}")
+        if transcript or summary is None:
+            parts.append(transcript_text(turns))
+        body = "\n".join(parts)
+        if len(body) > _SMS_CHARS:
+            body = body[: _SMS_CHARS - 1] + "…"
+        return body
+
     async def retention(self, job: Job) -> Done:
         del job
         if self._retention_days == 0:
@@ -359,6 +428,24 @@ class PostCall:
             f"{len(files)} recordings and their transcripts removed",
             write=write,
         )
+
+
+def texts_asked(done: Sequence[actions.ActionRecord]) -> set[str]:
+    """What the caller asked to have texted after the call: the finished runs of
+    `text_the_caller` on the call's record with an after-call choice. It runs on the caller's
+    yes to its read-back; a run without one (the number withheld or not vouched for) only said
+    why not, and `caller_text` checks the number again."""
+    asked: set[str] = set()
+    for action in done:
+        if action.kind != "tool" or action.name != _TEXT_TOOL or not action.ok:
+            continue
+        try:
+            what = json.loads(action.arguments or "{}").get("what")
+        except (ValueError, AttributeError):
+            continue
+        if what in _AFTER_CALL:
+            asked.add(what)
+    return asked
 
 
 def _said_turns(turns: Sequence[calls.TurnRecord]) -> list[calls.TurnRecord]:
