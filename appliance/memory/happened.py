@@ -41,8 +41,14 @@ class Happened:
 
     @property
     def messages_sent(self) -> tuple[ActionRecord, ...]:
-        """The message tools that ran: the only messages the summary may say were sent."""
-        return tuple(t for t in self.tools if t.ok and _MESSAGE_TOOL.search(t.name))
+        """The message tools that ran and sent: the only messages the summary may say were
+        sent. A run that says "Not sent" sent nothing (a withheld number; a transcript the
+        caller will be texted by a post-call job, once the call has ended)."""
+        return tuple(
+            t
+            for t in self.tools
+            if t.ok and _MESSAGE_TOOL.search(t.name) and not t.result.startswith("Not sent")
+        )
 
     def sentences(self) -> list[str]:
         """The record, as sentences for a summary."""

@@ -90,3 +90,14 @@ def test_tools_transfers_and_the_agent_hanging_up_are_told_as_recorded() -> None
     ]
     through = what_happened(weather, actions[2:3], "transferred").sentences()
     assert "The call was transferred to +15550111." in through
+
+
+def test_a_message_tool_that_says_it_sent_nothing_is_no_message_sent() -> None:
+    for result in (
+        "Not sent: the caller's number is withheld, so there is nowhere to text it.",
+        "Not sent yet: the transcript of this call will be texted to the caller's number, "
+        "ending in 0 1 2 3, after the call ends; nothing is sent during it.",
+    ):
+        happened = what_happened(PROMISED, [_tool("text_the_caller", ok=True, result=result)], None)
+        assert not happened.messages_sent
+        assert happened.sentences()[-1] == "No text or email was sent during the call."
