@@ -125,19 +125,20 @@ async def test_the_confirmation_text_holds_the_appointment_as_the_calendar_has_i
     )
 
 
-def _call_asking_for(root: Path, url: str, what: str, answer: str) -> None:
-    """A call in virtual time on which the caller asks for `what` by text and answers the
-    read-back with `answer`; the jobs it queues run later, in real time (HTTP)."""
+def _call_asking_for(root: Path, url: str, what: str, answer: str, *more: str) -> None:
+    """A call in virtual time on which the caller asks for `what` (then each of `more`) by text
+    and answers each read-back with `answer`; the jobs it queues run later, in real time (HTTP)."""
 
     async def main() -> None:
         texting = text_the_caller(PROFILE, _texter(url), clock=HandClock(), after_call=True)
         assert texting is not None
         kit = RecordsKit(root, LoopClock(), remember=False, texter=_texter(url))
         kit = await kit.replace(tools=ToolRegistry([texting])).open()
+        asked = [[tool_call(TEXT_TOOL, json.dumps({"what": w}))] for w in (what, *more)]
+        answers = [Speak(say(answer)) for _ in asked]
         try:
-            asked = tool_call(TEXT_TOOL, json.dumps({"what": what}))
-            kit.llm.replies = [[asked], "It will come once we hang up."]
-            await kit.call([Speak(say("help", "me")), Speak(say(answer)), HangUp()], caller=ANN)
+            kit.llm.replies = [*asked, "It will come once we hang up."]
+            await kit.call([Speak(say("help", "me")), *answers, HangUp()], caller=ANN)
         finally:
             kit.close()
 
@@ -192,6 +193,17 @@ def test_a_summary_asked_for_is_the_truthful_summary(tmp_path: Path) -> None:
     assert body.endswith("No text or email was sent during the call.")
     assert "Caller: help me" not in body  # the summary only, as asked
     assert done["caller_text"].state == "done"
+
+
+def test_both_asked_for_come_in_one_text(tmp_path: Path) -> None:
+    with twilio(SID, TOKEN) as sms:
+        _call_asking_for(tmp_path, sms.url, "a summary", "yes", "the transcript")
+        done = _jobs_run(tmp_path, sms.url, "The caller asked for help.")
+    body = _to_the_caller(sms.requests)["Body"]
+    assert "\nSummary: The caller asked for help. " in body
+    assert "Caller: help me\nAgent: I'll text a summary of this call" in body
+    assert "Agent: I'll text the transcript of this call" in body
+    assert done["caller_text"].result.startswith("a summary and the transcript texted")
 
 
 def test_without_the_callers_yes_no_text_is_queued(tmp_path: Path) -> None:
