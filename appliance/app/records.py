@@ -94,7 +94,6 @@ def _notifiers(settings: Settings) -> tuple[Mailer | None, Texter | None, Notify
     """SendGrid and Twilio senders where configured, and why not where not."""
     integ, twilio = settings.integrations, settings.twilio
     mailer: Mailer | None = None
-    texter: Texter | None = None
     email_unset = _unset(
         NOTIFY_EMAIL=integ.notify_email,
         SENDGRID_API_KEY=integ.sendgrid_api_key,

@@ -8,26 +8,33 @@ It is Tuesday 8 December 2026, 10 AM in New York.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import apsw
 import caldav
 import pytest
+from pydantic import SecretStr
 
+from appliance.app.records import build_records
 from appliance.bookings import CalDavCalendar, booking_tools
 from appliance.clock import LoopClock
 from appliance.conversation.ports import CallInfo, ToolCall
 from appliance.conversation.profile import BusinessProfile
 from appliance.conversation.tools import ToolContext, ToolRegistry
-from appliance.memory import jobs
+from appliance.memory import actions, calls, jobs
+from appliance.memory.postcall import PostCall
+from appliance.observability.metrics import Metrics
+from appliance.settings import PathSettings, Settings, TwilioSettings
 from appliance.telephony.wavfile import HangUp, Speak
 from appliance.tools.sms import TwilioTexter
 from appliance.tools.text_caller import TEXT_TOOL, text_the_caller
 from tests.support.fake_services import Seen, twilio
-from tests.support.fakes import say, tool_call
+from tests.support.fakes import ScriptedLanguageModel, say, tool_call
 from tests.support.hand_clock import HandClock
 from tests.support.radicale import PASSWORD, USER, Radicale
 from tests.support.records import ManualClock, RecordsKit, run_records
@@ -212,3 +219,67 @@ def test_without_the_callers_yes_no_text_is_queued(tmp_path: Path) -> None:
         done = _jobs_run(tmp_path, sms.url, "The caller changed their mind.")
     assert "caller_text" not in done
     assert sms.requests == []
+
+
+def test_the_twilio_account_alone_is_enough_to_text_the_caller(tmp_path: Path) -> None:
+    """As `appliance serve` builds its records: TWILIO_* set, no NOTIFY_SMS (the operator wants
+    no texts), and the caller who asked still gets theirs."""
+
+    async def main(url: str) -> tuple[list[tuple[str, str | None]], jobs.Done]:
+        base = Settings.load(None)
+        settings = dataclasses.replace(
+            base,
+            paths=PathSettings(data_dir=tmp_path, models_dir=tmp_path),
+            twilio=TwilioSettings(
+                account_sid=SID, auth_token=SecretStr(TOKEN), phone_number=SENDER, api_url=url
+            ),
+            integrations=base.integrations.model_copy(update={"notify_sms": None}),
+        )
+        clock = ManualClock()
+        no_model = ScriptedLanguageModel(clock)  # the summary is not this test's
+        records = build_records(
+            settings, clock=clock, metrics=Metrics(), llm=no_model, embedder=_NoEmbedder()
+        )
+        await records.start()
+        try:
+            await records.db.run(_a_call_that_asked_for_the_transcript, clock.wall())
+            planned = await records.db.run(_plan, records.post_call, clock.wall())
+            done = await records.post_call.caller_text(
+                jobs.Job(id=1, kind="caller_text", call_id="call-1", attempts=1)
+            )
+        finally:
+            await records.db.aclose()
+        return planned, done
+
+    with twilio(SID, TOKEN) as sms:
+        planned, done = asyncio.run(main(sms.url))
+    assert ("caller_text", None) in planned
+    assert dict(planned)["sms"] is not None  # the operator's text: NOTIFY_SMS is not set
+    assert done.note.startswith(f"the transcript texted to the caller, {ANN} (SM")
+    assert "Caller: Please text me the transcript." in _to_the_caller(sms.requests)["Body"]
+
+
+def _a_call_that_asked_for_the_transcript(conn: apsw.Connection, now: float) -> None:
+    info = CallInfo(call_id="call-1", line="twilio", caller=ANN, vouched=True)
+    calls.open_call(conn, info, started=now, owner="test", memory="")
+    said = "Please text me the transcript."
+    calls.save_caller_words(conn, "call-1", turn=1, text=said, started=0.0, ended=1.0)
+    arguments = json.dumps({"what": "the transcript"})
+    actions.save_action(conn, "call-1", turn=2, kind="tool", name=TEXT_TOOL, arguments=arguments)
+    actions.finish_tool(conn, "call-1", turn=2, name=TEXT_TOOL, ok=True, result="Not sent yet")
+    with conn:
+        calls.end_call(conn, "call-1", ended=now + 30, outcome="caller hung up")
+
+
+def _plan(conn: apsw.Connection, post_call: PostCall, now: float) -> list[tuple[str, str | None]]:
+    call = calls.find_call(conn, "call-1")
+    assert call is not None
+    return post_call.plan(conn, call, 1, now)
+
+
+class _NoEmbedder:
+    name = "none"
+    dimensions = 384
+
+    async def embed(self, texts: Sequence[str], *, query: bool = False) -> list[list[float]]:
+        raise AssertionError("nothing is embedded here")
