@@ -33,6 +33,7 @@ from appliance.settings import PathSettings, Settings, TwilioSettings
 from appliance.telephony.wavfile import HangUp, Speak
 from appliance.tools.sms import TwilioTexter
 from appliance.tools.text_caller import TEXT_TOOL, text_the_caller
+from appliance.web.history import CallHistory
 from tests.support.fake_services import Seen, twilio
 from tests.support.fakes import ScriptedLanguageModel, say, tool_call
 from tests.support.hand_clock import HandClock
@@ -153,14 +154,17 @@ def _call_asking_for(root: Path, url: str, what: str, answer: str, *more: str) -
 
 
 def _jobs_run(root: Path, url: str, summary: str) -> dict[str, jobs.JobRecord]:
-    """The call's post-call jobs, run until none is left; by kind."""
+    """The call's post-call jobs, run until none is left, as the status page shows them; by
+    kind."""
 
     async def main() -> dict[str, jobs.JobRecord]:
         kit = await RecordsKit(root, ManualClock(), remember=False, texter=_texter(url)).open()
         try:
             kit.job_llm.replies = [summary]
             await kit.records.runner.run_until_idle()  # type: ignore[union-attr]
-            return {job.kind: job for job in await kit.records.db.run(jobs.jobs_of, "call-1")}
+            shown = await CallHistory(kit.records.db).detail("call-1")
+            assert shown is not None
+            return {job.kind: job for job in shown.jobs}
         finally:
             kit.close()
 
