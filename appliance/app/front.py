@@ -142,9 +142,10 @@ def _about(profile: BusinessProfile | None, tools: ToolRegistry) -> str:
     if "get_weather" in tools:
         lines.append("For the weather, use get_weather; never describe weather yourself.")
     if "text_the_caller" in tools:
+        theirs = "their appointment, " if "book_appointment" in tools else ""
         lines.append(
             "When the caller wants something by text message (our address or phone number, "
-            "their appointment, this call's transcript or summary), use text_the_caller."
+            f"{theirs}this call's transcript or summary), use text_the_caller."
         )
     if "book_appointment" in tools:
         lines.append(

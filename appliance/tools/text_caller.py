@@ -49,6 +49,8 @@ _FACTS: Final = ("address", "phone number")
 _AHEAD_DAYS = 366
 _TEXT_AT_MOST = 3
 """Appointments in one confirmation text (the next ones)."""
+_AFTER_IT: Final = ("", " and the one after it", " and the two after it")
+"""What the read-back adds for the appointments after the first (up to `_TEXT_AT_MOST`)."""
 
 
 class Booking(Protocol):
@@ -195,7 +197,8 @@ def text_the_caller(
                 found = await texts.upcoming(context)
             except Exception:  # the calendar's own errors reach the model through the run
                 return None
-            return f"I'll text the details of {texts.said(found[0])} to {to}. Shall I send it?"
+            details = texts.said(found[0]) + _AFTER_IT[len(found) - 1]
+            return f"I'll text the details of {details} to {to}. Shall I send it?"
         return f"I'll text our {what} to {to}. Shall I send it?"
 
     async def run(arguments: BaseModel, context: ToolContext) -> str:

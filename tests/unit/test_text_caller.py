@@ -128,7 +128,10 @@ async def test_only_the_callers_own_upcoming_appointments_are_in_the_text() -> N
     )
     tool = _tool(outbox, diary)
     said = await _readback(tool, "my appointment", _call())
-    assert said is not None and "your haircut on Friday the 11th at 8 AM" in said
+    assert (
+        said is not None
+        and "of your haircut on Friday the 11th at 8 AM and the one after it to" in said
+    )
     await _run(tool, "my appointment", _call())
     ((to, body),) = outbox.texts
     assert to == ANN
@@ -296,4 +299,6 @@ def test_the_front_desk_offers_the_appointment_where_it_books(
     )
     (texting,) = [tool for tool in desk.tools if tool.name == TEXT_TOOL]
     assert texting.spec.parameters["properties"]["what"]["enum"] == choices
-    assert "use text_the_caller" in desk.persona.system_prompt
+    prompt = desk.persona.system_prompt
+    assert "use text_the_caller" in prompt
+    assert ("their appointment" in prompt) is ("my appointment" in choices)
