@@ -26,10 +26,10 @@ ROOT = Path(__file__).resolve().parents[2]
 SEED_NAMES = {
     "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "REDIS_URL", "DATABASE_URL",
     "ESCALATION_PHONE_NUMBER", "SENDGRID_API_KEY", "SENDGRID_FROM_EMAIL", "NOTIFY_EMAIL",
-    "BASE_URL", "APPLIANCE_DATA_DIR", "MODELS_DIR",
+    "BASE_URL", "APPLIANCE_DATA_DIR", "MODELS_DIR", "OPENAI_API_KEY", "OPENAI_BASE_URL",
+    "ELEVEN_LABS_API_KEY", "GOOGLE_CLIENT_ID", "GOOGLE_CLIENT_SECRET", "TOKEN_ENCRYPTION_KEY",
 }  # fmt: skip
-"""The seed's names still read (its OpenAI, ElevenLabs, Google and token keys return with their
-features)."""
+"""The seed's names still read, each by the feature it names."""
 GENERIC_NAMES = {"PORT", "HOST", "LEVEL", "FORMAT", "DATA_DIR", "USERNAME", "PASSWORD", "ENABLED"}
 """Set for other programs on many machines; none may configure the box."""
 
