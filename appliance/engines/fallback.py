@@ -125,6 +125,16 @@ class _Chain(Generic[E]):
         self.active: str = self._options[0].engine.name
         """The engine that answered last: the status page shows when a fallback is in use."""
 
+    def insert(self, index: int, option: Option[E]) -> None:
+        """Add an engine found after the chain was built (a LAN server, at start-up) at `index`
+        in the order; one put first is the preferred engine, so it is the one shown answering
+        until another answers."""
+        was_preferred = self.active == self._options[0].engine.name
+        self._options.insert(index, option)
+        self.name = "+".join(o.engine.name for o in self._options)
+        if index == 0 and was_preferred:
+            self.active = option.engine.name
+
     @property
     def engines(self) -> tuple[str, ...]:
         """Every engine's name, in the order they are tried: the first is the preferred one."""
