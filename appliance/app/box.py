@@ -21,7 +21,7 @@ from appliance import __version__
 from appliance.app.calendar import token_store
 from appliance.app.engines import LocalEngines, build_engines, timed
 from appliance.app.front import FrontDesk, front_desk
-from appliance.app.inference import inference_server, log_lan_servers
+from appliance.app.inference import browse_lan, inference_server, join_lan_servers
 from appliance.app.lines import admission_from, sip_config, speakerphone, twilio_line
 from appliance.app.records import build_records, messengers
 from appliance.app.screen import build_screen
@@ -168,12 +168,16 @@ class Appliance:
         local = self._local
         self.started_at = self.clock.wall()
         self.metrics.start_time.set(self.started_at)
+        browsing = browse_lan(self.settings)  # LAN_INFERENCE=auto: browses while models load
         await asyncio.gather(local.load(took), self._open_records(took))
         if self.faq is not None:
             await timed(took, "faq", self.faq.build())
         if self.screen is not None:
             await timed(took, "safety", self.screen.prepare())
         await local.warm_up(self.session_config.persona, self.tools, self.phrases, took)
+        if browsing is not None:
+            lan = join_lan_servers(self.settings, local, browsing, clock=self.clock)
+            await timed(took, "lan inference", lan)
         persona, tools = self.session_config.persona, self.tools
         self.records.use_runner(
             busy=lambda: self.desk.admission.active > 0,
@@ -258,11 +262,6 @@ class Appliance:
                 await lines.enter_async_context(await self.advertisement(server.port, sip_port))
             if self.settings.inference.inference_server:
                 await lines.enter_async_context(await self.inference_server())
-            lan = (
-                tasks.create_task(log_lan_servers(self.settings), name="lan inference")
-                if self.settings.inference.lan_inference == "auto"
-                else None
-            )
             if self.settings.local.local_line:
                 await lines.enter_async_context(self.local_phone())
                 names.append("speakerphone")
@@ -277,8 +276,6 @@ class Appliance:
             _log.info("stopping")
             if jobs is not None:
                 jobs.cancel()
-            if lan is not None:
-                lan.cancel()
         await self.records.state.close()
 
     def sip_listener(

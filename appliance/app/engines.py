@@ -3,14 +3,17 @@
 Each engine runs on its own worker thread (`Offloader`); a chain tries its engines in order,
 each with a latency budget and a circuit breaker: the local engine first, then the stage's
 OpenAI-compatible API engine where one is configured (`EngineSettings.api`), then Deepgram
-or ElevenLabs where their keys are set (`EngineSettings.cloud_key`).
+or ElevenLabs where their keys are set (`EngineSettings.cloud_key`). A LAN inference
+server found at start-up (`LAN_INFERENCE=auto`, `app/inference.py`) joins the chains after they
+are built (`join_lan`): between the local engine and the API one, or ahead of the local language
+model when it answers sooner.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -55,6 +58,8 @@ __all__ = [
     "api_engines",
     "build_engines",
     "cloud_engines",
+    "join_lan",
+    "lan_engines",
     "timed",
     "weights_file",
 ]
@@ -99,13 +104,18 @@ class LocalEngines:
     """The API engines in the chains, after the local ones (none when not configured)."""
     cloud: CloudEngines = field(default_factory=CloudEngines)
     """The cloud speech engines, after the API ones (none without their keys)."""
+    lan: ApiEngines = field(default_factory=ApiEngines)
+    """A LAN inference server's engines, joined at start-up (`join_lan`; none until then)."""
 
     async def close_api(self) -> None:
-        """Close the API engines' connections."""
+        """Close the API engines' connections (the LAN server's too)."""
         engines: tuple[ApiSpeechToText | ApiLanguageModel | ApiTextToSpeech, ...] = (
             *self.api.stt,
             *self.api.llm,
             *self.api.tts,
+            *self.lan.stt,
+            *self.lan.llm,
+            *self.lan.tts,
         )
         for engine in engines:
             await engine.close()
@@ -305,6 +315,70 @@ def cloud_engines(eng: EngineSettings) -> CloudEngines:
                 model=eng.eleven_labs_model,
             ),
         ),
+    )
+
+
+def lan_engines(
+    endpoint: ApiEndpoint, name: str, models: Mapping[str, str], eng: EngineSettings
+) -> ApiEngines:
+    """A LAN inference server's three engines, each called `name` (what the turn's record and
+    the status page show). The server answers with its own models whatever is asked; the names
+    it advertised are sent for its logs. Speech comes as WAV, whose header gives its rate."""
+    return ApiEngines(
+        stt=(ApiSpeechToText(endpoint, model=models.get("stt", "stt"), name=name),),
+        llm=(
+            ApiLanguageModel(
+                endpoint,
+                model=models.get("llm", "llm"),
+                max_tokens=eng.llm_max_tokens,
+                temperature=eng.llm_temperature,
+                name=name,
+            ),
+        ),
+        tts=(
+            ApiTextToSpeech(
+                endpoint,
+                model=models.get("tts", "tts"),
+                voice="default",
+                audio_format="wav",
+                name=name,
+            ),
+        ),
+    )
+
+
+def join_lan(
+    local: LocalEngines,
+    lan: ApiEngines,
+    eng: EngineSettings,
+    *,
+    clock: Clock,
+    llm_first: bool,
+) -> None:
+    """Put a LAN server's engines into the calls' chains: each right after the local engine,
+    before any cloud API engine (a box on the LAN is nearer and costs nothing); the language
+    model's ahead of the local one when `llm_first`. Each gets its stage's budget, so a slow
+    LAN server still yields to what follows it. Post-call jobs stay on the box's own model."""
+    stt, llm, tts = local.chains.stt, local.chains.llm, local.chains.tts
+    if not isinstance(stt, FallbackSpeechToText):
+        raise TypeError("the speech to text chain is not a fallback chain")
+    if not isinstance(llm, FallbackLanguageModel):
+        raise TypeError("the language model chain is not a fallback chain")
+    if not isinstance(tts, FallbackTextToSpeech):
+        raise TypeError("the voice chain is not a fallback chain")
+    for heard in lan.stt:
+        stt.insert(1, Option(heard, eng.stt_budget_ms / 1000, Breaker(now=clock.now)))
+    for thought in lan.llm:
+        llm.insert(
+            0 if llm_first else 1,
+            Option(thought, eng.llm_budget_ms / 1000, Breaker(now=clock.now)),
+        )
+    for voice in lan.tts:
+        tts.insert(1, Option(voice, eng.tts_budget_ms / 1000, Breaker(now=clock.now)))
+    local.lan = ApiEngines(
+        stt=(*local.lan.stt, *lan.stt),
+        llm=(*local.lan.llm, *lan.llm),
+        tts=(*local.lan.tts, *lan.tts),
     )
 
 
