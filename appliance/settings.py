@@ -602,7 +602,8 @@ class InferenceSettings(_Section):
     lan_inference: Literal["off", "auto"] = Field(
         default="off", validation_alias=_env("LAN_INFERENCE")
     )
-    """`auto`: at start-up, look for inference servers on the LAN (zeroconf) and measure them."""
+    """`auto`: at start-up, find the LAN's inference servers (zeroconf) and make the fastest
+    each stage's first fallback (the language model's first engine when clearly faster)."""
 
 
 class LocalSettings(_Section):
