@@ -65,9 +65,10 @@ def test_talk_holds_a_conversation_and_records_it(
         "SAFETY_SCREEN": "false",
     }
     none = str(tmp_path / "none.env")
+    log = (tmp_path / "talk.log").open("w")  # a file: an unread pipe would fill and stall it
     talk = subprocess.Popen(
         [sys.executable, "-m", "appliance", "--env-file", none, "talk", "--device", "pulse"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=ROOT,
     )  # fmt: skip
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=_lines, args=(talk.stdout, lines), daemon=True).start()
@@ -82,13 +83,16 @@ def test_talk_holds_a_conversation_and_records_it(
         talk.send_signal(signal.SIGINT)
         ended = _wait_for(lines, "ended:", seen, 60)
         assert talk.wait(60) == 0
+    except BaseException:
+        print((tmp_path / "talk.log").read_text()[-4000:])  # why, in the test's report
+        raise
     finally:
         if talk.poll() is None:
             talk.kill()
             talk.wait(10)
-        for pipe in (talk.stdout, talk.stderr):
-            if pipe is not None:
-                pipe.close()
+        if talk.stdout is not None:
+            talk.stdout.close()
+        log.close()
     print("\n".join(seen))
     assert "forward" in heard.lower()
     assert len(answer) > len("agent: ")
