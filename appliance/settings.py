@@ -618,15 +618,22 @@ class LocalSettings(_Section):
         default=None, ge=8000, le=192000, validation_alias=_env("LOCAL_SAMPLE_RATE")
     )
     """Hertz at the device; empty for the device's own default (converted to 16 kHz inside)."""
-    answer: Literal["sound", "always"] = Field(
+    answer: Literal["sound", "always", "wake", "button"] = Field(
         default="sound", validation_alias=_env("LOCAL_ANSWER")
     )
     """`sound`: answer when someone speaks to the box; `always`: a conversation at once and
-    another after each ends (a kiosk)."""
+    another after each ends (a kiosk); `wake`: answer when someone says LOCAL_WAKE_PHRASE;
+    `button`: answer (and hang up) with the push button at LOCAL_BUTTON."""
     answer_level_dbfs: float = Field(
         default=-40.0, le=0, validation_alias=_env("LOCAL_ANSWER_LEVEL_DBFS")
     )
-    """How loud the room must be, held for 300 ms, to answer with LOCAL_ANSWER=sound."""
+    """How loud the room must be, held for 300 ms, to answer with LOCAL_ANSWER=sound (and to
+    listen for the wake phrase with LOCAL_ANSWER=wake)."""
+    wake_phrase: str = Field(default="", validation_alias=_env("LOCAL_WAKE_PHRASE"))
+    """What answers with LOCAL_ANSWER=wake; empty for "hey" and AGENT_NAME ("hey Tess")."""
+    button: str = Field(default="", validation_alias=_env("LOCAL_BUTTON"))
+    """The push button for LOCAL_ANSWER=button: a GPIO chip and line, `/dev/gpiochip0:17` (an
+    offset) or `gpiochip0:GPIO17` (a line's name), wired between the pin and ground."""
     latency_ms: int = Field(default=50, ge=5, le=500, validation_alias=_env("LOCAL_LATENCY_MS"))
     """The sound card's buffering each way: lower answers a barge-in sooner, higher survives a
     busy CPU without underruns (`appliance talk` prints how many there were)."""
@@ -636,6 +643,12 @@ class LocalSettings(_Section):
         default=200, ge=20, le=1000, validation_alias=_env("LOCAL_ECHO_TAIL_MS")
     )
     """Milliseconds of echo the canceller models beyond the sound card's own latency."""
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.answer == "button" and not self.button.strip():
+            raise ValueError("LOCAL_ANSWER=button needs LOCAL_BUTTON (e.g. /dev/gpiochip0:17)")
+        return self
 
     @property
     def device(self) -> str | int | None:

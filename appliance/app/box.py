@@ -22,7 +22,13 @@ from appliance.app.calendar import token_store
 from appliance.app.engines import LocalEngines, build_engines, timed
 from appliance.app.front import FrontDesk, front_desk
 from appliance.app.inference import browse_lan, inference_server, join_lan_servers
-from appliance.app.lines import admission_from, sip_config, speakerphone, twilio_line
+from appliance.app.lines import (
+    admission_from,
+    gpio_button,
+    sip_config,
+    speakerphone,
+    twilio_line,
+)
 from appliance.app.records import build_records, messengers
 from appliance.app.screen import build_screen
 from appliance.app.web import Watched, advertisement, status_routers
@@ -42,7 +48,7 @@ from appliance.memory.records import Records
 from appliance.observability.metrics import Metrics
 from appliance.observability.systemd import ServiceNotifier
 from appliance.safety.screen import SafetyScreen
-from appliance.settings import ConversationSettings, Settings, TwilioSettings
+from appliance.settings import ConversationSettings, LocalSettings, Settings, TwilioSettings
 from appliance.telephony.calls import Admission, CallDesk
 from appliance.telephony.sip import SipStatus
 from appliance.telephony.twilio.streams import Observe
@@ -53,6 +59,7 @@ from appliance.web.twilio import twilio_router
 
 if TYPE_CHECKING:
     from appliance.telephony.local.phone import LocalPhone
+    from appliance.telephony.local.wake import WakeListener
     from appliance.telephony.sip.listener import SinkFactory, SipListener
 
 __all__ = ["Appliance"]
@@ -314,19 +321,36 @@ class Appliance:
             voice=self.engines.tts,
         )
 
-    def local_phone(self) -> LocalPhone:
-        """The speakerphone line from the settings (LOCAL_*), answering like a phone once
-        entered; raises SoundCardError naming the fix when the device is missing or busy."""
+    def local_phone(self, local: LocalSettings | None = None) -> LocalPhone:
+        """The speakerphone line from the settings (LOCAL_*, or `local`), answering like a
+        phone once entered; raises SoundCardError (the device) or ButtonError (LOCAL_BUTTON)
+        naming the fix. The wake phrase is listened for by the local STT only: the room's
+        speech never goes to an API engine."""
         from appliance.telephony.local.phone import LocalPhone  # noqa: PLC0415 - PortAudio
 
-        local = self.settings.local
+        local = local or self.settings.local
         return LocalPhone(
             speakerphone(local),
             self.desk,
             answer=local.answer,
             level_dbfs=local.answer_level_dbfs,
             metrics=self.metrics,
+            wake=self._wake_listener(local) if local.answer == "wake" else None,
+            button=gpio_button(local) if local.answer == "button" else None,
         )
+
+    def _wake_listener(self, local: LocalSettings) -> WakeListener:
+        from appliance.telephony.local.wake import (  # noqa: PLC0415 - PortAudio
+            WakeListener,
+            WakePhrase,
+            default_wake_phrase,
+        )
+
+        phrase = local.wake_phrase or default_wake_phrase(self.settings.conversation.agent_name)
+        return WakeListener(
+            WakePhrase(phrase), self._local.stt, self.engines.vad,
+            turn=self.session_config.turn, level_dbfs=local.answer_level_dbfs, clock=self.clock,
+        )  # fmt: skip
 
     def loopback_sip(self, sinks: SinkFactory) -> SipListener:
         """A SIP line on a free loopback port, not registered, open to any local caller at any

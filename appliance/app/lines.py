@@ -21,9 +21,17 @@ from appliance.telephony.twilio.whispers import Handoffs, Whispers
 from appliance.web.twilio import TwilioEndpoints
 
 if TYPE_CHECKING:
+    from appliance.telephony.local.button import GpioButton
     from appliance.telephony.local.device import SoundCard
 
-__all__ = ["TwilioLine", "admission_from", "sip_config", "speakerphone", "twilio_line"]
+__all__ = [
+    "TwilioLine",
+    "admission_from",
+    "gpio_button",
+    "sip_config",
+    "speakerphone",
+    "twilio_line",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -160,3 +168,11 @@ def speakerphone(local: LocalSettings) -> SoundCard:
     return SoundCard(
         local.device, rate=local.sample_rate, echo=echo, latency=local.latency_ms / 1000
     )
+
+
+def gpio_button(local: LocalSettings) -> GpioButton:
+    """The speakerphone's push button (LOCAL_BUTTON), not yet opened; raises ButtonError when
+    LOCAL_BUTTON is not CHIP:LINE."""
+    from appliance.telephony.local.button import ButtonPin, GpioButton  # noqa: PLC0415
+
+    return GpioButton(ButtonPin.parse(local.button))
