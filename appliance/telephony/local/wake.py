@@ -57,6 +57,9 @@ SIMILARITY = 0.8
 """The least difflib ratio between the phrase and the words heard that counts as the phrase."""
 _LONGEST_MS = 8_000
 """An utterance is cut here: the phrase comes first, and a longer one costs seconds of CPU."""
+_LOUD_MS = 120
+"""Sound over the level this long wakes the detector: shorter than `sound`'s 300 ms, because a
+short phrase ("hey Tess") may have no 300 ms without a dip; a cough costs only a second of VAD."""
 _ONSET_WITHIN_MS = 2_000
 """After the ring, speech must begin this soon; otherwise it was a noise, not a person."""
 _PER_MINUTE = 12
@@ -153,6 +156,7 @@ class WakeListener:
         self._vad = vad
         self._turn = replace(turn or TurnConfig(), max_turn_ms=_LONGEST_MS)
         self._level = level_dbfs
+        self._per_minute = per_minute
         self._budget = _Budget(clock or LoopClock(), per_minute)
         self.transcribed = 0
         """Utterances transcribed while idle."""
@@ -172,7 +176,7 @@ class WakeListener:
                 continue
             if not self._budget.take():
                 self.skipped += 1
-                _log.debug("speech at the box not transcribed: over %d a minute", _PER_MINUTE)
+                _log.debug("speech at the box not transcribed: over %d a minute", self._per_minute)
                 continue
             meanwhile = Doorbell(loop, level_dbfs=0.0, keep_ms=_MEANWHILE_MS)
             card.connect(meanwhile)
@@ -185,13 +189,15 @@ class WakeListener:
 
     async def _utterance(self, card: Microphone, loop: asyncio.AbstractEventLoop) -> bytes | None:
         """The next utterance after the room gets loud; None when it was not speech."""
-        bell = Doorbell(loop, level_dbfs=self._level)
+        bell = Doorbell(loop, level_dbfs=self._level, hold_ms=_LOUD_MS)
         card.connect(bell)
         await bell.rang.wait()
-        line = LocalLine(local_call_info("wake phrase"), CallMedia(loop))
+        # The second before the ring first (the phrase's first syllable), then the card's frames.
+        line = LocalLine(
+            local_call_info("wake phrase"), CallMedia(loop, inbound_frames=100),
+            heard_before=bell.heard(),
+        )  # fmt: skip
         card.connect(line.media)
-        for frame in bell.heard():  # the second before the ring: the phrase's first syllable
-            line.media.inbound.push(frame)
         try:
             return await self._first_utterance(line.listen())
         finally:
@@ -204,7 +210,8 @@ class WakeListener:
         count = 0
         async for frame in frames:
             count += 1
-            for event in endpointer.push(frame, await detector.probability(frame), count * 0.02):
+            probability = await detector.probability(frame)
+            for event in endpointer.push(frame, probability, count * FRAME_MS / 1000):
                 if isinstance(event, Ended):
                     return event.audio
                 if isinstance(event, Onset):
