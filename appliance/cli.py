@@ -560,6 +560,14 @@ def _engine_timeout(exc: BaseException) -> BaseException | None:
     return _within(exc, EngineTimeout)
 
 
+def _local_line_problem(exc: BaseException) -> BaseException | None:
+    """The speakerphone's device or button error in `exc` (they name the fix), if there is one."""
+    from appliance.telephony.local.button import ButtonError  # noqa: PLC0415
+    from appliance.telephony.local.device import SoundCardError  # noqa: PLC0415
+
+    return _within(exc, SoundCardError) or _within(exc, ButtonError)
+
+
 def _within(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
     """`exc` if it is a `kind`, else the first `kind` inside it (an exception group)."""
     if isinstance(exc, kind):
@@ -585,7 +593,9 @@ async def _serve(settings: Settings) -> int:
         print(line, file=sys.stderr, flush=True)
     try:
         await app.serve(stop)
-    except (OSError, ExceptionGroup) as exc:
+    except (OSError, RuntimeError, ExceptionGroup) as exc:
+        if (local := _local_line_problem(exc)) is not None:  # LOCAL_LINE's card or button
+            raise _NotReady(f"the speakerphone line: {local}", EXIT_USAGE) from exc
         # A port taken between the check before loading and now (another program was quicker).
         failed = _within(exc, OSError)
         if not isinstance(failed, OSError) or failed.errno not in _BIND_ERRORS:

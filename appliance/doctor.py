@@ -292,7 +292,7 @@ def _denied_fix(port: _Port) -> str:
 def serve_blockers(settings: Settings) -> list[str]:
     """Why `appliance serve` could not listen, one line each naming the fix (empty: it can).
     Asked before the models load, so that a port in use costs a second, not a minute."""
-    problems = []
+    problems = _local_line_blockers(settings)
     for port in _ports(settings):
         held = _holder(port)
         if held is None:
@@ -311,6 +311,28 @@ def serve_blockers(settings: Settings) -> list[str]:
             problems.append(
                 f"the {port.name} {port.where} is in use by another program; {_taken_fix(port)}"
             )
+    return problems
+
+
+def _local_line_blockers(settings: Settings) -> list[str]:
+    """With LOCAL_LINE: the sound device and the push button, each found and opened (a second),
+    so that a wrong LOCAL_AUDIO_DEVICE or LOCAL_BUTTON is said before the models load."""
+    local = settings.local
+    if not local.local_line:
+        return []
+    from appliance.telephony.local.button import ButtonError, ButtonPin, GpioButton  # noqa: PLC0415
+    from appliance.telephony.local.device import SoundCardError, find_device  # noqa: PLC0415
+
+    problems = []
+    try:
+        find_device(local.device)
+    except SoundCardError as exc:
+        problems.append(f"the speakerphone line (LOCAL_LINE): {exc}")
+    if local.answer == "button":
+        try:
+            GpioButton(ButtonPin.parse(local.button)).open().close()
+        except ButtonError as exc:
+            problems.append(f"the speakerphone's button: {exc}")
     return problems
 
 

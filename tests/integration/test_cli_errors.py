@@ -82,6 +82,21 @@ def test_serve_with_its_web_port_taken_says_so_before_loading_models(
     assert time.monotonic() - started < 30
 
 
+def test_serve_with_a_speakerphone_button_that_is_not_there_says_so_before_loading_models(
+    tmp_path: Path,
+) -> None:
+    env = _env(
+        tmp_path, LOCAL_LINE="true", LOCAL_ANSWER="button", LOCAL_BUTTON="/dev/gpiochip97:17",
+        LOCAL_AUDIO_DEVICE="no-such-card",
+    )  # fmt: skip
+    done = _appliance("serve", env=env)
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("appliance serve:")]
+    assert any("no sound device 'no-such-card'" in line for line in lines), done.stderr
+    assert any("no GPIO chip /dev/gpiochip97" in line for line in lines), done.stderr
+    assert "Loading models" not in done.stderr and "Traceback" not in done.stderr
+
+
 def test_serve_with_its_sip_port_taken_says_so(tmp_path: Path) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
