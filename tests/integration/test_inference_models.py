@@ -17,6 +17,7 @@ from appliance.audio.wav import decode_wav
 from appliance.engines.llm.llama import LlamaLanguageModel
 from appliance.engines.stt.whisper import WhisperSpeechToText
 from appliance.engines.tts.piper import PiperTextToSpeech
+from appliance.harness.wer import wer
 from appliance.inference.server import InferencePorts, InferenceServer
 from tests.conftest import AUDIO
 
@@ -109,4 +110,6 @@ async def test_piper_speaks_and_whisper_hears_it_back(sdk: openai.AsyncOpenAI) -
     heard = await sdk.audio.transcriptions.create(
         model="whisper-1", file=("spoken.wav", spoken, "audio/wav"), response_format="text"
     )
-    assert "paris" in heard.lower() and "sunny" in heard.lower()
+    # piper's voice varies from run to run (its noise is not seeded); tiny.en once heard "pairs
+    # of" for "Paris is": a word or two of seven may go.
+    assert wer("The weather in Paris is sunny today.", heard) <= 0.3, heard
