@@ -204,13 +204,9 @@ async def _converse(
 
     card = SoundCard("pulse", echo=EchoCanceller(tail_ms=200) if echo else None)
     await asyncio.to_thread(card.open)
-    # A box that has been on: its canceller has heard the agent before (the first seconds of a
-    # cold one leak, see the README). 10 s: with 6, the reply's first words still leaked
-    # through on a loaded machine once in about eight runs (the canceller's per-second ERLE
-    # passes 40 dB only after 5-6 s of speech).
-    warm_up = _Speech(agent_voice()[16_000 * 6 : 16_000 * 16].astype("<i2").tobytes())
+    warm_up = _Speech(agent_voice()[16_000 * 10 : 16_000 * 16].astype("<i2").tobytes())
     card.connect(warm_up)
-    await asyncio.wait_for(warm_up.done.wait(), 25)
+    await asyncio.wait_for(warm_up.done.wait(), 20)
     async with asyncio.timeout(5):  # and its echo has died away: the room is quiet
         while not warm_up.quiet():
             await warm_up.more.wait()
