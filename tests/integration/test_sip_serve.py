@@ -13,19 +13,10 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT
+from tests.support.serving import wait_for_line
 from tests.support.sip import SIP_FIXTURES, free_port, run_sipp
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.models]
-
-
-async def _wait_for_line(stream: asyncio.StreamReader, text: str, seen: list[str]) -> None:
-    while True:
-        line = (await stream.readline()).decode(errors="replace")
-        if not line:
-            raise AssertionError(f"serve ended before logging {text!r}:\n{''.join(seen)}")
-        seen.append(line)
-        if text in line:
-            return
 
 
 async def test_sigterm_hangs_up_with_bye_and_destroys_pjsua_cleanly(
@@ -54,7 +45,7 @@ async def test_sigterm_hangs_up_with_bye_and_destroys_pjsua_cleanly(
     assert serve.stderr is not None and serve.stdout is not None
     log: list[str] = []
     try:
-        await asyncio.wait_for(_wait_for_line(serve.stderr, "ready for calls on", log), 120)
+        await asyncio.wait_for(wait_for_line(serve.stderr, "ready for calls on", log), 120)
         assert "sip" in log[-1], log[-1]
         async with httpx.AsyncClient() as http:  # the status page sees the SIP line listening
             health = await http.get(f"http://127.0.0.1:{web_port}/healthz")
@@ -63,7 +54,7 @@ async def test_sigterm_hangs_up_with_bye_and_destroys_pjsua_cleanly(
             run_sipp(port, "-m", "1", scenario=str(SIP_FIXTURES / "wait_bye.xml"),
                      work_dir=tmp_path, limit_s=60)
         )  # fmt: skip
-        await asyncio.wait_for(_wait_for_line(serve.stderr, "call answered on sip", log), 30)
+        await asyncio.wait_for(wait_for_line(serve.stderr, "call answered on sip", log), 30)
         await asyncio.sleep(1.0)  # the greeting is playing
         serve.send_signal(signal.SIGTERM)
         run = await asyncio.wait_for(caller, 30)

@@ -25,6 +25,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.support.ports import free_port
+from tests.support.serving import wait_for_line
 
 pytestmark = [pytest.mark.slow, pytest.mark.models, pytest.mark.timeout(600)]
 
@@ -55,16 +56,6 @@ def test_the_walkthrough_is_where_the_test_expects_it() -> None:
     assert ["calls", "list"] in commands and ["calls", "show", EXAMPLE_ID] in commands
 
 
-async def _wait_for_line(stream: asyncio.StreamReader, text: str, seen: list[str]) -> None:
-    while True:
-        line = (await stream.readline()).decode(errors="replace")
-        if not line:
-            raise AssertionError(f"serve ended before logging {text!r}:\n{''.join(seen)}")
-        seen.append(line)
-        if text in line:
-            return
-
-
 async def _appliance(
     *args: str, env: dict[str, str], cwd: Path
 ) -> subprocess.CompletedProcess[str]:
@@ -91,7 +82,7 @@ async def _serve(env: dict[str, str], cwd: Path) -> tuple[asyncio.subprocess.Pro
     assert serve.stderr is not None
     log: list[str] = []
     try:
-        await asyncio.wait_for(_wait_for_line(serve.stderr, "ready for calls on", log), 180)
+        await asyncio.wait_for(wait_for_line(serve.stderr, "ready for calls on", log), 180)
     except BaseException:
         serve.kill()
         await serve.wait()
