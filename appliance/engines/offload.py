@@ -51,6 +51,9 @@ class Offloader:
         self._timeout = timeout
         self._metrics = metrics
         self._worker = Worker(f"engine-{name}", threads=threads)
+        if metrics is not None:
+            # Read when scraped: a queue that builds up is the sign of too many calls at once.
+            metrics.engine_queue_depth.labels(name).set_function(lambda: self.queued)
 
     def start(self) -> None:
         """Start the worker thread(s); again does nothing."""

@@ -46,6 +46,12 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.engine_queue_depth = Gauge(
+            "tel3sis_engine_queue_depth",
+            "Calls waiting for each engine's worker, behind the one it runs",
+            ["engine"],
+            registry=r,
+        )
         self.engine_rtf = Histogram(
             "tel3sis_engine_real_time_factor",
             "Processing time over audio duration (below 1 is faster than real time)",

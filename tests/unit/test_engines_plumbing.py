@@ -89,6 +89,34 @@ async def test_a_slow_call_times_out_and_the_worker_recovers() -> None:
     assert count == 3
 
 
+async def test_the_queue_depth_of_each_engine_is_a_metric() -> None:
+    metrics = Metrics()
+    worker = Offloader("busy", metrics=metrics)
+    worker.start()
+    release = threading.Event()
+    started = threading.Event()
+
+    def hold() -> None:
+        started.set()
+        release.wait(5.0)
+
+    def depth() -> float | None:
+        return metrics.registry.get_sample_value("tel3sis_engine_queue_depth", {"engine": "busy"})
+
+    try:
+        running = asyncio.create_task(worker.run(hold))
+        await asyncio.to_thread(started.wait, 5.0)
+        waiting = [asyncio.create_task(worker.run(lambda: None)) for _ in range(2)]
+        await asyncio.sleep(0)  # the two tasks hand their jobs to the worker
+        assert depth() == 2
+        release.set()
+        await asyncio.gather(running, *waiting)
+        assert depth() == 0
+    finally:
+        release.set()
+        await worker.aclose(2)
+
+
 async def test_errors_cross_back_to_the_caller() -> None:
     worker = Offloader("err")
     worker.start()
