@@ -49,7 +49,7 @@ from appliance.observability.metrics import Metrics
 from appliance.observability.systemd import ServiceNotifier
 from appliance.safety.screen import SafetyScreen
 from appliance.settings import ConversationSettings, LocalSettings, Settings, TwilioSettings
-from appliance.telephony.calls import Admission, CallDesk
+from appliance.telephony.calls import Admission, CallDesk, default_max_calls
 from appliance.telephony.sip import SipStatus
 from appliance.telephony.twilio.streams import Observe
 from appliance.web.advertise import Advertisement
@@ -141,7 +141,11 @@ class Appliance:
         metrics = Metrics()
         assert settings.paths.models_dir is not None
         local = build_engines(
-            settings.engines, settings.paths.models_dir, metrics=metrics, clock=clock
+            settings.engines,
+            settings.paths.models_dir,
+            metrics=metrics,
+            clock=clock,
+            calls=settings.calls.max_concurrent_calls or default_max_calls(),
         )
         records = build_records(
             settings, clock=clock, metrics=metrics, llm=local.job_llm, embedder=local.embedder

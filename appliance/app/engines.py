@@ -163,9 +163,10 @@ class LocalEngines:
 
 
 def build_engines(
-    eng: EngineSettings, models_dir: Path, *, metrics: Metrics, clock: Clock
+    eng: EngineSettings, models_dir: Path, *, metrics: Metrics, clock: Clock, calls: int = 1
 ) -> LocalEngines:
-    """The engines from settings, each on its own worker; loads nothing yet."""
+    """The engines from settings, each on its own worker; loads nothing yet. `calls`: how many
+    calls at once they serve (the model keeps each one's cache)."""
     store = ModelStore(models_dir, Manifest.load())
 
     def worker(name: str) -> Offloader:
@@ -189,6 +190,7 @@ def build_engines(
         max_tokens=eng.llm_max_tokens,
         temperature=eng.llm_temperature,
         seed=eng.llm_seed,
+        kept_conversations=calls,
     )
     tts = PiperTextToSpeech(
         weights_file(store, eng.tts_voice, ".onnx"),
@@ -241,7 +243,9 @@ def build_engines(
         embedder=embedder,
         workers=workers,
         chains=chains,
-        job_llm=FallbackLanguageModel([Option(llm, _JOB_BUDGET_S, breaker())], metrics=metrics),
+        job_llm=FallbackLanguageModel(
+            [Option(llm.in_background(), _JOB_BUDGET_S, breaker())], metrics=metrics
+        ),
         api=remote,
         cloud=cloud,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -126,3 +127,65 @@ async def test_the_opening_comes_back_after_another_prompt_took_the_cache(
     assert llama.last_prompt.evaluated > 60  # the summary's prompt replaced the opening's
     assert await reply(asked) == first
     assert llama.last_prompt.evaluated < 20  # only the caller's words, not the persona again
+
+
+async def _reply(llama: LlamaLanguageModel, messages: list[Message]) -> str:
+    outputs = [o async for o in llama.stream(messages)]
+    return "".join(o.text for o in outputs if isinstance(o, TextDelta))
+
+
+async def test_a_call_keeps_its_cache_while_another_call_takes_a_turn(
+    llama: LlamaLanguageModel,
+) -> None:
+    # Calls at once share the model: without each call's own cache, a call's turn after
+    # another's evaluated its whole conversation again (seconds with the 1.5B on two cores).
+    persona = Persona.load(agent_name="Tess", business_name="TEL3SIS")
+    opening = [Message("system", persona.system_prompt), Message("assistant", persona.greeting)]
+    await llama.warm_up(opening)
+    opening_tokens = llama.last_prompt.tokens
+    a = [
+        *opening,
+        Message("user", "Hi, I booked a check-up for my daughter last week and need to move it."),
+    ]
+    a.append(Message("assistant", await _reply(llama, a)))
+    await _reply(llama, [*opening, Message("user", "What time do you open tomorrow?")])
+    a.append(Message("user", "Is Friday morning free?"))
+    await _reply(llama, a)
+    assert llama.last_prompt.tokens - opening_tokens > 40  # all of A's turns, had it been lost
+    assert llama.last_prompt.evaluated < 25, llama.last_prompt  # only its new words
+
+
+async def test_a_reply_gives_the_model_up_at_a_sentence_end_to_another_calls_turn(
+    llama: LlamaLanguageModel,
+) -> None:
+    # A caller must not wait for another caller's whole reply: the reply in progress stops at
+    # its sentence's end, the waiting turn gets the model, and the reply goes on after it.
+    system = Message("system", "You are a phone assistant. Answer in three short sentences.")
+    long = [system, Message("user", "Tell me about the sea.")]
+    short = [system, Message("user", "What is two plus two?")]
+    alone = await _reply(llama, long)
+    assert sum(alone.count(end) for end in ".!?") >= 2, alone
+    short_alone = await _reply(llama, short)
+
+    heard: list[tuple[str, str]] = []
+    other: asyncio.Task[None] | None = None
+
+    async def second_caller() -> None:
+        async for output in llama.stream(short):
+            if isinstance(output, TextDelta):
+                heard.append(("short", output.text))  # noqa: PERF401 - as each arrives
+
+    async for output in llama.stream(long):
+        if isinstance(output, TextDelta):
+            heard.append(("long", output.text))
+            other = other or asyncio.create_task(second_caller())
+    assert other is not None
+    await other
+
+    said = {who: "".join(text for w, text in heard if w == who) for who in ("long", "short")}
+    assert said == {"long": alone, "short": short_alone}  # greedy: the same words, paused or not
+    first_short = next(i for i, (who, _) in enumerate(heard) if who == "short")
+    last_long = max(i for i, (who, _) in enumerate(heard) if who == "long")
+    assert first_short < last_long, heard  # the waiting turn came before the reply's end
+    before = "".join(text for who, text in heard[:first_short] if who == "long")
+    assert before.rstrip()[-1] in ".!?", before  # ...at a sentence's end

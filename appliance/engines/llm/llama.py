@@ -10,6 +10,13 @@ prompt; each turn's prompt extends the previous one (same system prompt, same to
 history), so only the new tokens are evaluated. `last_prompt` reports both counts (for a routed
 answer, the tokens evaluated for the action and for the answer together); `warm_up` evaluates the
 system prompt before the first call.
+
+Calls at once share the one model, so each keeps its own cache: when another conversation's
+prompt is about to take llama.cpp's cache, the state of the one in it is saved (`_Kept`), and put
+back when its next turn comes, so a turn evaluates only its own new words whichever call went
+before it. And a reply gives the model up at the end of a sentence when another call's turn is
+waiting for it, and goes on after that turn's first sentence (`_Paused`): a caller waits for
+another's first sentence at most, never for a whole reply.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from typing import Any
 
 from appliance.conversation.ports import (
     EngineError,
+    LanguageModel,
     LlmOutput,
     Message,
     TextDelta,
@@ -36,6 +44,8 @@ __all__ = ["LlamaLanguageModel", "PromptStats"]
 
 _STOP = ["<|im_end|>", "<|endoftext|>", "<tool_call>", "</tool_call>"]
 _ARGUMENT_TOKENS = 128
+_SENTENCE_ENDS = ".!?"
+"""Where a reply may give the model up to another call's turn."""
 _NOT_WORDS = (b"{", b"[", b"<", b"`")
 """What a spoken reply may not open with: having chosen `speak`, the 0.5B, given only the bare
 persona, wrote the action out as JSON (`{"name": "speak", "description": "Say ...`) for 5 of 6
@@ -82,9 +92,12 @@ class LlamaLanguageModel:
         max_tokens: int = 160,
         temperature: float = 0.3,
         seed: int = -1,
+        kept_conversations: int = 4,
     ) -> None:
         """`seed`: llama.cpp's sampling seed; -1 draws a random one (and so does 0, in
-        llama-cpp-python), any other fixes the samples (tests use one)."""
+        llama-cpp-python), any other fixes the samples (tests use one). `kept_conversations`:
+        how many conversations' caches are saved beside the one in llama.cpp (each tens of MB:
+        the number of calls at once is enough)."""
         self.name = name
         self._path = model_path
         self._offload = offloader
@@ -99,6 +112,11 @@ class LlamaLanguageModel:
         self._spellings: dict[str, list[int]] = {}
         self._not_words: Any = None
         self._opening: _Snapshot | None = None
+        self._kept = _Kept(kept_conversations)
+        self._waiting: set[object] = set()
+        """Calls' turns (and paused replies) queued for the model: a reply that sees one gives
+        the model up at its next sentence's end. Added on the loop, removed on the worker (a
+        set's add and discard are atomic under the GIL)."""
         self.last_prompt = PromptStats(0, 0)
         self.last_action: str | None = None
         """What the last answer did: `speak` or a tool's name; None with no tools offered, or
@@ -157,16 +175,44 @@ class LlamaLanguageModel:
     def stream(
         self, messages: Sequence[Message], tools: Sequence[ToolSpec] = ()
     ) -> AsyncIterator[LlmOutput]:
-        return self._stream(list(messages), list(tools))
+        return self._stream(list(messages), list(tools), background=False)
+
+    def in_background(self) -> LanguageModel:
+        """The same model for work no caller waits on (a post-call summary): its replies give
+        the model up at every sentence's end while a call's turn waits, and no call's reply
+        ever waits for one of its sentences."""
+        return _Background(self)
 
     async def _stream(
-        self, messages: list[Message], tools: list[ToolSpec]
+        self, messages: list[Message], tools: list[ToolSpec], *, background: bool
     ) -> AsyncIterator[LlmOutput]:
         await self.load()
-        # A short buffer: when the reply holds the model back (while the first sentence is
-        # synthesized), generation pauses within a couple of tokens and frees the cores.
-        async for output in self._offload.stream(lambda: self._generate(messages, tools), buffer=2):
-            yield output
+        paused: _Paused | None = None
+        while True:
+            ticket = object()
+            if not background:
+                self._waiting.add(ticket)
+
+            def produce(
+                ticket: object = ticket, paused: _Paused | None = paused
+            ) -> Iterator[LlmOutput | _Paused]:
+                self._waiting.discard(ticket)
+                return self._generate(messages, tools, paused)
+
+            paused = None
+            try:
+                # A short buffer: when the reply holds the model back (while the first sentence
+                # is synthesized), generation pauses within a couple of tokens and frees the cores.
+                async for output in self._offload.stream(produce, buffer=2):
+                    if isinstance(output, _Paused):
+                        paused = output
+                    else:
+                        yield output
+            finally:
+                self._waiting.discard(ticket)  # never started (the caller went on, or barged in)
+            if paused is None:
+                return
+            # Behind the turn that waited (the worker's queue is first come, first served).
 
     def _tokens(
         self, messages: Sequence[Message], tools: Sequence[ToolSpec], suffix: str = ""
@@ -178,12 +224,21 @@ class LlamaLanguageModel:
         tokens: list[int] = self._llama.tokenize(
             (rendered + suffix).encode(), add_bos=False, special=True
         )
-        reused = _shared(self._llama.input_ids[: self._llama.n_tokens].tolist(), tokens)
+        llama = self._llama
+        cached = llama.input_ids[: llama.n_tokens].tolist()
+        reused = _shared(cached, tokens)
         opening = self._opening
-        if opening is not None and _shared(opening.tokens, tokens) > reused:
-            # Another prompt (a post-call summary) took the cache: put the opening's back.
-            opening.restore(self._llama)
-            reused = _shared(opening.tokens, tokens)
+        if opening is not None and reused <= len(opening.tokens) < len(cached):
+            # Another conversation's prompt (another call's, or a summary's) is about to take
+            # the cache: keep this one's for its next turn.
+            self._kept.add(_Snapshot.take(llama), same_beyond=len(opening.tokens))
+        saved = [s for s in (opening, *self._kept.snapshots) if s is not None]
+        best = max(saved, key=lambda s: _shared(s.tokens, tokens), default=None)
+        if best is not None and _shared(best.tokens, tokens) > reused:
+            # Put back the opening (after a summary) or this conversation's own cache.
+            best.restore(llama)
+            self._kept.used(best)
+            reused = _shared(best.tokens, tokens)
         # llama.cpp re-evaluates at least the last prompt token to get fresh logits.
         self.last_prompt = PromptStats(
             tokens=len(tokens), evaluated=len(tokens) - min(reused, len(tokens) - 1)
@@ -194,8 +249,17 @@ class LlamaLanguageModel:
             )
         return tokens
 
-    def _generate(self, messages: list[Message], tools: list[ToolSpec]) -> Iterator[LlmOutput]:
-        """Runs on the worker thread: the action first when tools are offered, then its output."""
+    def _generate(
+        self,
+        messages: list[Message],
+        tools: list[ToolSpec],
+        paused: _Paused | None,
+    ) -> Iterator[LlmOutput | _Paused]:
+        """Runs on the worker thread: the action first when tools are offered, then its output;
+        or the rest of a reply that was `paused`."""
+        if paused is not None:
+            yield from self._speak(messages, tools, paused)
+            return
         self.last_action = None
         if not tools:
             yield from self._speak(messages, tools)
@@ -268,34 +332,49 @@ class LlamaLanguageModel:
         return float(llama_get_logits_ith(self._llama.ctx, -1)[token])
 
     def _speak(
-        self, messages: list[Message], tools: list[ToolSpec]
-    ) -> Generator[TextDelta, None, bool]:
+        self,
+        messages: list[Message],
+        tools: list[ToolSpec],
+        paused: _Paused | None = None,
+    ) -> Generator[TextDelta | _Paused, None, bool]:
         """The reply in words, from the plain assistant header (so the action's tokens are not
-        in the cache's way next turn), streamed as generated; returns whether it said anything."""
+        in the cache's way next turn), streamed as generated; returns whether it said anything.
+
+        At a sentence's end, when another call's turn waits for the model, it stops with
+        `_Paused`: what it has said, from which it is continued (the words said so far as the
+        prompt's tail, most of it still in the cache)."""
         from llama_cpp import LogitsProcessorList  # noqa: PLC0415 - loaded with the model
 
-        tokens = self._tokens(messages, tools)
+        earlier = paused or _Paused("", 0)
+        tokens = self._tokens(messages, tools, suffix=earlier.said)
         completion = self._llama.create_completion(
             tokens,
-            max_tokens=self._max_tokens,
+            max_tokens=max(1, self._max_tokens - earlier.tokens),
             temperature=self._temperature,
             stream=True,
             # Having chosen to speak, a model that starts a call anyway is cut off there
             # rather than reading its JSON aloud (llama.cpp holds back a partial stop string).
             stop=_STOP,
             # ...and one that starts writing JSON or markup instead of words is kept to words.
-            logits_processor=LogitsProcessorList([_words_first(len(tokens), self._not_words)]),
+            logits_processor=None
+            if paused
+            else LogitsProcessorList([_words_first(len(tokens), self._not_words)]),
         )
-        said = False
+        said, generated = earlier.said, earlier.tokens
         try:
             for chunk in completion:
+                generated += 1
                 text = chunk["choices"][0]["text"]
-                if text:
-                    said = True
-                    yield TextDelta(text)
+                if not text:
+                    continue
+                said += text
+                yield TextDelta(text)
+                if self._waiting and text.strip() and said.rstrip()[-1] in _SENTENCE_ENDS:
+                    yield _Paused(said, generated)
+                    return True
         finally:
             completion.close()
-        return said
+        return bool(said)
 
     def _call(self, messages: list[Message], tools: list[ToolSpec], tool: ToolSpec) -> ToolCall:
         """Stage 2: the chosen tool's arguments under its JSON Schema."""
@@ -331,6 +410,28 @@ class LlamaLanguageModel:
         return grammar
 
 
+@dataclass(frozen=True, slots=True)
+class _Paused:
+    """A reply that gave the model up at a sentence's end: what it has said so far, and how
+    many tokens that took (counted against the reply's `max_tokens`)."""
+
+    said: str
+    tokens: int
+
+
+class _Background:
+    """`LlamaLanguageModel.in_background()`: its streams never make a call's reply pause."""
+
+    def __init__(self, model: LlamaLanguageModel) -> None:
+        self.name = model.name
+        self.model = model
+
+    def stream(
+        self, messages: Sequence[Message], tools: Sequence[ToolSpec] = ()
+    ) -> AsyncIterator[LlmOutput]:
+        return self.model._stream(list(messages), list(tools), background=True)
+
+
 def _shared(cached: Sequence[int], tokens: Sequence[int]) -> int:
     """How many leading tokens `tokens` has in common with `cached`."""
     shared = 0
@@ -341,19 +442,23 @@ def _shared(cached: Sequence[int], tokens: Sequence[int]) -> int:
     return shared
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class _Snapshot:
-    """llama.cpp's state (its KV cache) after the conversation's opening was evaluated.
+    """llama.cpp's state (its KV cache) after a prompt: every conversation's opening, or a
+    call's conversation set aside while another call's turn takes the cache.
 
     A post-call summary evaluates another prompt in the same cache; without this, the next
     caller's first turn (or the warm-up after the jobs) evaluated the whole system prompt and
-    tools again: about 1400 tokens, 20-30 s for the 1.5B on two cores. Restoring is a copy of
-    the cache's used cells (tens of MB). Only llama.cpp's own state is kept: llama-cpp-python's
-    `save_state` also copies its logits buffer, 300 MB for a 150k-token vocabulary.
+    tools again: about 1400 tokens, 20-30 s for the 1.5B on two cores. Taking and restoring
+    are each one copy of the cache's used cells (tens of MB). Only llama.cpp's own state is
+    kept: llama-cpp-python's `save_state` also copies its logits buffer, 300 MB for a
+    150k-token vocabulary.
     """
 
     tokens: tuple[int, ...]
-    state: bytes
+    state: Any
+    """The state as llama.cpp wrote it: a ctypes byte array, given back to it as it is."""
+    size: int
 
     @classmethod
     def take(cls, llama: Any) -> _Snapshot:
@@ -364,18 +469,39 @@ class _Snapshot:
         size = llama_state_get_size(llama.ctx)
         buffer = (ctypes.c_uint8 * size)()
         written = llama_state_get_data(llama.ctx, buffer, size)
-        return cls(tuple(llama.input_ids[: llama.n_tokens].tolist()), bytes(buffer)[:written])
+        return cls(tuple(llama.input_ids[: llama.n_tokens].tolist()), buffer, written)
 
     def restore(self, llama: Any) -> None:
-        import ctypes  # noqa: PLC0415
-
         from llama_cpp import llama_state_set_data  # noqa: PLC0415
 
-        buffer = (ctypes.c_uint8 * len(self.state)).from_buffer_copy(self.state)
-        if llama_state_set_data(llama.ctx, buffer, len(self.state)) != len(self.state):
-            raise EngineError("llama.cpp refused the saved state of the opening prompt")
+        if llama_state_set_data(llama.ctx, self.state, self.size) != self.size:
+            raise EngineError("llama.cpp refused a saved state of its cache")
         llama.input_ids[: len(self.tokens)] = self.tokens
         llama.n_tokens = len(self.tokens)
+
+
+class _Kept:
+    """The saved caches of the conversations not in llama.cpp's, the most recently used last;
+    at most `limit` (the oldest is dropped)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self.snapshots: list[_Snapshot] = []
+
+    def add(self, snapshot: _Snapshot, *, same_beyond: int) -> None:
+        """Keep `snapshot`, in place of any earlier state of its conversation (one sharing more
+        than `same_beyond` tokens with it: more than the opening every call shares)."""
+        self.snapshots = [
+            s for s in self.snapshots if _shared(s.tokens, snapshot.tokens) <= same_beyond
+        ]
+        self.snapshots.append(snapshot)
+        while len(self.snapshots) > self._limit:
+            self.snapshots.pop(0)
+
+    def used(self, snapshot: _Snapshot) -> None:
+        if snapshot in self.snapshots:
+            self.snapshots.remove(snapshot)
+            self.snapshots.append(snapshot)
 
 
 def _tokens_opening_with(llama: Any, openings: tuple[bytes, ...]) -> Any:
