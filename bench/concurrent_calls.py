@@ -43,6 +43,10 @@ def _steps() -> list[Step]:
     return [*(Speak(load_wav(path).pcm, label=path.name) for path in CARDS), HangUp()]
 
 
+_STAGES = ("endpoint", "stt", "llm_first_token", "first_sentence", "tts_first_audio")
+"""The turn's stages whose medians each row also reports (where a turn's time went)."""
+
+
 def _p95(values: Sequence[float]) -> float:
     return statistics.quantiles(values, n=20)[-1] if len(values) > 1 else values[0]
 
@@ -69,6 +73,7 @@ async def run(sizes: Sequence[int], rounds: int) -> dict[str, dict[str, float | 
             for n in sizes:
                 ear: list[float] = []
                 turns: list[float] = []
+                stages: dict[str, list[float]] = {stage: [] for stage in _STAGES}
                 unanswered = 0
                 started = time.monotonic()
                 for round_ in range(rounds):
@@ -80,6 +85,10 @@ async def run(sizes: Sequence[int], rounds: int) -> dict[str, dict[str, float | 
                         turns.extend(
                             t.timings_ms["turn"] for t in report.turns if "turn" in t.timings_ms
                         )
+                        for stage, took in stages.items():
+                            took.extend(
+                                t.timings_ms[stage] for t in report.turns if stage in t.timings_ms
+                            )
                         unanswered += max(0, len(CARDS) - len(measured))
                 rows[str(n)] = {
                     "calls": n * rounds,
@@ -90,6 +99,10 @@ async def run(sizes: Sequence[int], rounds: int) -> dict[str, dict[str, float | 
                     "turn_p50_ms": statistics.median(turns) if turns else float("nan"),
                     "turn_p95_ms": _p95(turns) if turns else float("nan"),
                     "wall_s": round(time.monotonic() - started, 1),
+                    **{
+                        f"{stage}_p50_ms": statistics.median(took) if took else float("nan")
+                        for stage, took in stages.items()
+                    },
                 }
     finally:
         await app.aclose()
@@ -111,6 +124,9 @@ def _print(rows: dict[str, dict[str, float | int]]) -> None:
             f"{row['ear_p95_ms']:>8.0f} {row['turn_p50_ms']:>9.0f} {row['turn_p95_ms']:>9.0f} "
             f"{ratio:>12}"
         )
+    for n, row in rows.items():
+        print(f"{n} at once, stage medians: " + ", ".join(
+            f"{stage} {row[f'{stage}_p50_ms']:.0f} ms" for stage in _STAGES))  # fmt: skip
     load = os.getloadavg()
     print(f"load average at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} "
           f"on {os.cpu_count()} cores")  # fmt: skip

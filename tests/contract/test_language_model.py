@@ -155,37 +155,55 @@ async def test_a_call_keeps_its_cache_while_another_call_takes_a_turn(
     assert llama.last_prompt.evaluated < 25, llama.last_prompt  # only its new words
 
 
-async def test_a_reply_gives_the_model_up_at_a_sentence_end_to_another_calls_turn(
-    llama: LlamaLanguageModel,
-) -> None:
-    # A caller must not wait for another caller's whole reply: the reply in progress stops at
-    # its sentence's end, the waiting turn gets the model, and the reply goes on after it.
-    system = Message("system", "You are a phone assistant. Answer in three short sentences.")
-    long = [system, Message("user", "Tell me about the sea.")]
-    short = [system, Message("user", "What is two plus two?")]
-    alone = await _reply(llama, long)
-    assert sum(alone.count(end) for end in ".!?") >= 2, alone
-    short_alone = await _reply(llama, short)
-
+async def _interleaved(
+    first: LanguageModel, asked: list[Message], second: LanguageModel, then: list[Message]
+) -> list[tuple[str, str]]:
+    """`first` answers `asked`; once its first words are out, `second` is asked `then`: every
+    piece of text as it arrived, each marked `first` or `second`."""
     heard: list[tuple[str, str]] = []
     other: asyncio.Task[None] | None = None
 
-    async def second_caller() -> None:
-        async for output in llama.stream(short):
+    async def ask_second() -> None:
+        async for output in second.stream(then):
             if isinstance(output, TextDelta):
-                heard.append(("short", output.text))  # noqa: PERF401 - as each arrives
+                heard.append(("second", output.text))  # noqa: PERF401 - as each arrives
 
-    async for output in llama.stream(long):
+    async for output in first.stream(asked):
         if isinstance(output, TextDelta):
-            heard.append(("long", output.text))
-            other = other or asyncio.create_task(second_caller())
+            heard.append(("first", output.text))
+            other = other or asyncio.create_task(ask_second())
     assert other is not None
     await other
+    return heard
 
-    said = {who: "".join(text for w, text in heard if w == who) for who in ("long", "short")}
-    assert said == {"long": alone, "short": short_alone}  # greedy: the same words, paused or not
-    first_short = next(i for i, (who, _) in enumerate(heard) if who == "short")
-    last_long = max(i for i, (who, _) in enumerate(heard) if who == "long")
-    assert first_short < last_long, heard  # the waiting turn came before the reply's end
-    before = "".join(text for who, text in heard[:first_short] if who == "long")
+
+def _said(heard: list[tuple[str, str]], who: str) -> str:
+    return "".join(text for w, text in heard if w == who)
+
+
+SHORT_SENTENCES = Message("system", "You are a phone assistant. Answer in three short sentences.")
+LONG = [SHORT_SENTENCES, Message("user", "Tell me about the sea.")]
+SHORT = [SHORT_SENTENCES, Message("user", "What is two plus two?")]
+
+
+async def test_a_summary_gives_the_model_up_to_a_call_and_never_holds_one_up(
+    llama: LlamaLanguageModel,
+) -> None:
+    # A summary started before a call came in must not make its caller wait for all of it.
+    alone = await _reply(llama, LONG)
+    assert sum(alone.count(end) for end in ".!?") >= 2, alone
+    short_alone = await _reply(llama, SHORT)
+    jobs = llama.in_background()  # as post-call summaries use it
+    during_summary = await _interleaved(jobs, LONG, llama, SHORT)
+    # Greedy decoding: the same words, paused or not.
+    assert (_said(during_summary, "first"), _said(during_summary, "second")) == (alone, short_alone)
+    first_call = next(i for i, (who, _) in enumerate(during_summary) if who == "second")
+    last_summary = max(i for i, (who, _) in enumerate(during_summary) if who == "first")
+    assert first_call < last_summary, during_summary  # the call came before the summary's end
+    before = _said(during_summary[:first_call], "first")
     assert before.rstrip()[-1] in ".!?", before  # ...at a sentence's end
+
+    during_call = await _interleaved(llama, LONG, jobs, SHORT)
+    whose = [who for who, _ in during_call]
+    assert whose == sorted(whose), during_call  # the call's whole reply, then the summary's
+    assert _said(during_call, "first") == alone

@@ -14,9 +14,10 @@ system prompt before the first call.
 Calls at once share the one model, so each keeps its own cache: when another conversation's
 prompt is about to take llama.cpp's cache, the state of the one in it is saved (`_Kept`), and put
 back when its next turn comes, so a turn evaluates only its own new words whichever call went
-before it. And a reply gives the model up at the end of a sentence when another call's turn is
-waiting for it, and goes on after that turn's first sentence (`_Paused`): a caller waits for
-another's first sentence at most, never for a whole reply.
+before it. Work no caller waits on (a post-call summary, `in_background`) gives the model up at a
+sentence's end when a call's turn waits for it, and goes on after it (`_Paused`). A call's reply
+never gives it up to another call's: tried, the pauses left gaps in the replies that callers took
+for their turn, and three calls at once answered later (README, "Calls at once").
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ __all__ = ["LlamaLanguageModel", "PromptStats"]
 _STOP = ["<|im_end|>", "<|endoftext|>", "<tool_call>", "</tool_call>"]
 _ARGUMENT_TOKENS = 128
 _SENTENCE_ENDS = ".!?"
-"""Where a reply may give the model up to another call's turn."""
+"""Where background work may give the model up to a call's turn."""
 _NOT_WORDS = (b"{", b"[", b"<", b"`")
 """What a spoken reply may not open with: having chosen `speak`, the 0.5B, given only the bare
 persona, wrote the action out as JSON (`{"name": "speak", "description": "Say ...`) for 5 of 6
@@ -114,9 +115,9 @@ class LlamaLanguageModel:
         self._opening: _Snapshot | None = None
         self._kept = _Kept(kept_conversations)
         self._waiting: set[object] = set()
-        """Calls' turns (and paused replies) queued for the model: a reply that sees one gives
-        the model up at its next sentence's end. Added on the loop, removed on the worker (a
-        set's add and discard are atomic under the GIL)."""
+        """Calls' turns queued for the model: background work that sees one gives the model up
+        at its next sentence's end. Added on the loop, removed on the worker (a set's add and
+        discard are atomic under the GIL)."""
         self.last_prompt = PromptStats(0, 0)
         self.last_action: str | None = None
         """What the last answer did: `speak` or a tool's name; None with no tools offered, or
@@ -178,9 +179,8 @@ class LlamaLanguageModel:
         return self._stream(list(messages), list(tools), background=False)
 
     def in_background(self) -> LanguageModel:
-        """The same model for work no caller waits on (a post-call summary): its replies give
-        the model up at every sentence's end while a call's turn waits, and no call's reply
-        ever waits for one of its sentences."""
+        """The same model for work no caller waits on (a post-call summary): it gives the model
+        up at a sentence's end while a call's turn waits, and no call's reply waits for it."""
         return _Background(self)
 
     async def _stream(
@@ -197,7 +197,7 @@ class LlamaLanguageModel:
                 ticket: object = ticket, paused: _Paused | None = paused
             ) -> Iterator[LlmOutput | _Paused]:
                 self._waiting.discard(ticket)
-                return self._generate(messages, tools, paused)
+                return self._generate(messages, tools, paused, yields=background)
 
             paused = None
             try:
@@ -254,22 +254,25 @@ class LlamaLanguageModel:
         messages: list[Message],
         tools: list[ToolSpec],
         paused: _Paused | None,
+        *,
+        yields: bool,
     ) -> Iterator[LlmOutput | _Paused]:
         """Runs on the worker thread: the action first when tools are offered, then its output;
-        or the rest of a reply that was `paused`."""
+        or the rest of a reply that was `paused`. `yields`: a reply that gives the model up to
+        a call's turn (background work)."""
         if paused is not None:
-            yield from self._speak(messages, tools, paused)
+            yield from self._speak(messages, tools, paused, yields=yields)
             return
         self.last_action = None
         if not tools:
-            yield from self._speak(messages, tools)
+            yield from self._speak(messages, tools, yields=yields)
             return
         called = route.called_this_turn(messages)
         left = [tool for tool in tools if tool.name not in called]
         if messages[-1].role == "tool":
             # After a result the model's own first token decides: forced to name an action
             # there, the 0.5B named another tool every time (`route.py`).
-            spoke = yield from self._speak(messages, tools)
+            spoke = yield from self._speak(messages, tools, yields=yields)
             if spoke or not left:
                 self.last_action = route.SPEAK.name if spoke else None
                 return
@@ -279,7 +282,7 @@ class LlamaLanguageModel:
         self.last_action = action
         chosen = self.last_prompt
         if action == route.SPEAK.name:
-            deltas = self._speak(messages, tools)
+            deltas = self._speak(messages, tools, yields=yields)
             first = next(deltas, None)  # the speak prompt is evaluated with the first token
             self._add_evaluated(chosen)
             if first is not None:
@@ -336,13 +339,15 @@ class LlamaLanguageModel:
         messages: list[Message],
         tools: list[ToolSpec],
         paused: _Paused | None = None,
+        *,
+        yields: bool = False,
     ) -> Generator[TextDelta | _Paused, None, bool]:
         """The reply in words, from the plain assistant header (so the action's tokens are not
         in the cache's way next turn), streamed as generated; returns whether it said anything.
 
-        At a sentence's end, when another call's turn waits for the model, it stops with
-        `_Paused`: what it has said, from which it is continued (the words said so far as the
-        prompt's tail, most of it still in the cache)."""
+        When it `yields`, it stops at a sentence's end if a call's turn waits for the model,
+        with `_Paused`: what it has said, from which it is continued (the words said so far as
+        the prompt's tail, most of it still in the cache)."""
         from llama_cpp import LogitsProcessorList  # noqa: PLC0415 - loaded with the model
 
         earlier = paused or _Paused("", 0)
@@ -369,7 +374,8 @@ class LlamaLanguageModel:
                     continue
                 said += text
                 yield TextDelta(text)
-                if self._waiting and text.strip() and said.rstrip()[-1] in _SENTENCE_ENDS:
+                at_end = bool(text.strip()) and said.rstrip()[-1] in _SENTENCE_ENDS
+                if yields and at_end and self._waiting:
                     yield _Paused(said, generated)
                     return True
         finally:
