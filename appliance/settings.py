@@ -291,7 +291,9 @@ class CallSettings(_Section):
     max_concurrent_calls: int | None = Field(
         default=None, ge=1, validation_alias=_env("MAX_CONCURRENT_CALLS")
     )
-    """Calls beyond this get a busy signal; defaults to the CPU count less one (at least one)."""
+    """Calls beyond this get a busy signal. Unset, `serve` measures one turn's engine time at
+    start and admits as many calls as such turns fit, one after another, in `TURN_TARGET_MS`
+    (`app/capacity.py`), at least one and at most `SIP_PJSUA_MAX_CALLS` less one."""
 
 
 class SipSettings(_Section):

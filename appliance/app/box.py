@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from appliance import __version__
 from appliance.app.calendar import token_store
+from appliance.app.capacity import calls_for
 from appliance.app.engines import LocalEngines, build_engines, timed
 from appliance.app.front import FrontDesk, front_desk
 from appliance.app.inference import browse_lan, inference_server, join_lan_servers
@@ -49,7 +50,7 @@ from appliance.observability.metrics import Metrics
 from appliance.observability.systemd import ServiceNotifier
 from appliance.safety.screen import SafetyScreen
 from appliance.settings import ConversationSettings, LocalSettings, Settings, TwilioSettings
-from appliance.telephony.calls import Admission, CallDesk, default_max_calls
+from appliance.telephony.calls import Admission, CallDesk
 from appliance.telephony.sip import SipStatus
 from appliance.telephony.twilio.streams import Observe
 from appliance.web.advertise import Advertisement
@@ -145,7 +146,8 @@ class Appliance:
             settings.paths.models_dir,
             metrics=metrics,
             clock=clock,
-            calls=settings.calls.max_concurrent_calls or default_max_calls(),
+            # Unset, the calls at once are measured at start: at most what the SIP line holds.
+            calls=settings.calls.max_concurrent_calls or settings.sip.pjsua_max_calls - 1,
         )
         records = build_records(
             settings, clock=clock, metrics=metrics, llm=local.job_llm, embedder=local.embedder
@@ -186,6 +188,8 @@ class Appliance:
         if self.screen is not None:
             await timed(took, "safety", self.screen.prepare())
         await local.warm_up(self.session_config.persona, self.tools, self.phrases, took)
+        if self.settings.calls.max_concurrent_calls is None:
+            await timed(took, "capacity", self._size_admission())
         if browsing is not None:
             lan = join_lan_servers(self.settings, local, browsing, clock=self.clock)
             await timed(took, "lan inference", lan)
@@ -196,6 +200,29 @@ class Appliance:
         )
         self.ready = True
         return took
+
+    async def _size_admission(self) -> None:
+        """MAX_CONCURRENT_CALLS unset: as many calls as the engines' measured turn allows."""
+        cost = await self._local.measure_turn(self.session_config.persona, self.tools)
+        target_ms = self.settings.web.turn_target_ms
+        calls = calls_for(
+            cost, target_s=target_ms / 1000, ceiling=self.settings.sip.pjsua_max_calls - 1
+        )
+        self.desk.admission.resize(calls)
+        _log.info(
+            "calls at once: %d, sized from one turn measured on the engines: first audio in %.0f "
+            "ms, %.0f ms more for each turn at the same moment (speech to text %.0f, model %.0f "
+            "to the first sentence and %.0f to the end, voice %.0f), against the %d ms turn "
+            "target; MAX_CONCURRENT_CALLS sets it",
+            calls,
+            cost.first_audio_s * 1000,
+            cost.behind_s * 1000,
+            cost.stt_s * 1000,
+            cost.first_s * 1000,
+            cost.reply_s * 1000,
+            cost.tts_s * 1000,
+            target_ms,
+        )
 
     async def warm_opening(self) -> None:
         """Leave the language model's cache holding every call's opening (the system prompt, the

@@ -20,6 +20,7 @@ from typing import Literal
 
 import numpy as np
 
+from appliance.app.capacity import TurnCost, measure_turn
 from appliance.clock import Clock
 from appliance.conversation.persona import Persona
 from appliance.conversation.phrases import PhraseCache
@@ -149,6 +150,20 @@ class LocalEngines:
             phrases.warm(
                 persona.greeting, persona.reprompt, persona.refusal, *persona.refusals.values()
             ),
+        )
+
+    async def measure_turn(self, persona: Persona, tools: ToolRegistry) -> TurnCost:
+        """One turn's engine time on the warm local engines (`capacity.measure_turn`)."""
+        return await measure_turn(
+            self.stt,
+            self.llm,
+            self.tts,
+            audio=_warm_up_audio(),
+            opening=[
+                Message(role="system", content=persona.system_prompt),
+                Message(role="assistant", content=persona.greeting),
+            ],
+            tools=tools.specs(),
         )
 
     async def warm_opening(self, persona: Persona, tools: ToolRegistry) -> None:

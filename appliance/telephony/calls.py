@@ -20,6 +20,7 @@ and the keys they press (a recording line that passed only audio hid them; issue
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import ipaddress
 import logging
@@ -175,6 +176,12 @@ class Admission:
     @property
     def max_calls(self) -> int:
         return self._limits.max_calls
+
+    def resize(self, max_calls: int) -> None:
+        """Admit up to `max_calls` at once from now on (calls in progress are not touched)."""
+        if max_calls < 1:
+            raise ValueError(f"max_calls must be at least 1, not {max_calls}")
+        self._limits = dataclasses.replace(self._limits, max_calls=max_calls)
 
     @property
     def rate_window_s(self) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import sys
@@ -17,6 +18,14 @@ from tests.support.serving import wait_for_line
 from tests.support.sip import SIP_FIXTURES, free_port, run_sipp
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.models]
+
+_SIZED = re.compile(r"at once: (\d+), .* in (\d+) ms, (\d+) ms more .* the (\d+) ms turn target")
+
+
+def _fits(first_ms: int, behind_ms: int, target_ms: int) -> int:
+    """`capacity.calls_for` in the log's milliseconds, with the SIP line's ceiling of three."""
+    room = target_ms - first_ms
+    return max(1, min(3, 1 + room // behind_ms if room > 0 else 1))
 
 
 async def test_sigterm_hangs_up_with_bye_and_destroys_pjsua_cleanly(
@@ -47,6 +56,14 @@ async def test_sigterm_hangs_up_with_bye_and_destroys_pjsua_cleanly(
     try:
         await asyncio.wait_for(wait_for_line(serve.stderr, "ready for calls on", log), 120)
         assert "sip" in log[-1], log[-1]
+        # MAX_CONCURRENT_CALLS unset: sized from one turn measured on the engines at start.
+        sized = next(line for line in log if "calls at once: " in line)
+        found = _SIZED.search(sized)
+        assert found is not None, sized
+        calls, first_ms, behind_ms, target_ms = (int(n) for n in found.groups())
+        # The log rounds to a millisecond: either side of it may have decided.
+        assert calls in {_fits(first_ms + d, behind_ms, target_ms) for d in (-1, 0, 1)}, sized
+        assert f"(at most {calls} at once)" in log[-1], log[-1]
         async with httpx.AsyncClient() as http:  # the status page sees the SIP line listening
             health = await http.get(f"http://127.0.0.1:{web_port}/healthz")
         assert health.json()["parts"]["sip"] == "ok", health.text
