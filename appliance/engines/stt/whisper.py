@@ -127,16 +127,23 @@ class WhisperSpeechToText:
         text, confidence, no_speech, ok = self._decode(
             audio, window_s=None if not self._trim else seconds
         )
-        if not ok:
+        if not ok or (self._trim and self._doubted(no_speech, confidence)):
+            # A loop, or words it doubts are speech: the full window, whisper's own, decides
+            # (on 004.wav's "five five" the short window's doubt crossed the line on one CPU
+            # and not on another; the full window heard it on both).
             self.full_window_decodes += 1
             text, confidence, no_speech, _ = self._decode(audio, window_s=None)
         if self._metrics is not None:
             self._metrics.engine_rtf.labels(self.name).observe(
                 (time.perf_counter() - started) / seconds
             )
-        if self._drop_non_speech and no_speech > _NO_SPEECH and confidence < 0.4:
+        if self._doubted(no_speech, confidence):
             text = ""
         return Transcript(text=text, confidence=confidence, engine=self.name)
+
+    def _doubted(self, no_speech: float, confidence: float) -> bool:
+        """Whether words are dropped as not speech (room noise taken for words)."""
+        return self._drop_non_speech and no_speech > _NO_SPEECH and confidence < 0.4
 
     def _decode(
         self, audio: npt.NDArray[np.float32], *, window_s: float | None
