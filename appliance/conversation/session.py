@@ -71,6 +71,7 @@ from appliance.conversation.persona import Persona
 from appliance.conversation.phrases import PhraseCache
 from appliance.conversation.ports import (
     CallLine,
+    EndOfTurn,
     Handoff,
     Keypad,
     LanguageModel,
@@ -146,6 +147,8 @@ class Engines:
     llm: LanguageModel
     tts: TextToSpeech
     vad: VoiceActivity
+    turn: EndOfTurn | None = None
+    """Hears from the voice whether a pause ends the turn; None leaves it to the words."""
 
 
 _RECALLED = (
@@ -377,6 +380,8 @@ class CallSession:
                 self._observers.emit(CallerStoppedSpeaking(at=speech_end, speech_ms=speech_ms))
                 if self._config.speculate:
                     self._start_turn(audio, speech_end)
+                if self._engines.turn is not None:
+                    self._hear_the_end(self._engines.turn, self._carry_audio + audio)
             case Resumed():
                 if reply is not None and reply.state is ReplyState.PREPARING:
                     await self._cancel(reply)
@@ -390,6 +395,23 @@ class CallSession:
                 self._over_greeting = False
             case _:
                 assert_never(event)
+
+    def _hear_the_end(self, model: EndOfTurn, audio: bytes) -> None:
+        """Score this pause with the end-of-turn model, beside its transcription; the score
+        moves the endpoint only while the pause lasts (the caller may go on first)."""
+        assert self._tg is not None
+        pause = self._endpointer.pauses
+
+        async def score() -> None:
+            try:
+                probability = await model.complete(audio)
+            except Exception:
+                _log.exception("the end-of-turn model failed: the words alone decide")
+                self._observers.error("turn")
+                return
+            self._endpointer.sounds_complete(probability, pause=pause)
+
+        self._tg.create_task(score(), name="end-of-turn")
 
     # --- replies --------------------------------------------------------------------------------
 

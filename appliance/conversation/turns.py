@@ -4,8 +4,9 @@
 hysteresis. It reports a short pause early (`Paused`, after `pause_ms`), so the session can start
 transcribing and thinking while it waits to be sure; `Ended` comes after the silence the
 `SilencePolicy` asks for, which depends on what the caller said so far: a finished sentence ends
-the turn sooner, a trailing "and" or "um" waits longer. Time is in frames, so the machine
-behaves identically in a test and on a call.
+the turn sooner, a trailing "and" or "um" waits longer, and so does a turn whose voice an
+end-of-turn model (Smart Turn) scores as unfinished. Time is in frames, so the machine behaves
+identically in a test and on a call.
 """
 
 from __future__ import annotations
@@ -83,17 +84,35 @@ _TRAILING_PAUSE = re.compile(r"[,;:-]$")
 _TRAILING_COMPLETE = re.compile(r"[.!?]$")
 
 
+VETO_BELOW = 0.05
+"""An end-of-turn model's score under which the turn is held as unfinished, whatever the words.
+Smart Turn v3.2 on `bench/end_of_turn.py`'s 189 mid-sentence pauses and 50 finished sentences:
+below 0.1 it held 33 more pauses and made 7 finals wait (6 spoken by espeak-ng, whose flat
+voice it was not trained on, and one recorded, at 0.099); below 0.05, 22 more pauses and 4
+finals (all espeak-ng); below 0.02, 15 and 2. (shared/MODELS.md: below 0.1 on the recordings,
+it stopped 14 of 58 early cuts and held none of 9 finals.)"""
+
+
 class SilencePolicy:
-    """How much silence ends a turn, given the transcript so far (None when not yet known)."""
+    """How much silence ends a turn, given the transcript so far (None when not yet known) and
+    an end-of-turn model's score of the voice (None without one, or before it answers)."""
 
     def __init__(
-        self, base_ms: int, *, complete_factor: float = 0.7, incomplete_factor: float = 1.8
+        self,
+        base_ms: int,
+        *,
+        complete_factor: float = 0.7,
+        incomplete_factor: float = 1.8,
+        veto_below: float = VETO_BELOW,
     ):
         self.base_ms = base_ms
         self._complete = complete_factor
         self._incomplete = incomplete_factor
+        self._veto = veto_below
 
-    def endpoint_ms(self, transcript: str | None) -> int:
+    def endpoint_ms(self, transcript: str | None, complete: float | None = None) -> int:
+        if complete is not None and complete < self._veto:
+            return round(self.base_ms * self._incomplete)  # it sounds unfinished
         text = (transcript or "").strip().lower()
         if not text:
             return self.base_ms
@@ -121,6 +140,9 @@ class Endpointer:
         self._last_voiced_index = 0
         self._paused = False
         self._hint: str | None = None
+        self._complete: float | None = None
+        self.pauses = 0
+        """Pauses reported so far (`Paused` events): says which pause a late score is for."""
 
     @property
     def speaking(self) -> bool:
@@ -135,6 +157,12 @@ class Endpointer:
     def hint(self, transcript: str | None) -> None:
         """What the caller has said so far in this turn; moves the endpoint (see SilencePolicy)."""
         self._hint = transcript
+
+    def sounds_complete(self, probability: float, *, pause: int) -> None:
+        """An end-of-turn model's score of the turn up to pause number `pause`; moves the
+        endpoint while that pause lasts (a score of an earlier pause is too late: dropped)."""
+        if self._paused and pause == self.pauses:
+            self._complete = probability
 
     def push(self, frame: bytes, probability: float, at: float) -> list[TurnEvent]:
         if self._speaking:
@@ -159,7 +187,7 @@ class Endpointer:
         self._silent_frames = 0
         self._voiced_frames = len(self._audio)
         self._paused = False
-        self._hint = None
+        self._hint = self._complete = None
         self._mark_voiced(at)
         return [Onset(at=first_at)]
 
@@ -177,16 +205,17 @@ class Endpointer:
             self._mark_voiced(at)
             if self._paused:
                 self._paused = False
-                self._hint = None
+                self._hint = self._complete = None
                 events.append(Resumed(at=at))
         else:
             self._silent_frames += 1
         silence_ms = self._silent_frames * FRAME_MS
         too_long = len(self._audio) * FRAME_MS >= self._config.max_turn_ms
-        if silence_ms >= self._policy.endpoint_ms(self._hint) or too_long:
+        if silence_ms >= self._policy.endpoint_ms(self._hint, self._complete) or too_long:
             events.append(self._end())
         elif silence_ms >= self._config.pause_ms and not self._paused:
             self._paused = True
+            self.pauses += 1
             events.append(
                 Paused(
                     audio=self._speech(),
@@ -209,5 +238,5 @@ class Endpointer:
         self._speaking = False
         self._audio = []
         self._paused = False
-        self._hint = None
+        self._hint = self._complete = None
         return event

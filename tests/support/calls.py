@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from appliance.clock import LoopClock
 from appliance.conversation.persona import Persona
 from appliance.conversation.phrases import PhraseCache
-from appliance.conversation.ports import CallInfo, Message, Recall, Screen
+from appliance.conversation.ports import CallInfo, EndOfTurn, Message, Recall, Screen
 from appliance.conversation.session import CallSession, Engines, SessionConfig
 from appliance.conversation.tools import Tool, ToolPolicy, ToolRegistry
 from appliance.engines.vad.energy import EnergyVoiceActivity
@@ -80,6 +80,7 @@ def play_call(
     policy: ToolPolicy | None = None,
     info: CallInfo | None = None,
     thread_grace_s: float = 0.0,
+    turn: EndOfTurn | None = None,
 ) -> Call:
     """One call, scripted caller against scripted engines, in virtual time. A tool that does
     real work on a thread (a real server's client) needs `thread_grace_s` (see run_virtual)."""
@@ -94,7 +95,9 @@ def play_call(
         )
         if callable(tune):
             tune(fakes)
-        engines = Engines(stt=fakes.stt, llm=fakes.llm, tts=fakes.tts, vad=EnergyVoiceActivity())
+        engines = Engines(
+            stt=fakes.stt, llm=fakes.llm, tts=fakes.tts, vad=EnergyVoiceActivity(), turn=turn
+        )
         cache = phrases or PhraseCache(fakes.tts)
         sessions: list[CallSession] = []
 

@@ -207,6 +207,45 @@ def test_a_hint_ends_a_complete_turn_sooner() -> None:
     assert (ended_at + 1) * 20 == 360  # 0.7 x 500 ms, rounded up to whole frames
 
 
+def test_a_voice_that_sounds_unfinished_holds_the_turn_whatever_the_words() -> None:
+    policy = SilencePolicy(500)
+    assert policy.endpoint_ms("I'd like to book a table.", complete=0.03) == 900  # vetoed
+    assert policy.endpoint_ms("I'd like to book a table.", complete=0.5) == 350
+    assert policy.endpoint_ms(None, complete=0.01) == 900  # before the words are known
+    assert policy.endpoint_ms("I'd like to book a table for.", complete=0.99) == 900
+
+
+def _ended_after(endpointer: Endpointer, *, frames: int = 100) -> int:
+    """Silent frames pushed until the turn ends, counted from 1."""
+    return next(
+        i + 1
+        for i in range(frames)
+        if any(isinstance(e, Ended) for e in endpointer.push(silence(), 0.0, 1 + i * 0.02))
+    )
+
+
+def test_an_end_of_turn_score_counts_only_for_the_pause_it_heard() -> None:
+    endpointer = Endpointer(TurnConfig())
+    for i in range(20):
+        endpointer.push(silence(), 0.9, at=i * 0.02)
+    endpointer.sounds_complete(0.01, pause=endpointer.pauses)  # no pause yet: too early
+    for i in range(8):  # 160 ms: the first pause
+        endpointer.push(silence(), 0.0, at=1 + i * 0.02)
+    first = endpointer.pauses
+    endpointer.push(silence(), 0.9, at=2.0)  # the caller goes on
+    endpointer.sounds_complete(0.01, pause=first)  # the first pause's score comes late
+    assert _ended_after(endpointer) * 20 == 500  # dropped: the base wait
+
+    endpointer = Endpointer(TurnConfig())
+    for i in range(20):
+        endpointer.push(silence(), 0.9, at=i * 0.02)
+    for i in range(8):
+        endpointer.push(silence(), 0.0, at=1 + i * 0.02)
+    endpointer.hint("That is all.")
+    endpointer.sounds_complete(0.01, pause=endpointer.pauses)
+    assert (_ended_after(endpointer) + 8) * 20 == 900  # held, though the words sound done
+
+
 def test_a_very_long_turn_is_ended_anyway() -> None:
     events = _run([0.9] * 150, TurnConfig(max_turn_ms=2000))
     assert [type(e) for _, e in events][:2] == [Onset, Ended]

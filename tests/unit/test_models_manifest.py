@@ -63,6 +63,7 @@ def test_packaged_manifest_names_its_defaults_and_splits_packages() -> None:
         "piper-en_US-joe-medium",
         "silero-vad",
         "multilingual-e5-small-q4",
+        "smart-turn-v3.2",
     }
     qwen = manifest.get("qwen2.5-coder-0.5b-instruct")
     assert qwen.total_bytes == 491_400_064

@@ -419,3 +419,40 @@ def test_a_hang_up_during_a_reply_ends_the_turn_with_what_was_heard() -> None:
     assert (cut.heard, cut.unsaid) == ("First part.", "Second part.")
     (turn,) = call.events(TurnCompleted)
     assert (turn.transcript, turn.reply, turn.interrupted) == ("hello", "First part.", True)
+
+
+class _HearsTheEnd:
+    """An end-of-turn model that takes 60 ms and always says the same."""
+
+    name = "scripted-turn"
+
+    def __init__(self, probability: float, *, fail: bool = False) -> None:
+        self.probability = probability
+        self.fail = fail
+        self.heard: list[int] = []
+
+    async def complete(self, pcm: bytes) -> float:
+        self.heard.append(len(pcm))
+        await asyncio.sleep(0.06)
+        if self.fail:
+            raise RuntimeError("the model is broken")
+        return self.probability
+
+
+def _endpoint_ms(turn: _HearsTheEnd | None) -> float:
+    call = play_call([Speak(say("hello")), HangUp()], replies=["Hi."], turn=turn)
+    (completed,) = call.events(TurnCompleted)
+    return float(completed.timings_ms["endpoint"])
+
+
+def test_a_pause_that_sounds_unfinished_is_waited_out_longer() -> None:
+    words_alone = _endpoint_ms(None)
+    unfinished = _HearsTheEnd(0.02)
+    finished = _HearsTheEnd(0.9)
+    assert abs(_endpoint_ms(finished) - words_alone) < 1  # no veto: the words decide
+    assert abs(_endpoint_ms(unfinished) - words_alone * 1.8) <= 20  # held (to a 20 ms frame)
+    assert unfinished.heard and finished.heard  # each pause was scored
+
+
+def test_a_broken_end_of_turn_model_leaves_it_to_the_words() -> None:
+    assert abs(_endpoint_ms(_HearsTheEnd(0.02, fail=True)) - _endpoint_ms(None)) < 1

@@ -8,6 +8,11 @@ __all__ = ["models_in_use"]
 
 
 def models_in_use(engines: EngineSettings) -> list[str]:
-    """The manifest names of every model these settings load (the energy VAD needs none)."""
+    """The manifest names of every model these settings load (the energy VAD and
+    `TURN_MODEL=none` need none)."""
     names = [engines.stt_model, engines.llm_model, engines.tts_voice, engines.embed_model]
-    return names if engines.vad_model == "energy" else [*names, engines.vad_model]
+    if engines.vad_model != "energy":
+        names.append(engines.vad_model)
+    if engines.turn_model != "none":
+        names.append(engines.turn_model)
+    return names
