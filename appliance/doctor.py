@@ -53,6 +53,7 @@ def _roles(settings: Settings) -> dict[str, str]:
         engines.tts_voice: "voice",
         engines.embed_model: "embeddings: memory, FAQ, safety",
         engines.vad_model: "voice activity",
+        engines.turn_model: "end of turn",
     }
     return {name: roles.get(name, "") for name in models_in_use(engines)}
 

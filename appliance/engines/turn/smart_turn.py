@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from appliance.audio.frame import SAMPLE_RATE, to_float
-from appliance.conversation.ports import EngineError
 from appliance.engines.offload import Offloader
+from appliance.engines.onnx import cpu_session
 
 __all__ = ["SmartTurn"]
 
@@ -47,23 +47,13 @@ class SmartTurn:
             await self._offload.run(self._load)
 
     def _load(self) -> None:
-        import onnxruntime  # noqa: PLC0415 - heavy; loaded on the worker
         from faster_whisper.feature_extractor import FeatureExtractor  # noqa: PLC0415
 
-        if not self._path.is_file():
-            raise EngineError(
-                f"no end-of-turn model at {self._path}; run `appliance models install` to "
-                "install it, or set TURN_MODEL=none"
-            )
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = 1  # beside the transcription of the same pause
-        options.inter_op_num_threads = 1
-        try:
-            session = onnxruntime.InferenceSession(
-                str(self._path), sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise EngineError(f"{self._path} is not a usable ONNX model: {exc}") from exc
+        session = cpu_session(
+            self._path,
+            what="end-of-turn model",
+            fix="run `appliance models install` to install it, or set TURN_MODEL=none",
+        )
         self._features = FeatureExtractor(chunk_length=_WINDOW_S)
         self._session = session
 

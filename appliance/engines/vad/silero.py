@@ -18,8 +18,8 @@ import numpy as np
 import numpy.typing as npt
 
 from appliance.audio.frame import FRAME_BYTES, to_float
-from appliance.conversation.ports import EngineError
 from appliance.engines.offload import Offloader
+from appliance.engines.onnx import cpu_session
 
 __all__ = ["SileroVoiceActivity"]
 
@@ -76,18 +76,8 @@ class SileroVoiceActivity:
             await self._offload.run(self._load)
 
     def _load(self) -> None:
-        import onnxruntime  # noqa: PLC0415 - heavy; loaded on the worker
-
-        if not self._path.is_file():
-            raise EngineError(
-                f"no Silero VAD model at {self._path}; run `appliance models install`"
-            )
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        self._session = onnxruntime.InferenceSession(
-            str(self._path), sess_options=options, providers=["CPUExecutionProvider"]
+        self._session = cpu_session(
+            self._path, what="Silero VAD model", fix="run `appliance models install`"
         )
 
     def detector(self) -> _SileroDetector:
