@@ -188,8 +188,6 @@ class Appliance:
         if self.screen is not None:
             await timed(took, "safety", self.screen.prepare())
         await local.warm_up(self.session_config.persona, self.tools, self.phrases, took)
-        if self.settings.calls.max_concurrent_calls is None:
-            await timed(took, "capacity", self._size_admission())
         if browsing is not None:
             lan = join_lan_servers(self.settings, local, browsing, clock=self.clock)
             await timed(took, "lan inference", lan)
@@ -202,7 +200,8 @@ class Appliance:
         return took
 
     async def _size_admission(self) -> None:
-        """MAX_CONCURRENT_CALLS unset: as many calls as the engines' measured turn allows."""
+        """MAX_CONCURRENT_CALLS unset: as many calls as the engines' measured turn allows (before
+        the lines open; a harness or `talk` places its own calls and needs no sizing)."""
         cost = await self._local.measure_turn(self.session_config.persona, self.tools)
         target_ms = self.settings.web.turn_target_ms
         calls = calls_for(
@@ -272,6 +271,8 @@ class Appliance:
         for missing in (notify.email_missing, notify.sms_missing):
             if missing is not None:
                 _log.warning("%s", missing)
+        if self.ready and self.settings.calls.max_concurrent_calls is None:
+            await self._size_admission()  # the engines are warm: time one turn on them
         async with contextlib.AsyncExitStack() as lines, asyncio.TaskGroup() as tasks:
             # Post-call jobs (and the daily retention job) run beside the calls, once `start()`
             # has opened the records (an app serving unstarted answers webhooks only).
