@@ -208,6 +208,7 @@ class Appliance:
             cost, target_s=target_ms / 1000, ceiling=self.settings.sip.pjsua_max_calls - 1
         )
         self.desk.admission.resize(calls)
+        await self._local.llm.keep_conversations(calls)
         _log.info(
             "calls at once: %d, sized from one turn measured on the engines: first audio in %.0f "
             "ms, %.0f ms more for each turn at the same moment (speech to text %.0f, model %.0f "

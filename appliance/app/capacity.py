@@ -9,8 +9,9 @@ p95 of 20 s with the 1.5B on two cores and 3.1-3.7 s with the 0.5B, where the co
 two calls for either.
 
 `measure_turn` times one turn's engine work once the engines are warm: the transcription of a
-second of audio, the model's answer to a caller's first words (with the tools offered, as in a
-call) to its first sentence and to its end, and the voice's first audio of the first sentence.
+caller's first words (the voice saying them, so that it is speech), the model's answer to them
+(with the tools offered, as in a call) to its first sentence and to its end, and the voice's
+first audio of that sentence.
 """
 
 from __future__ import annotations
@@ -74,13 +75,14 @@ async def measure_turn(
     llm: LanguageModel,
     tts: TextToSpeech,
     *,
-    audio: bytes,
     opening: Sequence[Message],
     tools: Sequence[ToolSpec],
 ) -> TurnCost:
     """Time one turn's work on warm engines (see the module docstring)."""
+    async with closing(tts.synthesize(_ASKED)) as spoken_words:
+        caller = b"".join([pcm async for pcm in spoken_words])
     started = time.perf_counter()
-    await stt.transcribe(audio)
+    await stt.transcribe(caller)
     heard = time.perf_counter()
     said = ""
     first: float | None = None

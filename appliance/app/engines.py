@@ -163,7 +163,6 @@ class LocalEngines:
             self.stt,
             self.llm,
             self.tts,
-            audio=_warm_up_audio(),
             opening=[
                 Message(role="system", content=persona.system_prompt),
                 Message(role="assistant", content=persona.greeting),

@@ -207,3 +207,30 @@ async def test_a_summary_gives_the_model_up_to_a_call_and_never_holds_one_up(
     whose = [who for who, _ in during_call]
     assert whose == sorted(whose), during_call  # the call's whole reply, then the summary's
     assert _said(during_call, "first") == alone
+
+
+async def test_one_kept_cache_is_enough_for_one_call_and_a_summary(
+    llama: LlamaLanguageModel,
+) -> None:
+    # One call at once keeps one other cache: a summary's, or the call's while the summary
+    # goes on; each puts the other's back, neither evaluates its prompt again.
+    persona = Persona.load(agent_name="Tess", business_name="TEL3SIS")
+    opening = [Message("system", persona.system_prompt), Message("assistant", persona.greeting)]
+    await llama.keep_conversations(1)
+    try:
+        await llama.warm_up(opening)
+        call = [*opening, Message("user", "Hi, I need to move my daughter's check-up, please.")]
+        call.append(Message("assistant", await _reply(llama, call)))
+        summary = [
+            Message("system", "Summarize the call in one sentence."),
+            Message("user", "Caller: I would like to book a table for four on Friday. " * 4),
+        ]
+        summary.append(Message("assistant", await _reply(llama, summary)))
+        call.append(Message("user", "Is Friday morning free?"))
+        await _reply(llama, call)
+        assert llama.last_prompt.evaluated < 25, llama.last_prompt
+        summary.append(Message("user", "And in three words?"))
+        await _reply(llama, summary)
+        assert llama.last_prompt.evaluated < 25, llama.last_prompt
+    finally:
+        await llama.keep_conversations(4)

@@ -97,8 +97,8 @@ class LlamaLanguageModel:
     ) -> None:
         """`seed`: llama.cpp's sampling seed; -1 draws a random one (and so does 0, in
         llama-cpp-python), any other fixes the samples (tests use one). `kept_conversations`:
-        how many conversations' caches are saved beside the one in llama.cpp (each tens of MB:
-        the number of calls at once is enough)."""
+        how many conversations' caches are saved beside the one in llama.cpp (each tens of MB;
+        see `keep_conversations`)."""
         self.name = name
         self._path = model_path
         self._offload = offloader
@@ -178,6 +178,13 @@ class LlamaLanguageModel:
     ) -> AsyncIterator[LlmOutput]:
         return self._stream(list(messages), list(tools), background=False)
 
+    async def keep_conversations(self, count: int) -> None:
+        """Keep at most `count` conversations' caches beside the one in llama.cpp's: one for
+        each call at once, so that a summary between their turns costs no call its cache.
+        Those beyond are dropped now (each tens of MB)."""
+        self._offload.start()
+        await self._offload.run(self._kept.resize, count)
+
     def in_background(self) -> LanguageModel:
         """The same model for work no caller waits on (a post-call summary): it gives the model
         up at a sentence's end while a call's turn waits, and no call's reply waits for it."""
@@ -228,12 +235,15 @@ class LlamaLanguageModel:
         cached = llama.input_ids[: llama.n_tokens].tolist()
         reused = _shared(cached, tokens)
         opening = self._opening
-        if opening is not None and reused <= len(opening.tokens) < len(cached):
-            # Another conversation's prompt (another call's, or a summary's) is about to take
-            # the cache: keep this one's for its next turn.
-            self._kept.add(_Snapshot.take(llama), same_beyond=len(opening.tokens))
         saved = [s for s in (opening, *self._kept.snapshots) if s is not None]
         best = max(saved, key=lambda s: _shared(s.tokens, tokens), default=None)
+        common = opening.tokens if opening is not None else ()
+        if reused <= _shared(common, tokens) and _shared(common, cached) < len(cached):
+            # The prompt shares no more with the cache than with every call's opening: it is
+            # another conversation's (another call's, or a summary's), and it is about to take
+            # the cache. Keep this one's for its next turn (after choosing what to put back,
+            # which keeping may push out of the kept list).
+            self._kept.add(_Snapshot.take(llama), same_beyond=_shared(common, cached))
         if best is not None and _shared(best.tokens, tokens) > reused:
             # Put back the opening (after a summary) or this conversation's own cache.
             best.restore(llama)
@@ -495,13 +505,18 @@ class _Kept:
         self.snapshots: list[_Snapshot] = []
 
     def add(self, snapshot: _Snapshot, *, same_beyond: int) -> None:
-        """Keep `snapshot`, in place of any earlier state of its conversation (one sharing more
-        than `same_beyond` tokens with it: more than the opening every call shares)."""
+        """Keep `snapshot`, in place of any earlier state of its conversation: one sharing more
+        than `same_beyond` tokens with it (more than it shares with every call's opening)."""
         self.snapshots = [
             s for s in self.snapshots if _shared(s.tokens, snapshot.tokens) <= same_beyond
         ]
         self.snapshots.append(snapshot)
         while len(self.snapshots) > self._limit:
+            self.snapshots.pop(0)
+
+    def resize(self, limit: int) -> None:
+        self._limit = limit
+        while len(self.snapshots) > limit:
             self.snapshots.pop(0)
 
     def used(self, snapshot: _Snapshot) -> None:

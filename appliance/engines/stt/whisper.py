@@ -127,7 +127,7 @@ class WhisperSpeechToText:
         text, confidence, no_speech, ok = self._decode(
             audio, window_s=None if not self._trim else seconds
         )
-        if not ok or (self._trim and self._doubted(no_speech, confidence)):
+        if not ok or (self._trim and text and self._doubted(no_speech, confidence)):
             # A loop, or words it doubts are speech: the full window, whisper's own, decides
             # (on 004.wav's "five five" the short window's doubt crossed the line on one CPU
             # and not on another; the full window heard it on both).
