@@ -146,7 +146,8 @@ class Appliance:
             settings.paths.models_dir,
             metrics=metrics,
             clock=clock,
-            # Unset, the calls at once are measured at start: at most what the SIP line holds.
+            # Unset, the calls at once are measured when `serve` opens its lines: at most what
+            # the SIP line holds.
             calls=settings.calls.max_concurrent_calls or settings.sip.pjsua_max_calls - 1,
         )
         records = build_records(
@@ -201,8 +202,17 @@ class Appliance:
 
     async def _size_admission(self) -> None:
         """MAX_CONCURRENT_CALLS unset: as many calls as the engines' measured turn allows (before
-        the lines open; a harness or `talk` places its own calls and needs no sizing)."""
-        cost = await self._local.measure_turn(self.session_config.persona, self.tools)
+        the lines open; a harness or `talk` places its own calls and needs no sizing). A probe
+        that fails leaves the core count's default, and says so."""
+        try:
+            cost = await self._local.measure_turn(self.session_config.persona, self.tools)
+        except Exception:
+            _log.exception(
+                "could not time a turn on the engines: %d calls at once, from the core count; "
+                "set MAX_CONCURRENT_CALLS",
+                self.desk.admission.max_calls,
+            )
+            return
         target_ms = self.settings.web.turn_target_ms
         calls = calls_for(
             cost, target_s=target_ms / 1000, ceiling=self.settings.sip.pjsua_max_calls - 1

@@ -4,9 +4,9 @@ Every engine has one worker (`engines/offload.py`) and the model answers one rep
 turns of different calls that come at the same moment are served one after another: the last of
 N such turns waits for the N - 1 replies before it, then gets its own first sentence. `calls_for`
 admits as many calls as fit that into the turn target (the status page's, `TURN_TARGET_MS`).
-Measured with `bench/concurrent_calls.py` (README, "Calls at once"), three calls at once gave a
-p95 of 20 s with the 1.5B on two cores and 3.1-3.7 s with the 0.5B, where the core count said
-two calls for either.
+Measured with `bench/concurrent_calls.py` (README, "Calls at once") on two cores, three calls at
+once gave a p95 of 20-22 s with the 1.5B and 3.1-3.7 s with the 0.5B, and two calls 3.3 s with
+the 0.5B; the core count would have said one call here and three on a Pi 5's four cores.
 
 `measure_turn` times one turn's engine work once the engines are warm: the transcription of a
 caller's first words (the voice saying them, so that it is speech), the model's answer to them
