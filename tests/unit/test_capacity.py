@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import pytest
 
+from appliance.app import Appliance
 from appliance.app.capacity import TurnCost, calls_for
+from appliance.app.engines import LocalEngines
 from appliance.clock import LoopClock
+from appliance.conversation.ports import EngineError
 from appliance.telephony.calls import Admission, Verdict
+from tests.conftest import settings_in
 
 
 @pytest.mark.parametrize(
@@ -34,3 +41,43 @@ def test_admission_takes_the_new_size_for_the_next_call() -> None:
     assert admission.check("127.0.0.1") is Verdict.BUSY
     with pytest.raises(ValueError, match="at least 1"):
         admission.resize(0)
+
+
+def _built(tmp_path: Path) -> Appliance:
+    """An appliance built (nothing loaded) with MAX_CONCURRENT_CALLS unset."""
+    settings = settings_in(tmp_path / "data", tmp_path / "models")
+    assert settings.calls.max_concurrent_calls is None
+    return Appliance.build(settings)
+
+
+async def test_serve_admits_what_one_measured_turn_allows(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = _built(tmp_path)
+    cost = TurnCost(stt_s=0.12, first_s=0.20, reply_s=0.60, tts_s=0.05)
+
+    async def measured(*_: object) -> TurnCost:
+        return cost
+
+    monkeypatch.setattr(LocalEngines, "measure_turn", measured)
+    with caplog.at_level(logging.INFO):
+        await app._size_admission()
+    await app.aclose()
+    assert app.desk.admission.max_calls == calls_for(cost, target_s=1.5, ceiling=3) == 2
+    assert "calls at once: 2, sized from one turn" in caplog.text
+
+
+async def test_a_failed_probe_leaves_the_core_count_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = _built(tmp_path)
+    before = app.desk.admission.max_calls
+
+    async def broken(*_: object) -> TurnCost:
+        raise EngineError("the model is not loaded")
+
+    monkeypatch.setattr(LocalEngines, "measure_turn", broken)
+    await app._size_admission()
+    await app.aclose()
+    assert app.desk.admission.max_calls == before
+    assert "could not time a turn on the engines" in caplog.text
