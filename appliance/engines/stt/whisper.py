@@ -130,7 +130,7 @@ class WhisperSpeechToText:
         if not ok or (self._trim and text and self._doubted(no_speech, confidence)):
             # A loop, or words it doubts are speech: the full window, whisper's own, decides
             # (on 004.wav's "five five" the short window's doubt crossed the line on one CPU
-            # and not on another; the full window heard it on both).
+            # and not on another; the full window heard it on the CPU where it was lost).
             self.full_window_decodes += 1
             text, confidence, no_speech, _ = self._decode(audio, window_s=None)
         if self._metrics is not None:
