@@ -235,20 +235,23 @@ class LlamaLanguageModel:
         cached = llama.input_ids[: llama.n_tokens].tolist()
         reused = _shared(cached, tokens)
         opening = self._opening
-        saved = [s for s in (opening, *self._kept.snapshots) if s is not None]
-        best = max(saved, key=lambda s: _shared(s.tokens, tokens), default=None)
         common = opening.tokens if opening is not None else ()
-        if reused <= _shared(common, tokens) and _shared(common, cached) < len(cached):
+        saved = [(_shared(s.tokens, tokens), s) for s in self._kept.snapshots]
+        if opening is not None:
+            saved.append((_shared(common, tokens), opening))
+        best_shared, best = max(saved, key=lambda pair: pair[0], default=(0, None))
+        cached_opening = _shared(common, cached)
+        if reused <= _shared(common, tokens) and cached_opening < len(cached):
             # The prompt shares no more with the cache than with every call's opening: it is
             # another conversation's (another call's, or a summary's), and it is about to take
             # the cache. Keep this one's for its next turn (after choosing what to put back,
             # which keeping may push out of the kept list).
-            self._kept.add(_Snapshot.take(llama), same_beyond=_shared(common, cached))
-        if best is not None and _shared(best.tokens, tokens) > reused:
+            self._kept.add(_Snapshot.take(llama), same_beyond=cached_opening)
+        if best is not None and best_shared > reused:
             # Put back the opening (after a summary) or this conversation's own cache.
             best.restore(llama)
             self._kept.used(best)
-            reused = _shared(best.tokens, tokens)
+            reused = best_shared
         # llama.cpp re-evaluates at least the last prompt token to get fresh logits.
         self.last_prompt = PromptStats(
             tokens=len(tokens), evaluated=len(tokens) - min(reused, len(tokens) - 1)
