@@ -104,29 +104,10 @@ async def test_a_spoken_reply_is_words_not_the_action_written_out(
     assert "speak" not in text and "{" not in text, text
 
 
-async def test_the_opening_comes_back_after_another_prompt_took_the_cache(
-    llama: LlamaLanguageModel,
-) -> None:
-    # A post-call summary evaluates its own prompt in the same cache; the next call's first turn
-    # must not evaluate the system prompt again (seconds a call on a board).
+def _opening() -> list[Message]:
+    """Every call's opening: the persona's system prompt and greeting."""
     persona = Persona.load(agent_name="Tess", business_name="TEL3SIS")
-    opening = [Message("system", persona.system_prompt), Message("assistant", persona.greeting)]
-    await llama.warm_up(opening)
-    asked = [*opening, Message("user", "Hi, what is your name?")]
-
-    async def reply(messages: list[Message]) -> str:
-        outputs = [o async for o in llama.stream(messages)]
-        return "".join(o.text for o in outputs if isinstance(o, TextDelta))
-
-    first = await reply(asked)
-    summary = [
-        Message("system", "Summarize the call in one sentence."),
-        Message("user", "Caller: I would like to book a table for four on Friday. " * 8),
-    ]
-    await reply(summary)
-    assert llama.last_prompt.evaluated > 60  # the summary's prompt replaced the opening's
-    assert await reply(asked) == first
-    assert llama.last_prompt.evaluated < 20  # only the caller's words, not the persona again
+    return [Message("system", persona.system_prompt), Message("assistant", persona.greeting)]
 
 
 async def _reply(llama: LlamaLanguageModel, messages: list[Message]) -> str:
@@ -134,13 +115,31 @@ async def _reply(llama: LlamaLanguageModel, messages: list[Message]) -> str:
     return "".join(o.text for o in outputs if isinstance(o, TextDelta))
 
 
+async def test_the_opening_comes_back_after_another_prompt_took_the_cache(
+    llama: LlamaLanguageModel,
+) -> None:
+    # A post-call summary evaluates its own prompt in the same cache; the next call's first turn
+    # must not evaluate the system prompt again (seconds a call on a board).
+    opening = _opening()
+    await llama.warm_up(opening)
+    asked = [*opening, Message("user", "Hi, what is your name?")]
+    first = await _reply(llama, asked)
+    summary = [
+        Message("system", "Summarize the call in one sentence."),
+        Message("user", "Caller: I would like to book a table for four on Friday. " * 8),
+    ]
+    await _reply(llama, summary)
+    assert llama.last_prompt.evaluated > 60  # the summary's prompt replaced the opening's
+    assert await _reply(llama, asked) == first
+    assert llama.last_prompt.evaluated < 20  # only the caller's words, not the persona again
+
+
 async def test_a_call_keeps_its_cache_while_another_call_takes_a_turn(
     llama: LlamaLanguageModel,
 ) -> None:
     # Calls at once share the model: without each call's own cache, a call's turn after
     # another's evaluated its whole conversation again (seconds with the 1.5B on two cores).
-    persona = Persona.load(agent_name="Tess", business_name="TEL3SIS")
-    opening = [Message("system", persona.system_prompt), Message("assistant", persona.greeting)]
+    opening = _opening()
     await llama.warm_up(opening)
     opening_tokens = llama.last_prompt.tokens
     a = [
@@ -214,8 +213,7 @@ async def test_one_kept_cache_is_enough_for_one_call_and_a_summary(
 ) -> None:
     # One call at once keeps one other cache: a summary's, or the call's while the summary
     # goes on; each puts the other's back, neither evaluates its prompt again.
-    persona = Persona.load(agent_name="Tess", business_name="TEL3SIS")
-    opening = [Message("system", persona.system_prompt), Message("assistant", persona.greeting)]
+    opening = _opening()
     await llama.keep_conversations(1)
     try:
         await llama.warm_up(opening)
