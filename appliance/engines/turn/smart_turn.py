@@ -7,11 +7,9 @@ silence when shorter) as a probability that the turn is complete. Its input is W
 log-mel spectrogram (80 bands, 10 ms hops, 800 frames) of the waveform normalized to zero mean
 and unit variance; faster-whisper's feature extractor computes the same spectrogram, so the
 model's one ONNX file (8.7 MB int8, taken from the pipecat-ai wheel by the model manager) is
-all this needs. One score costs ~94 ms of CPU; it runs on its own worker, beside the
-transcription of the same pause.
-
-Measured here (shared/MODELS.md, "Wave 2"): as a veto, holding the turn when p < 0.1, it stopped
-14 of 58 early cuts on the real recordings and held none of 9 finished turns.
+all this needs. One score took 60-120 ms here (94 ms of CPU in shared/MODELS.md); it runs on its
+own worker, beside the transcription of the same pause. How its score is used, and what that
+was measured to do: `conversation/turns.py`, `VETO_BELOW`.
 """
 
 from __future__ import annotations
