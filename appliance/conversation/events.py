@@ -34,6 +34,7 @@ __all__ = [
     "CallerStoppedSpeaking",
     "Command",
     "DtmfReceived",
+    "EchoDismissed",
     "EngineFellBack",
     "Event",
     "EventSink",
@@ -66,6 +67,16 @@ class CallerStartedSpeaking:
     at: float
     during_reply: bool
     """The agent was speaking (or about to): this is a barge-in candidate."""
+
+
+@dataclass(frozen=True, slots=True)
+class EchoDismissed:
+    """Speech over the agent, on a line that hears the agent (`Echoing`), stopped with the
+    agent's voice: it was the echo. The agent, held meanwhile, carries on."""
+
+    at: float
+    held_ms: float
+    """How long the agent's audio was held."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +280,7 @@ Fact = (
     CallStarted
     | CallerStartedSpeaking
     | CallerStoppedSpeaking
+    | EchoDismissed
     | TranscriptFinal
     | TurnDiscarded
     | ReplyStarted

@@ -135,6 +135,11 @@ class Observers:
         if self._metrics is not None:
             self._metrics.barge_ins.inc()
 
+    def echo_held(self, heard: str) -> None:
+        """A hold for speech over the agent was settled: `heard` is "echo" or "caller"."""
+        if self._metrics is not None:
+            self._metrics.echo_holds.labels(heard).inc()
+
     def error(self, kind: str) -> None:
         if self._metrics is not None:
             self._metrics.errors.labels(kind).inc()

@@ -17,6 +17,7 @@ __all__ = [
     "CallInfo",
     "CallLine",
     "CallerAudio",
+    "Echoing",
     "Embedder",
     "EndOfTurn",
     "Handoff",
@@ -297,6 +298,25 @@ class CallLine(CallerAudio, AgentAudio, Protocol):
 
     async def hang_up(self) -> None:
         """End the call from our side."""
+        ...
+
+
+@runtime_checkable
+class Echoing(Protocol):
+    """A line whose microphone hears the agent too (a speakerphone). Its echo canceller can
+    leak for a moment (the echo's path shifts and the filter re-learns it), and the leak sounds
+    like a caller talking over the agent. So speech over the agent is not taken at once for a
+    barge-in: the agent's audio is held (the caller hears it stop, as at a barge-in) and the
+    speech counts only if it goes on once the echo of what was played has died away; if it
+    stops with the agent's voice it was the echo, and the agent carries on where it stopped."""
+
+    def hold(self) -> int:
+        """Stop playing the agent's audio, keeping what is queued; returns how many more of
+        the caller's frames may still carry the echo of what was played before."""
+        ...
+
+    def release(self) -> None:
+        """Play the agent's audio again from where `hold` stopped it."""
         ...
 
 

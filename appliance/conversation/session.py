@@ -13,7 +13,10 @@ The whole path of a call, in the order it happens here:
 - `_play` sends its audio to the line (PLAYING). Caller speech over it is a barge-in
   (`_interrupt`): the reply is cancelled, the line cleared, and the history keeps only what the
   caller heard (heard.py). If they cut in before hearing anything, what they said is carried
-  into their next turn.
+  into their next turn. On a line whose microphone hears the agent (`Echoing`: a speakerphone)
+  the agent is held first, and the speech is a barge-in only if it goes on once the echo of
+  what was played has died away (`_weigh_doubt`); otherwise it was the echo, and the agent
+  carries on.
 - Every reply ends in `_conclude`, which tells the observers (events.py) how it went.
 - A reply heard to its end may hand the caller to a person (handoff.py): the hand-off tool set
   `ToolContext.transfer_to`, or the caller pressed 0. If nobody takes the call, the caller's
@@ -47,6 +50,7 @@ from appliance.conversation.events import (
     CallerStoppedSpeaking,
     CallStarted,
     DtmfReceived,
+    EchoDismissed,
     EventSink,
     MessageTaken,
     ToolCalled,
@@ -71,6 +75,7 @@ from appliance.conversation.persona import Persona
 from appliance.conversation.phrases import PhraseCache
 from appliance.conversation.ports import (
     CallLine,
+    Echoing,
     EndOfTurn,
     Handoff,
     Keypad,
@@ -176,6 +181,19 @@ class SessionConfig:
     "hello?" as the call connects is answered by the greeting itself, not by cutting it."""
 
 
+@dataclass(slots=True)
+class _Doubt:
+    """Speech over the agent on an `Echoing` line, with the agent held until it is known
+    whether it was a person or the agent's own echo."""
+
+    onset: float
+    held_at: float
+    frames_left: int
+    """Caller frames still to come that may carry the echo of what was played before the hold."""
+    cuts: bool
+    """A caller's speech would cut the reply (not the greeting, which a hello does not cut)."""
+
+
 class Conversation(Protocol):
     """What holds a call until it ends (a CallSession; a test's stand-in)."""
 
@@ -246,6 +264,8 @@ class CallSession:
         """The line's audio has ended."""
         self._message_for: Handoff | None = None
         """Nobody took the caller: their next turn is a message for this person."""
+        self._doubt: _Doubt | None = None
+        """Speech over the agent that may be its echo (an `Echoing` line only)."""
 
     @property
     def history(self) -> list[Message]:
@@ -324,7 +344,10 @@ class CallSession:
         async for frame in self._line.listen():
             now = self._clock.now()
             probability = await detector.probability(frame)
-            for event in self._endpointer.push(frame, probability, now):
+            events = self._endpointer.push(frame, probability, now)
+            if self._doubt is not None:
+                events = await self._weigh_doubt(self._doubt, probability, events, now)
+            for event in events:
                 await self._on_turn_event(event)
             if (
                 self._over_greeting
@@ -371,10 +394,15 @@ class CallSession:
         match event:
             case Onset(at=at):
                 active = reply is not None and reply.active
-                self._observers.emit(CallerStartedSpeaking(at=at, during_reply=active))
-                self._timers.caller_spoke()
-                self._over_greeting = self._greeting_playing()
-                if active and not (reply is self._greeting and self._config.greeting_hold_ms):
+                cuts = active and not (reply is self._greeting and self._config.greeting_hold_ms)
+                playing = reply is not None and reply.state is ReplyState.PLAYING
+                if playing and isinstance(self._line, Echoing):
+                    held = self._line.hold()
+                    now = self._clock.now()
+                    self._doubt = _Doubt(onset=at, held_at=now, frames_left=held, cuts=cuts)
+                    return
+                self._caller_started(at, during_reply=active)
+                if cuts:
                     await self._interrupt()
             case Paused(audio=audio, speech_end=speech_end, speech_ms=speech_ms):
                 self._observers.emit(CallerStoppedSpeaking(at=speech_end, speech_ms=speech_ms))
@@ -395,6 +423,47 @@ class CallSession:
                 self._over_greeting = False
             case _:
                 assert_never(event)
+
+    def _caller_started(self, at: float, *, during_reply: bool) -> None:
+        assert self._timers is not None
+        self._observers.emit(CallerStartedSpeaking(at=at, during_reply=during_reply))
+        self._timers.caller_spoke()
+        self._over_greeting = self._greeting_playing()
+
+    async def _weigh_doubt(
+        self, doubt: _Doubt, probability: float, events: list[TurnEvent], now: float
+    ) -> list[TurnEvent]:
+        """One more caller frame while the agent is held for speech over it: the events that
+        frame brought, to act on (none while it is still in doubt, or when it was the echo).
+
+        Speech still voiced once the echo of what was played has had time to arrive is a
+        person cutting in. Speech that stops before then (a pause: `Paused` or `Ended`)
+        stopped with the agent's voice: the echo, which the canceller leaked."""
+        doubt.frames_left -= 1
+        reply = self._reply
+        if doubt.frames_left < 0 and probability >= self._config.turn.start_threshold:
+            self._doubt = None
+            self._observers.echo_held("caller")
+            active = reply is not None and reply.active
+            self._caller_started(doubt.onset, during_reply=active)
+            if active and doubt.cuts:
+                await self._interrupt()
+            self._release()
+            return events
+        if any(isinstance(e, Paused | Ended) for e in events):
+            self._doubt = None
+            self._observers.echo_held("echo")
+            self._endpointer.forget()
+            self._release()
+            held_ms = (now - doubt.held_at) * 1000
+            self._observers.emit(EchoDismissed(at=now, held_ms=held_ms))
+            return []
+        return events
+
+    def _release(self) -> None:
+        """The agent's audio plays again (after a hold for speech over it)."""
+        if isinstance(self._line, Echoing):
+            self._line.release()
 
     def _hear_the_end(self, model: EndOfTurn, audio: bytes) -> None:
         """Score this pause with the end-of-turn model, beside its transcription; the score
@@ -788,6 +857,9 @@ class CallSession:
         # A turn waiting for the greeting to end has nothing on the line: the greeting has.
         waiting = reply is not self._greeting and self._greeting_playing()
         heard, unsaid = reply.heard_until(0 if waiting else await self._line.clear())
+        if self._doubt is not None:  # the time limit, or a key, came while the agent was held
+            self._doubt = None
+            self._release()
         self._observers.barge_in()
         self._conclude(reply, self._cut_in(reply, heard, unsaid))
 

@@ -164,6 +164,16 @@ class Endpointer:
         if self._paused and pause == self.pauses:
             self._complete = probability
 
+    def forget(self) -> None:
+        """Drop the turn in progress as if it had not begun (it was not the caller's voice
+        but the agent's echo); what came before it goes too."""
+        self._speaking = self._paused = False
+        self._audio = []
+        self._onset.clear()
+        self._preroll.clear()
+        self._silent_frames = self._voiced_frames = 0
+        self._hint = self._complete = None
+
     def push(self, frame: bytes, probability: float, at: float) -> list[TurnEvent]:
         if self._speaking:
             return self._while_speaking(frame, probability, at)

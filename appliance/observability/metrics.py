@@ -82,6 +82,13 @@ class Metrics:
         self.barge_ins = Counter(
             "tel3sis_barge_ins", "Replies cut short by the caller speaking", registry=r
         )
+        self.echo_holds = Counter(
+            "tel3sis_echo_holds",
+            "Speech over the agent on a speakerphone that held the agent's voice, by what it "
+            "was: the agent's own echo, or a caller cutting in",
+            ["heard"],
+            registry=r,
+        )
         self.dropped_frames = Counter(
             "tel3sis_dropped_audio_frames",
             "20 ms frames dropped at a line's edge because a queue was full",

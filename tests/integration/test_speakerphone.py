@@ -27,8 +27,10 @@ from appliance.audio.frame import FRAME_BYTES, rms_dbfs
 from appliance.clock import LoopClock
 from appliance.conversation.events import (
     AgentStartedSpeaking,
+    EchoDismissed,
     Event,
     PhraseSpoken,
+    ReplyFinished,
     ReplyInterrupted,
 )
 from appliance.conversation.phrases import PhraseCache
@@ -280,21 +282,25 @@ async def test_a_caller_who_speaks_over_the_agent_stops_it_within_200_ms(
     assert at_line <= 200.0
 
 
-_LEAKS = pytest.mark.xfail(
-    strict=False,
-    reason="known fault, not fixed: the canceller's ERLE falls for a second at a time (to 10 dB "
-    "from 40-55 dB) and the residual echo can cut the agent off; measured here in 5 of about 18 "
-    "runs, more often under load (README: the speakerphone's measurements)",
-)
-
-
-@pytest.mark.parametrize(
-    "echo",
-    [pytest.param(True, marks=_LEAKS, id="cancelled"), pytest.param(False, id="not-cancelled")],
-)
-async def test_the_agent_does_not_interrupt_itself_when_its_echo_is_cancelled(
-    pulse: PulseServer, tmp_path: Path, echo: bool
+async def test_the_agent_does_not_interrupt_itself_on_its_echo(
+    pulse: PulseServer, tmp_path: Path
 ) -> None:
-    events, *_ = await _converse(pulse, tmp_path, echo=echo, barge_in=False)
-    interrupted = [e for e in events if isinstance(e, ReplyInterrupted)]
-    assert bool(interrupted) is not echo, interrupted
+    """The canceller leaks now and then through this stack (its ERLE falls from 40-55 dB to
+    about 10 dB for a second when the loopback's delay shifts: README), and the leak sounds
+    like a caller; the session holds the agent rather than cutting it off, and carries on."""
+    events, *_ = await _converse(pulse, tmp_path, echo=True, barge_in=False)
+    assert not [e for e in events if isinstance(e, ReplyInterrupted)], events
+    assert [e.text for e in events if isinstance(e, ReplyFinished)] == [LONG_REPLY]
+    held = [round(e.held_ms) for e in events if isinstance(e, EchoDismissed)]
+    print(f"held for its echo: {len(held)} times, {held} ms")
+
+
+async def test_without_the_canceller_the_echo_reaches_the_session(
+    pulse: PulseServer, tmp_path: Path
+) -> None:
+    """The room's echo is loud enough to be taken for a caller: without the canceller the
+    agent is held for it again and again (and would cut itself off without the hold:
+    tests/unit/test_echo_hold.py)."""
+    events, *_ = await _converse(pulse, tmp_path, echo=False, barge_in=False)
+    held = [e for e in events if isinstance(e, EchoDismissed)]
+    assert len(held) >= 2, events

@@ -209,6 +209,15 @@ class SoundCard:
         much later."""
         return self._latency_ms
 
+    @property
+    def echo_frames(self) -> int:
+        """Microphone frames after the callback takes a frame to play in which its echo may
+        still arrive: the echo's delay, as measured (or guessed from the reported latency until
+        it is; the reported latency, if that is longer: too short a reach takes the echo for
+        a person), and the block that was being played when the frame was taken."""
+        reported = round(self._latency_ms / FRAME_MS)
+        return max(self.reference_delay_frames, reported) + 2
+
     # --- PortAudio's audio thread -----------------------------------------------------------------
 
     def _callback(self, indata: Any, outdata: Any, frames: int, _time: Any, status: Any) -> None:

@@ -7,12 +7,15 @@ a barge-in). A frame counts as heard once the card has taken it to play (its out
 tens of milliseconds, still lies ahead). There is no hang-up from the person's side: the
 conversation ends when the agent ends it, or when `end()` is called (Ctrl-C in `appliance
 talk`, or the box stopping).
+
+The microphone hears the loudspeaker, so the line is `Echoing`: speech over the agent holds its
+audio until the session knows whether it was a person or the canceller's leak (ports.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 
 from appliance.audio.frame import FRAME_BYTES
 from appliance.conversation.ports import CallInfo
@@ -20,6 +23,11 @@ from appliance.observability.metrics import Metrics
 from appliance.telephony.sip.media import CallMedia
 
 __all__ = ["LocalLine"]
+
+_ECHO_MARGIN_FRAMES = 3
+"""Frames past the echo's measured reach before speech is taken for a person's: the room's
+last reflections, and a voice activity detector that still says "speech" a frame or two after
+it stopped (Silero's windows are 32 ms)."""
 
 
 class LocalLine:
@@ -32,9 +40,13 @@ class LocalLine:
         *,
         metrics: Metrics | None = None,
         heard_before: Iterable[bytes] = (),
+        echo_frames: Callable[[], int] = lambda: 10,
     ) -> None:
         self._info = info
         self.media = media
+        self.echo_frames = echo_frames
+        """How many microphone frames after a frame is played its echo may still arrive (the
+        sound card measures it: `SoundCard.echo_frames`; `converse` connects the two)."""
         self._metrics = metrics
         self._reported_drops = 0
         for frame in heard_before:  # the words that woke the line are the conversation's first
@@ -88,6 +100,16 @@ class LocalLine:
 
     async def hang_up(self) -> None:
         self.end()
+
+    # --- Echoing ----------------------------------------------------------------------------
+
+    def hold(self) -> int:
+        self.media.held = True
+        # The frames already waiting were heard before the hold took effect.
+        return len(self.media.inbound) + self.echo_frames() + _ECHO_MARGIN_FRAMES
+
+    def release(self) -> None:
+        self.media.held = False
 
     def _count_drops(self) -> None:
         dropped = self.media.inbound.dropped

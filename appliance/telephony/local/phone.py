@@ -197,6 +197,7 @@ async def converse(
 ) -> str:
     """One conversation on `line` through the open `card`, answered by `router` like every
     call (recorded, transcribed, listed); returns why it ended."""
+    line.echo_frames = lambda: card.echo_frames
     card.connect(line.media)
     try:
         return await router.answer(line, observe)

@@ -87,6 +87,8 @@ class CallMedia:
         self._want_room = False
         self.frames_in = 0
         self.ended = False
+        self.held = False
+        """While set, the clock thread plays silence and leaves the agent's frames queued."""
 
     # --- the media clock thread -----------------------------------------------------------------
 
@@ -100,6 +102,8 @@ class CallMedia:
 
     def requested(self) -> bytes | None:
         """The agent frame to send now, or None for silence (clock thread)."""
+        if self.held:
+            return None
         frame = self.outbound.pull()
         if frame is not None and self._want_room:
             self._want_room = False
