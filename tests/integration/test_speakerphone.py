@@ -232,12 +232,13 @@ async def _converse(
             hello = pulse.say(AUDIO / "goforward.wav")
             await asyncio.to_thread(hello.wait, 10)
             await speaking.wait()
+            reply_from = len(timed.agent)  # the card may not have taken its first frame yet
             if barge_in:
                 await asyncio.sleep(0.8)  # the caller's timeline: cut in 0.8 s into the reply
                 barged_at = time.monotonic()
                 cut_in = pulse.say(AUDIO / "cards" / "005.wav")
             while not any(isinstance(e, ReplyInterrupted) for e in events):
-                if _reply_played(timed):
+                if _reply_played(timed, reply_from):
                     break
                 await asyncio.sleep(0.02)
             while barge_in and (not timed.agent or timed.agent[-1][1]):  # noqa: ASYNC110 - the audio thread appends, no event
@@ -252,10 +253,11 @@ async def _converse(
     return events, timed, card, barged_at
 
 
-def _reply_played(timed: _Timed) -> bool:
-    """The long reply has played out: the agent has been quiet for 600 ms after speaking."""
+def _reply_played(timed: _Timed, reply_from: int) -> bool:
+    """The long reply has played out: the agent has been quiet for 600 ms after speaking
+    (from frame `reply_from` on: the greeting before it does not count)."""
     recent = timed.agent[-30:]
-    spoke = any(spoke for _, spoke in timed.agent)
+    spoke = any(spoke for _, spoke in timed.agent[reply_from:])
     return spoke and len(recent) == 30 and not any(spoke for _, spoke in recent)
 
 
@@ -304,3 +306,5 @@ async def test_without_the_canceller_the_echo_reaches_the_session(
     events, *_ = await _converse(pulse, tmp_path, echo=False, barge_in=False)
     held = [e for e in events if isinstance(e, EchoDismissed)]
     assert len(held) >= 2, events
+    # Held again and again, never cut off: the reply is heard to its end.
+    assert [e.text for e in events if isinstance(e, ReplyFinished)] == [LONG_REPLY], events
