@@ -216,7 +216,11 @@ async def _converse(
         while not warm_up.quiet():
             await warm_up.more.wait()
             warm_up.more.clear()
-    line = LocalLine(local_call_info(), CallMedia(asyncio.get_running_loop()))
+    line = LocalLine(
+        local_call_info(),
+        CallMedia(asyncio.get_running_loop()),
+        echo_frames=lambda: card.echo_frames,
+    )  # as `converse` connects them
     timed = _Timed(line.media)
     card.connect(timed)
     session = CallSession(
