@@ -36,9 +36,11 @@ from appliance.conversation.events import Event, EventSink
 from appliance.conversation.ports import (
     CallInfo,
     CallLine,
+    Echoing,
     Handoff,
     Keypad,
     KeyPress,
+    LineLoss,
     Message,
     Recall,
     Transferable,
@@ -392,7 +394,7 @@ class CallDesk:
             async with self._record(line) as record:
                 with self._watch(info) as watch:
                     sink = _fan_out(record.sink, watch, observe)
-                    talk = record.line if record.line is line else _Capable(record.line, line)
+                    talk = record.line if record.line is line else _capable(record.line, line)
                     session = self._new_session(talk, sink, record.context, record.recall)
                     try:
                         call.reason = await session.run()
@@ -409,6 +411,11 @@ class CallDesk:
         if self._watchers is None:
             return contextlib.nullcontext(None)
         return self._watchers.watch(info)
+
+
+def _capable(audio: CallLine, own: CallLine) -> _Capable:
+    """`audio` (the records' line) with what else `own` can do."""
+    return _EchoingCapable(audio, own) if isinstance(own, Echoing) else _Capable(audio, own)
 
 
 class _Capable:
@@ -444,6 +451,22 @@ class _Capable:
 
     def presses(self) -> AsyncIterator[KeyPress]:
         return self._own.presses() if isinstance(self._own, Keypad) else _no_keys()
+
+    @property
+    def lost_because(self) -> str | None:
+        return self._own.lost_because if isinstance(self._own, LineLoss) else None
+
+
+class _EchoingCapable(_Capable):
+    """...of a line that hears the agent (the speakerphone): holding its audio is its own."""
+
+    def hold(self) -> int:
+        assert isinstance(self._own, Echoing)
+        return self._own.hold()
+
+    def release(self) -> None:
+        assert isinstance(self._own, Echoing)
+        self._own.release()
 
 
 async def _no_keys() -> AsyncIterator[KeyPress]:
