@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol, assert_never
 
-from appliance.audio.frame import SAMPLE_RATE, frames_of
+from appliance.audio.frame import SAMPLE_RATE, frames_of, rms_dbfs
 from appliance.clock import Clock
 from appliance.conversation.events import (
     HELLO_OVER_GREETING,
@@ -116,6 +116,11 @@ __all__ = ["CallSession", "Conversation", "Engines", "SessionConfig", "only_a_he
 _log = logging.getLogger(__name__)
 _WORD = re.compile(r"\w")
 _BYTES_PER_MS = SAMPLE_RATE * 2 // 1000
+_VOICE_FLOOR_DBFS = -50.0
+"""Quieter than this, a frame is not a person speaking to a speakerphone (10 dB under the
+level that answers it, `LOCAL_ANSWER_LEVEL_DBFS`), whatever the voice activity detector says."""
+_DOUBT_FRAMES = 25
+"""How long past the echo's reach speech over a held agent may stay in doubt (500 ms)."""
 _MAX_HEARD_MS = 29_000
 """The most of one turn's speech handed to STT at once: whisper hears a 30 s window and
 silently drops the rest. Speech carried over from cut-in turns can add up past it (a caller
@@ -346,7 +351,7 @@ class CallSession:
             probability = await detector.probability(frame)
             events = self._endpointer.push(frame, probability, now)
             if self._doubt is not None:
-                events = await self._weigh_doubt(self._doubt, probability, events, now)
+                events = await self._weigh_doubt(self._doubt, frame, probability, events, now)
             for event in events:
                 await self._on_turn_event(event)
             if (
@@ -431,17 +436,23 @@ class CallSession:
         self._over_greeting = self._greeting_playing()
 
     async def _weigh_doubt(
-        self, doubt: _Doubt, probability: float, events: list[TurnEvent], now: float
+        self, doubt: _Doubt, frame: bytes, probability: float, events: list[TurnEvent], now: float
     ) -> list[TurnEvent]:
         """One more caller frame while the agent is held for speech over it: the events that
         frame brought, to act on (none while it is still in doubt, or when it was the echo).
 
         Speech still voiced once the echo of what was played has had time to arrive is a
         person cutting in. Speech that stops before then (a pause: `Paused` or `Ended`)
-        stopped with the agent's voice: the echo, which the canceller leaked."""
+        stopped with the agent's voice: the echo, which the canceller leaked. A voice
+        activity detector trails the sound it hears (Silero's said 0.7 for frames 60 dB below
+        full scale as the echo died away), so only a frame loud enough to be a person counts.
+        Nothing that was a person by `_DOUBT_FRAMES` after the echo's reach was not one: a
+        detector can hover between its thresholds on the residue, and the agent must not wait
+        on it."""
         doubt.frames_left -= 1
         reply = self._reply
-        if doubt.frames_left < 0 and probability >= self._config.turn.start_threshold:
+        voiced = probability >= self._config.turn.start_threshold
+        if doubt.frames_left < 0 and voiced and rms_dbfs(frame) > _VOICE_FLOOR_DBFS:
             self._doubt = None
             self._observers.echo_held("caller")
             active = reply is not None and reply.active
@@ -450,7 +461,7 @@ class CallSession:
                 await self._interrupt()
             self._release()
             return events
-        if any(isinstance(e, Paused | Ended) for e in events):
+        if any(isinstance(e, Paused | Ended) for e in events) or doubt.frames_left < -_DOUBT_FRAMES:
             self._doubt = None
             self._observers.echo_held("echo")
             self._endpointer.forget()

@@ -39,6 +39,9 @@ __all__ = ["CardStats", "Port", "SoundCard", "SoundCardError", "find_device"]
 _log = logging.getLogger(__name__)
 _MAX_DELAY_FRAMES = 40
 """The longest echo delay looked for (800 ms): far more than any sound card's latency."""
+_UNMEASURED_REACH_FRAMES = 40
+"""The echo's reach until its delay is measured (the card's first seconds of playing): through
+PulseAudio the echo went on 0.27 s and more after a hold while the delay was not yet known."""
 _MEASURE_EVERY = 50
 """Microphone frames between two measurements of the echo's delay (1 s)."""
 
@@ -135,6 +138,8 @@ class SoundCard:
         self._delay = EchoDelay(max_lag_frames=_MAX_DELAY_FRAMES)
         self._until_measure = _MEASURE_EVERY
         self._last_lag: int | None = None
+        self._measured = False
+        """Two measurements of the echo's delay have agreed since the card opened."""
         self._mic_pending = b""
         self._out_pending = np.zeros(0, dtype="<i2")
         self.name = ""
@@ -215,6 +220,8 @@ class SoundCard:
         still arrive: the echo's delay, as measured (or guessed from the reported latency until
         it is; the reported latency, if that is longer: too short a reach takes the echo for
         a person), and the block that was being played when the frame was taken."""
+        if not self._measured:
+            return _UNMEASURED_REACH_FRAMES
         reported = round(self._latency_ms / FRAME_MS)
         return max(self.reference_delay_frames, reported) + 2
 
@@ -283,6 +290,7 @@ class SoundCard:
         frames = max(0, lag // FRAME_SAMPLES - 1)
         agreed = self._last_lag is not None and abs(frames - self._last_lag) <= 1
         self._last_lag = frames
+        self._measured = self._measured or agreed
         if agreed and abs(frames - self.reference_delay_frames) > 1:
             _log.info("speakerphone echo delay %d ms", lag * 1000 // SAMPLE_RATE)
             self.reference_delay_frames = frames
