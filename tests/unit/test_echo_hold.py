@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import numpy as np
 
-from appliance.audio.frame import silence
+from appliance.audio.frame import FRAME_SAMPLES, rms_dbfs, silence
 from appliance.clock import LoopClock
 from appliance.conversation.events import (
     EchoDismissed,
@@ -25,6 +25,7 @@ from appliance.conversation.events import (
     TurnCompleted,
 )
 from appliance.conversation.phrases import PhraseCache
+from appliance.conversation.ports import VoiceActivity
 from appliance.conversation.session import CallSession, Engines, SessionConfig
 from appliance.conversation.tools import ToolRegistry
 from appliance.conversation.turns import Endpointer, TurnConfig
@@ -68,12 +69,35 @@ class _Echoing(_Leaky):
         self.held = False
 
 
+class _Residual(_Echoing):
+    """...whose echo leaves a quiet residue while the agent is held (-60 dBFS)."""
+
+    async def listen(self) -> AsyncIterator[bytes]:
+        residue = (np.full(FRAME_SAMPLES, 33, dtype="<i2")).tobytes()
+        async for frame in super().listen():
+            yield _mixed(frame, residue) if self.held else frame
+
+
+class _Trailing:
+    """A detector that, like Silero as an echo dies away, still says 0.7 for any sound at all."""
+
+    name = "trailing"
+
+    def detector(self) -> _Trailing:
+        return self
+
+    async def probability(self, frame: bytes) -> float:
+        return 0.7 if rms_dbfs(frame) > -80.0 else 0.0
+
+
 def _mixed(a: bytes, b: bytes) -> bytes:
     total = np.frombuffer(a, "<i2").astype(np.int32) + np.frombuffer(b, "<i2")
     return np.clip(total, -32768, 32767).astype("<i2").tobytes()
 
 
-def _call(line_type: type[_Leaky], steps: Sequence[Step]) -> tuple[list[Event], list[LineEvent]]:
+def _call(
+    line_type: type[_Leaky], steps: Sequence[Step], vad: VoiceActivity | None = None
+) -> tuple[list[Event], list[LineEvent]]:
     async def main() -> tuple[list[Event], list[LineEvent]]:
         clock = LoopClock()
         tts = ToneTextToSpeech(clock)
@@ -81,7 +105,7 @@ def _call(line_type: type[_Leaky], steps: Sequence[Step]) -> tuple[list[Event], 
             stt=ToneSpeechToText(clock),
             llm=ScriptedLanguageModel(clock, replies=[_REPLY, "Okay."]),
             tts=tts,
-            vad=EnergyVoiceActivity(),
+            vad=vad or EnergyVoiceActivity(),
         )
         line = line_type(steps, clock=clock)
         events: list[Event] = []
@@ -146,6 +170,18 @@ def test_a_caller_talking_over_the_held_agent_still_cuts_it_off() -> None:
     assert not [e for e in agent if at_150.at_ms < e.at_ms <= end.at_ms], agent
     turns = [e for e in events if isinstance(e, TurnCompleted)]
     assert len(turns) == 2 and turns[0].interrupted and not turns[1].interrupted
+
+
+def test_a_quiet_residue_the_detector_calls_speech_neither_cuts_nor_keeps_the_agent_held() -> None:
+    """Past the echo's reach the residue is "speech" to a trailing detector but too quiet to be
+    a person: it cuts nothing, and the hold ends within 0.5 s of the reach anyway (without
+    that bound the detector, never falling to "silence", would hold the agent for good)."""
+    events, _ = _call(_Residual, [Speak(say("hello")), HangUp()], vad=_Trailing())
+    assert not _replies(events, ReplyInterrupted), events
+    assert [e.text for e in _replies(events, ReplyFinished)] == [_REPLY]  # type: ignore[attr-defined]
+    dismissed = [e for e in events if isinstance(e, EchoDismissed)]
+    assert dismissed
+    assert max(e.held_ms for e in dismissed) <= 20 * (_DELAY_FRAMES + 2 + 25 + 2)
 
 
 def test_forgetting_a_turn_leaves_the_endpointer_quiet() -> None:

@@ -217,9 +217,9 @@ class SoundCard:
     @property
     def echo_frames(self) -> int:
         """Microphone frames after the callback takes a frame to play in which its echo may
-        still arrive: the echo's delay, as measured (or guessed from the reported latency until
-        it is; the reported latency, if that is longer: too short a reach takes the echo for
-        a person), and the block that was being played when the frame was taken."""
+        still arrive: the echo's measured delay (or the reported latency, if that is longer:
+        too short a reach takes the echo for a person) and the block that was being played
+        when the frame was taken; 800 ms until two measurements of the delay agree."""
         if not self._measured:
             return _UNMEASURED_REACH_FRAMES
         reported = round(self._latency_ms / FRAME_MS)
