@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import faulthandler
 import json
 import logging
 import os
@@ -257,6 +258,10 @@ def _safety_commands(safety: argparse.ArgumentParser, redteam: argparse.Argument
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # A crash inside a C engine (a signal, an abort) prints every thread's Python stack on the
+    # way down: the only account of it there will be.
+    if not faulthandler.is_enabled():
+        faulthandler.enable()
     args = _parser().parse_args(argv)
     settings = _settings(args)
     if settings is None:
@@ -333,9 +338,10 @@ def _settings(args: argparse.Namespace) -> Settings | None:
     except ValueError as exc:
         print(f"appliance: bad settings: {exc}", file=sys.stderr)
         return None
-    configure_logging(
-        settings.logs.level if args.command == "serve" else "WARNING", settings.logs.format
-    )
+    # The other commands keep the console to their own output, unless this one command is
+    # given LOG_LEVEL in its environment (`LOG_LEVEL=DEBUG appliance talk`), not from .env.
+    chosen = args.command == "serve" or "LOG_LEVEL" in os.environ
+    configure_logging(settings.logs.level if chosen else "WARNING", settings.logs.format)
     if args.command in _STARTS_THE_APPLIANCE:
         for warning in config_warnings(settings, args.env_file, os.environ):
             _log.warning("%s", warning)
