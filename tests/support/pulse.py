@@ -38,6 +38,7 @@ class PulseServer:
         self.folder = folder
         self.socket = folder / "native"
         self._process: subprocess.Popen[bytes] | None = None
+        self._echo: tuple[int, float] | None = None
 
     @property
     def server(self) -> str:
@@ -84,6 +85,7 @@ class PulseServer:
 
     def add_echo(self, *, delay_ms: int = 40, gain_db: float = -9.0) -> None:
         """The loudspeaker heard by the microphone: `speaker.monitor` into `mic`."""
+        self._echo = (delay_ms, gain_db)
         self.pactl(
             "load-module", "module-loopback", "source=speaker.monitor", "sink=mic",
             f"latency_msec={delay_ms}", "adjust_time=0", "source_dont_move=true",
@@ -99,6 +101,16 @@ class PulseServer:
     def say(self, wav: Path) -> subprocess.Popen[bytes]:
         """The caller speaks `wav` into the box's microphone (returns at once)."""
         return subprocess.Popen(["paplay", "--device=mic", str(wav)], env=self.env)
+
+    def restart(self) -> None:
+        """The sound server goes away under its clients and comes back (a crash, an upgrade):
+        stopped, started again on the same socket with the same devices, and the room's echo
+        added again if it had one."""
+        self.stop()
+        self.start()
+        if self._echo is not None:
+            delay_ms, gain_db = self._echo
+            self.add_echo(delay_ms=delay_ms, gain_db=gain_db)
 
     def stop(self) -> None:
         if self._process is not None:
