@@ -795,6 +795,7 @@ async def _talk(settings: Settings, *, device: str | None, echo_cancel: bool) ->
     print(
         f"ended: {reason}; recorded as call {line.info.call_id} "
         f"(sound card: {stats.overruns} overruns, {stats.underruns} underruns, "
+        f"{stats.restarts} restarts, "
         f"{line.media.inbound.dropped} frames dropped)",
         flush=True,
     )

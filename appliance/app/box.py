@@ -373,7 +373,7 @@ class Appliance:
 
         local = local or self.settings.local
         return LocalPhone(
-            speakerphone(local),
+            speakerphone(local, self.metrics),
             self.desk,
             answer=local.answer,
             level_dbfs=local.answer_level_dbfs,

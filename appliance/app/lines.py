@@ -158,15 +158,20 @@ def twilio_line(
     return TwilioLine(endpoints=endpoints, streams=streams, rest=rest)
 
 
-def speakerphone(local: LocalSettings) -> SoundCard:
-    """The box's sound card from the settings, with its echo canceller; not yet opened. Raises
-    EchoUnavailable (a RuntimeError naming the package) when libspeexdsp is missing."""
+def speakerphone(local: LocalSettings, metrics: Metrics | None = None) -> SoundCard:
+    """The box's sound card from the settings, with its echo canceller; not yet opened; its
+    restarts are counted in `metrics`. Raises EchoUnavailable (a RuntimeError naming the
+    package) when libspeexdsp is missing."""
     from appliance.telephony.local.device import SoundCard  # noqa: PLC0415 - loads PortAudio
     from appliance.telephony.local.echo import EchoCanceller  # noqa: PLC0415
 
     echo = EchoCanceller(tail_ms=local.echo_tail_ms) if local.echo_cancel else None
     return SoundCard(
-        local.device, rate=local.sample_rate, echo=echo, latency=local.latency_ms / 1000
+        local.device,
+        rate=local.sample_rate,
+        echo=echo,
+        latency=local.latency_ms / 1000,
+        metrics=metrics,
     )
 
 

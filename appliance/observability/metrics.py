@@ -95,6 +95,11 @@ class Metrics:
             ["line", "direction"],
             registry=r,
         )
+        self.sound_card_restarts = Counter(
+            "tel3sis_sound_card_restarts",
+            "Times the speakerphone's audio stream stopped delivering audio and was reopened",
+            registry=r,
+        )
         self.errors = Counter("tel3sis_errors", "Errors, by kind", ["kind"], registry=r)
         self.twilio_refused = Counter(
             "tel3sis_twilio_refused",

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -312,3 +314,79 @@ async def test_without_the_canceller_the_echo_reaches_the_session(
     assert len(held) >= 2, events
     # Held again and again, never cut off: the reply is heard to its end.
     assert [e.text for e in events if isinstance(e, ReplyFinished)] == [LONG_REPLY], events
+
+
+class _Counting:
+    """A port that plays the agent's voice over and over and notes when each microphone frame
+    arrived; `expect(n)` is an event set once `n` more frames have arrived."""
+
+    def __init__(self, pcm: bytes) -> None:
+        self._out = [
+            pcm[i : i + FRAME_BYTES] for i in range(0, len(pcm) - FRAME_BYTES, FRAME_BYTES)
+        ]
+        self.requests = 0
+        self.arrivals: list[float] = []
+        """When each microphone frame arrived (monotonic seconds)."""
+        self._loop = asyncio.get_running_loop()
+        self._wanted: int | None = None
+        self._enough = asyncio.Event()
+
+    def expect(self, frames: int) -> asyncio.Event:
+        self._enough = asyncio.Event()
+        self._wanted = len(self.arrivals) + frames
+        return self._enough
+
+    def received(self, pcm: bytes) -> None:
+        del pcm
+        self.arrivals.append(time.monotonic())
+        if self._wanted is not None and len(self.arrivals) >= self._wanted:
+            self._wanted = None
+            with contextlib.suppress(RuntimeError):  # the loop has closed
+                self._loop.call_soon_threadsafe(self._enough.set)
+
+    def requested(self) -> bytes | None:
+        self.requests += 1
+        return self._out[self.requests % len(self._out)]
+
+
+def _speaker_level_db(pulse: PulseServer, seconds: float) -> float:
+    """The loudspeaker's level over `seconds`, read from its sink's monitor."""
+    wanted = int(2 * 16_000 * seconds)
+    with subprocess.Popen(
+        ["parec", "--device=speaker.monitor", "--raw", "--format=s16le", "--rate=16000",
+         "--channels=1"],
+        env=pulse.env, stdout=subprocess.PIPE,
+    ) as parec:  # fmt: skip
+        assert parec.stdout is not None
+        pcm = b""
+        while len(pcm) < wanted and (chunk := parec.stdout.read(wanted - len(pcm))):
+            pcm += chunk
+        parec.terminate()
+    return rms_dbfs(pcm[: len(pcm) // 2 * 2])
+
+
+async def test_the_card_reopens_a_stream_that_stopped(pulse: PulseServer) -> None:
+    """PortAudio's stream stops under the card and its callback never runs again: under heavy
+    load the ALSA stream through the pulse plugin fails in `PaAlsaStream_WaitForFrames` and its
+    thread ends (a conversation then hung in silence, the greeting never finished). Here the
+    stream is stopped the way PortAudio stops it, from outside the card. The card notices,
+    reopens the device and carries on: the same port, the same echo canceller."""
+    card = SoundCard("pulse", echo=EchoCanceller(tail_ms=200))
+    await asyncio.to_thread(card.open)
+    port = _Counting(agent_voice().astype("<i2").tobytes())
+    try:
+        card.connect(port)
+        await asyncio.wait_for(port.expect(50).wait(), 10)  # a second of the microphone
+        stream = card._stream
+        assert stream is not None
+        stopped_at, requests_then = time.monotonic(), port.requests
+        await asyncio.to_thread(stream.abort)
+        await asyncio.wait_for(port.expect(50).wait(), 15)
+        first = next(t for t in port.arrivals if t > stopped_at)
+        print(f"microphone again {first - stopped_at:.2f} s after the stream stopped")
+        assert card.stats.restarts == 1
+        assert port.requests > requests_then  # the port is asked for the agent's voice again
+        assert await asyncio.to_thread(_speaker_level_db, pulse, 2.0) > -50.0
+    finally:
+        await asyncio.to_thread(card.close)
+    assert "speakerphone-watchdog" not in [t.name for t in threading.enumerate()]

@@ -14,12 +14,27 @@ played in this callback" jitters by several frames.
 
 Counted, never hidden: PortAudio's input overflows (the mic's audio was lost before we got it)
 and output underflows (the loudspeaker ran dry), as `overruns` and `underruns`.
+
+A stream can also stop without a word (the ALSA stream through the pulse plugin failing under
+heavy load, the sound server restarting, a USB speakerphone unplugged): its callback is never
+called again. A watchdog thread looks at the stream twice a second; once PortAudio no longer
+calls it active, or its callback has not run for two seconds (`watchdog.StreamWatch`), the card
+closes the stream and opens the same device again with the same settings, retrying with
+backoff while it cannot, and counts it (`restarts`). The port stays connected and the echo
+canceller keeps what it learnt (the room is the same), but the echo's delay is measured again:
+the new stream has buffers of its own.
+
+The device is the one PortAudio listed when it started (it lists devices once): the sound
+server's `pulse` device, or an ALSA card by number (`hw:1,0`). A USB speakerphone plugged back
+in is found again if it comes back as the same card number (the kernel gives it the lowest
+free one, or an ALSA `slots` option pins it); as another, only by restarting the appliance.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -29,7 +44,9 @@ import numpy as np
 from appliance.audio.delay import EchoDelay
 from appliance.audio.frame import FRAME_BYTES, FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, silence
 from appliance.audio.resample import Resampler
+from appliance.observability.metrics import Metrics
 from appliance.telephony.local.echo import EchoCanceller
+from appliance.telephony.local.watchdog import Action, StreamWatch
 
 if TYPE_CHECKING:
     import sounddevice
@@ -44,6 +61,13 @@ _UNMEASURED_REACH_FRAMES = 40
 PulseAudio the echo went on 0.27 s and more after a hold while the delay was not yet known."""
 _MEASURE_EVERY = 50
 """Microphone frames between two measurements of the echo's delay (1 s)."""
+_LOOK_EVERY_S = 0.5
+"""How often the watchdog looks at the stream: one PortAudio stopped is reopened within half a
+second, and the look costs the audio thread nothing."""
+_DISCARD_S = 1.0
+"""The longest the card waits for a stopped stream to close before opening the device again."""
+_JOIN_S = 5.0
+"""The longest `close()` waits for the watchdog (a reopen in progress finishes first)."""
 
 
 class SoundCardError(RuntimeError):
@@ -66,6 +90,8 @@ class CardStats:
     """Output underflows: the loudspeaker ran dry because the callback ran late."""
     frames_in: int = 0
     frames_out: int = 0
+    restarts: int = 0
+    """Times the stream stopped delivering audio and was reopened."""
 
 
 def _sounddevice() -> Any:
@@ -123,15 +149,24 @@ class SoundCard:
         rate: int | None = None,
         echo: EchoCanceller | None = None,
         latency: float = 0.05,
+        metrics: Metrics | None = None,
     ) -> None:
         self._wanted = device
         self._rate = rate
         self._echo = echo
         self._latency = latency
+        self._metrics = metrics
+        self._watch = StreamWatch()
         self.stats = CardStats()
         self._port: Port | None = None
         self._lock = threading.Lock()
         self._stream: sounddevice.RawStream | None = None
+        self._index = -1
+        self._stream_lock = threading.Lock()
+        """Held while the stream is replaced or closed: the watchdog and `close()` both do."""
+        self._callbacks = 0
+        self._closing = threading.Event()
+        self._watchdog: threading.Thread | None = None
         self._played: deque[bytes] = deque(maxlen=2 * _MAX_DELAY_FRAMES)
         self._played_total = 0
         self._heard_total = 0
@@ -152,24 +187,47 @@ class SoundCard:
     # --- the loop's side ------------------------------------------------------------------------
 
     def open(self) -> SoundCard:
-        """Find the device and start its stream; raises SoundCardError naming the fix."""
-        sd = _sounddevice()
+        """Find the device and start its stream, and the watchdog that reopens it should it
+        stop; raises SoundCardError naming the fix."""
         index, device = find_device(self._wanted)
         self.name = str(device["name"])
         self.rate = int(self._rate or device["default_samplerate"])
         if self.rate * FRAME_MS % 1000:
             raise SoundCardError(f"{self.rate} Hz has no whole number of samples in 20 ms")
-        block = self.rate * FRAME_MS // 1000
+        self._index = index
+        self._start(index)
+        self._watch.started(time.monotonic(), self._callbacks)
+        self._closing.clear()
+        self._watchdog = threading.Thread(
+            target=self._watch_stream, name="speakerphone-watchdog", daemon=True
+        )
+        self._watchdog.start()
+        return self
+
+    def _start(self, index: int) -> None:
+        """Open and start a stream on device `index` at `self.rate`, its edge fresh: new
+        resamplers, and the echo's delay to be measured again from the reported latency. What
+        was taken from the port to play and not yet played is kept (it plays first)."""
+        sd = _sounddevice()
         self._to_16k = Resampler(self.rate, 16_000)
         self._from_16k = Resampler(16_000, self.rate)
+        self._mic_pending = b""
+        # Microphone frame k pairs with played frame k again, as on a first open: what the old
+        # stream played is not what the new one's microphone will hear.
+        self._played.clear()
+        self._heard_total = self._played_total
+        self._delay = EchoDelay(max_lag_frames=_MAX_DELAY_FRAMES)
+        self._until_measure = _MEASURE_EVERY
+        self._last_lag = None
+        self._measured = False  # the echo's reach is the unmeasured one again until it is
         try:
             stream = sd.RawStream(
-                device=(index, index), samplerate=self.rate, blocksize=block, channels=(1, 1),
-                dtype="int16", latency=self._latency, callback=self._callback,
+                device=(index, index), samplerate=self.rate,
+                blocksize=self.rate * FRAME_MS // 1000, channels=(1, 1), dtype="int16",
+                latency=self._latency, callback=self._callback,
             )  # fmt: skip
         except sd.PortAudioError as exc:
             raise SoundCardError(_open_failure(index, self.name, exc)) from exc
-        self._stream = stream
         in_s, out_s = stream.latency
         self._latency_ms = float(in_s + out_s) * 1000
         # Until the delay is measured: the reported latency, less a margin (a reference later
@@ -180,11 +238,11 @@ class SoundCard:
         except sd.PortAudioError as exc:
             stream.close()
             raise SoundCardError(_open_failure(index, self.name, exc)) from exc
+        self._stream = stream
         _log.info(
             "speakerphone on %s at %d Hz (latency in %.0f ms, out %.0f ms)",
             self.name, self.rate, in_s * 1000, out_s * 1000,
         )  # fmt: skip
-        return self
 
     def connect(self, port: Port | None) -> None:
         """Send the card's audio to `port` from the next block on (None: drop it, play
@@ -193,11 +251,21 @@ class SoundCard:
             self._port = port
 
     def close(self) -> None:
-        """Stop and close the stream (once; later calls do nothing)."""
-        stream, self._stream = self._stream, None
+        """Stop the watchdog, then stop and close the stream (once; later calls do nothing)."""
+        self._closing.set()
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            watchdog.join(_JOIN_S)
+            if watchdog.is_alive():
+                _log.warning("the speakerphone's watchdog did not stop within %.0f s", _JOIN_S)
+        with self._stream_lock:
+            stream, self._stream = self._stream, None
         if stream is not None:
-            stream.stop()
-            stream.close()
+            if _is_active(stream):
+                stream.stop()
+                stream.close()
+            else:
+                _discard(stream)
         if self._echo is not None:
             self._echo.close()
 
@@ -206,6 +274,44 @@ class SoundCard:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+    # --- the watchdog's thread --------------------------------------------------------------------
+
+    def _watch_stream(self) -> None:
+        """Looks at the callback count every `_LOOK_EVERY_S`, and reopens the stream once it
+        has stopped, until the card closes."""
+        while not self._closing.wait(_LOOK_EVERY_S):
+            now = time.monotonic()
+            action = self._watch.look(now, self._callbacks, active=_is_active(self._stream))
+            if action is Action.STOPPED:
+                assert self._watch.down_since is not None
+                _log.warning(
+                    "speakerphone stream on %s stopped (its callback last seen %.1f s ago); "
+                    "reopening", self.name, now - self._watch.down_since,
+                )  # fmt: skip
+            if action is not Action.KEEP:
+                self._reopen()
+
+    def _reopen(self) -> None:
+        """Close the stopped stream and open the device again; on failure, schedule the next
+        try."""
+        with self._stream_lock:
+            if self._closing.is_set():
+                return
+            stopped, self._stream = self._stream, None
+            if stopped is not None:
+                _discard(stopped)
+            try:
+                self._start(self._index)
+            except SoundCardError as exc:
+                wait = self._watch.failed(time.monotonic())
+                _log.debug("speakerphone not back (%s); next try in %.1f s", exc, wait)
+                return
+        outage = self._watch.reopened(time.monotonic(), self._callbacks)
+        self.stats.restarts += 1
+        if self._metrics is not None:
+            self._metrics.sound_card_restarts.inc()
+        _log.info("speakerphone reopened after %.1f s", outage)
 
     @property
     def latency_ms(self) -> float:
@@ -228,6 +334,7 @@ class SoundCard:
     # --- PortAudio's audio thread -----------------------------------------------------------------
 
     def _callback(self, indata: Any, outdata: Any, frames: int, _time: Any, status: Any) -> None:
+        self._callbacks += 1
         if status.input_overflow:
             self.stats.overruns += 1
         if status.output_underflow:
@@ -294,6 +401,45 @@ class SoundCard:
         if agreed and abs(frames - self.reference_delay_frames) > 1:
             _log.info("speakerphone echo delay %d ms", lag * 1000 // SAMPLE_RATE)
             self.reference_delay_frames = frames
+
+
+def _is_active(stream: Any) -> bool:
+    """Whether PortAudio still calls `stream` active (it stops when its thread ends on an
+    error); a stream it cannot even say that of is not."""
+    if stream is None:
+        return False
+    try:
+        return bool(stream.active)
+    except _sounddevice().PortAudioError:
+        return False
+
+
+def _discard(stream: Any) -> None:
+    """Abort and close a stream that has stopped delivering, on a thread of its own, waiting at
+    most `_DISCARD_S`: with the sound server gone, the pulse plugin's thread deadlocked inside
+    libpulse here and PortAudio's abort waited for it forever, so the card opens the device
+    again without it. Such a thread cannot be stopped; it is left, and said so."""
+    closer = threading.Thread(
+        target=_abort, args=(stream,), name="speakerphone-discard", daemon=True
+    )
+    closer.start()
+    closer.join(_DISCARD_S)
+    if closer.is_alive():
+        _log.warning(
+            "the stopped speakerphone stream did not close within %.0f s; left behind",
+            _DISCARD_S,
+        )
+
+
+def _abort(stream: Any) -> None:
+    """Abort and close `stream` without draining its buffers (nothing plays them); PortAudio's
+    complaints about a dead stream's state change nothing."""
+    sd = _sounddevice()
+    for step in (stream.abort, stream.close):
+        try:
+            step()
+        except sd.PortAudioError as exc:
+            _log.debug("closing the stopped stream: %s", exc)
 
 
 def _open_failure(index: int, name: str, exc: Exception) -> str:
