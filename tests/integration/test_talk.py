@@ -63,7 +63,8 @@ def test_talk_holds_a_conversation_and_records_it(
         "APPLIANCE_DATA_DIR": str(tmp_path / "data"),
         "MODELS_DIR": str(models_dir),
         "SAFETY_SCREEN": "false",
-        "LOG_LEVEL": "INFO",  # its log (printed on a failure) says what the card and call did
+        # Its log (printed on a failure) says what the card and the call did.
+        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
     }
     none = str(tmp_path / "none.env")
     log = (tmp_path / "talk.log").open("w")  # a file: an unread pipe would fill and stall it
