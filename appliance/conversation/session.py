@@ -405,6 +405,7 @@ class CallSession:
                     held = self._line.hold()
                     now = self._clock.now()
                     self._doubt = _Doubt(onset=at, held_at=now, frames_left=held, cuts=cuts)
+                    _log.debug(f"speech over the agent: held for {held} frames of its echo")
                     return
                 self._caller_started(at, during_reply=active)
                 if cuts:
@@ -455,6 +456,8 @@ class CallSession:
         if doubt.frames_left < 0 and voiced and rms_dbfs(frame) > _VOICE_FLOOR_DBFS:
             self._doubt = None
             self._observers.echo_held("caller")
+            held_ms = (now - doubt.held_at) * 1000
+            _log.debug(f"held {held_ms:.0f} ms: the caller ({rms_dbfs(frame):.0f} dBFS)")
             active = reply is not None and reply.active
             self._caller_started(doubt.onset, during_reply=active)
             if active and doubt.cuts:
@@ -467,6 +470,7 @@ class CallSession:
             self._endpointer.forget()
             self._release()
             held_ms = (now - doubt.held_at) * 1000
+            _log.debug(f"held {held_ms:.0f} ms: its echo, the agent goes on")
             self._observers.emit(EchoDismissed(at=now, held_ms=held_ms))
             return []
         return events

@@ -36,6 +36,7 @@ from appliance.conversation.events import Event, EventSink
 from appliance.conversation.ports import (
     CallInfo,
     CallLine,
+    Echoing,
     Handoff,
     Keypad,
     KeyPress,
@@ -393,7 +394,7 @@ class CallDesk:
             async with self._record(line) as record:
                 with self._watch(info) as watch:
                     sink = _fan_out(record.sink, watch, observe)
-                    talk = record.line if record.line is line else _Capable(record.line, line)
+                    talk = record.line if record.line is line else _capable(record.line, line)
                     session = self._new_session(talk, sink, record.context, record.recall)
                     try:
                         call.reason = await session.run()
@@ -410,6 +411,11 @@ class CallDesk:
         if self._watchers is None:
             return contextlib.nullcontext(None)
         return self._watchers.watch(info)
+
+
+def _capable(audio: CallLine, own: CallLine) -> _Capable:
+    """`audio` (the records' line) with what else `own` can do."""
+    return _EchoingCapable(audio, own) if isinstance(own, Echoing) else _Capable(audio, own)
 
 
 class _Capable:
@@ -449,6 +455,18 @@ class _Capable:
     @property
     def lost_because(self) -> str | None:
         return self._own.lost_because if isinstance(self._own, LineLoss) else None
+
+
+class _EchoingCapable(_Capable):
+    """...of a line that hears the agent (the speakerphone): holding its audio is its own."""
+
+    def hold(self) -> int:
+        assert isinstance(self._own, Echoing)
+        return self._own.hold()
+
+    def release(self) -> None:
+        assert isinstance(self._own, Echoing)
+        self._own.release()
 
 
 async def _no_keys() -> AsyncIterator[KeyPress]:

@@ -15,6 +15,7 @@ from appliance.conversation.events import CallEnded, CallStarted, Event, EventSi
 from appliance.conversation.ports import (
     CallInfo,
     CallLine,
+    Echoing,
     Handoff,
     Keypad,
     KeyPress,
@@ -214,25 +215,39 @@ def test_a_recorded_line_that_cannot_transfer_says_so() -> None:
     assert asyncio.run(use()) == []
 
 
-class _LosesCalls:
-    """A line that can lose the call itself (`LineLoss`), as SIP's can."""
+class _Speakerphone:
+    """A line that hears the agent (`Echoing`) and can lose the call itself (`LineLoss`)."""
 
     def __init__(self) -> None:
         self.info = INFO
+        self.held: list[bool] = []
         self.lost_because = "no audio from the caller"
 
+    def hold(self) -> int:
+        self.held.append(True)
+        return 12
 
-def test_a_recorded_line_says_why_the_line_lost_a_call() -> None:
-    """Without it the session records "caller hung up" for a call the line lost."""
+    def release(self) -> None:
+        self.held.append(False)
+
+
+def test_a_recorded_line_keeps_the_speakerphones_hold_and_why_a_call_was_lost() -> None:
+    """Without them the session could not hold the agent for its echo (it cut itself off
+    instead), nor say why the line lost a call ("caller hung up" instead)."""
     desk, _, _, _, made = _desk()
-    asyncio.run(desk.answer(_LosesCalls()))  # type: ignore[arg-type]
+    own = _Speakerphone()
+    asyncio.run(desk.answer(own))  # type: ignore[arg-type]
     ((session_line, _, _),) = made
-    assert isinstance(session_line, LineLoss)
+    assert isinstance(session_line, Echoing) and isinstance(session_line, LineLoss)
+    assert session_line.hold() == 12
+    session_line.release()
+    assert own.held == [True, False]
     assert session_line.lost_because == "no audio from the caller"
 
 
-def test_a_recorded_line_that_cannot_lose_a_call_says_the_caller_ended_it() -> None:
+def test_a_recorded_line_that_does_not_hear_the_agent_is_not_held() -> None:
     desk, _, _, _, made = _desk()
     asyncio.run(desk.answer(_OwnLine()))  # type: ignore[arg-type]
     ((session_line, _, _),) = made
+    assert not isinstance(session_line, Echoing)
     assert isinstance(session_line, LineLoss) and session_line.lost_because is None

@@ -56,3 +56,23 @@ async def test_a_barge_in_clears_what_the_card_has_not_played() -> None:
     assert media.requested() is None
     await line.hang_up()
     assert [f async for f in line.listen()] == []
+
+
+async def test_speech_in_the_words_that_woke_the_line_is_never_held_for_echo() -> None:
+    """They were heard before the agent said anything. Held for the echo's reach, the wake
+    phrase's question was taken for the greeting's echo and forgotten: the person was never
+    answered."""
+    media = CallMedia(asyncio.get_running_loop())
+    first = _frames(say("hello"))[:10]
+    line = LocalLine(local_call_info(), media, heard_before=first, echo_frames=lambda: 12)
+    frames = line.listen()
+    for _ in range(10):
+        await anext(frames)
+    assert line.hold() == 0  # an onset in the last of those words: the person's
+    assert media.held
+    line.release()
+    media.received(silence())
+    media.received(silence())
+    await anext(frames)  # heard while the agent may be playing
+    assert line.hold() == 1 + 12 + 3  # one still waiting, the echo's reach, the margin
+    line.end()

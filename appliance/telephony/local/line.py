@@ -49,8 +49,13 @@ class LocalLine:
         sound card measures it: `SoundCard.echo_frames`; `converse` connects the two)."""
         self._metrics = metrics
         self._reported_drops = 0
+        self._preroll = 0
+        """Frames heard before the conversation began (the words that woke the line)."""
+        self._listened = 0
+        """Frames `listen()` has handed out."""
         for frame in heard_before:  # the words that woke the line are the conversation's first
             media.inbound.push(frame)
+            self._preroll += 1
 
     @property
     def info(self) -> CallInfo:
@@ -76,6 +81,7 @@ class LocalLine:
                 continue
             if ring.dropped != self._reported_drops:
                 self._count_drops()
+            self._listened += 1
             yield frame
 
     async def play(self, frame: bytes) -> int:
@@ -105,6 +111,10 @@ class LocalLine:
 
     def hold(self) -> int:
         self.media.held = True
+        if self._listened <= self._preroll:
+            # Speech in the words that woke the line, heard before the agent said anything:
+            # the person's, whatever is playing now.
+            return 0
         # The frames already waiting were heard before the hold took effect.
         return len(self.media.inbound) + self.echo_frames() + _ECHO_MARGIN_FRAMES
 
