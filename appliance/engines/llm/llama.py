@@ -22,12 +22,17 @@ for their turn, and three calls at once answered later (README, "Calls at once")
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
+import sys
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from appliance.conversation.ports import (
     EngineError,
@@ -136,14 +141,22 @@ class LlamaLanguageModel:
             raise EngineError(
                 f"no language model at {self._path}; run `appliance models install` to install it"
             )
-        llama = Llama(
-            str(self._path),
-            n_ctx=self._context,
-            n_threads=self._threads,
-            n_threads_batch=self._threads,
-            seed=self._seed,
-            verbose=False,
-        )
+        _log_through_logging()
+        # Not llama-cpp-python's quiet mode (`verbose=False`): it silences a model's load by
+        # pointing the process's stdout and stderr at /dev/null, so for those seconds every
+        # thread's output was lost, an engine's abort message and faulthandler's stacks with
+        # it (CI saw a load abort and print nothing). The loud mode's chatter is llama.cpp's
+        # log (to `logging` at DEBUG) and this thread's own prints, dropped.
+        with _quiet_thread():
+            llama = Llama(
+                str(self._path),
+                n_ctx=self._context,
+                n_threads=self._threads,
+                n_threads_batch=self._threads,
+                seed=self._seed,
+                verbose=True,
+            )
+        llama.verbose = False  # and no timings printed after each call
         template = llama.metadata.get("tokenizer.chat_template")
         if not template:
             raise EngineError(
@@ -551,3 +564,69 @@ def _words_first(prompt_tokens: int, banned: Any) -> Callable[[Any, Any], Any]:
         return scores
 
     return process
+
+
+_GGML_LEVELS = {1: logging.DEBUG, 2: logging.DEBUG, 3: logging.INFO, 4: logging.ERROR}
+"""ggml's log levels (`enum ggml_log_level`: DEBUG 1, INFO 2, WARN 3, ERROR 4; llama-cpp-python's
+own comment has an older order) as `logging`'s: its INFO is a model's metadata, line by line,
+which a box's log needs only when debugging; its warnings are about the model file (the shipped
+Qwen's tokenizer has "a control-looking token ... probably a bug in the model" at every load),
+nothing an owner can act on: the service's log has them, a command's console does not."""
+_llama_log = logging.getLogger("appliance.engines.llm.llama.cpp")
+_routed: list[Any] = []
+"""The ctypes callback given to llama.cpp, kept alive while the process lives."""
+
+
+def _log_through_logging() -> None:
+    """Send llama.cpp's log to `logging` (once per process: its logger is process-wide)."""
+    if _routed:
+        return
+    import ctypes  # noqa: PLC0415
+
+    import llama_cpp  # noqa: PLC0415 - heavy; loaded on the worker
+
+    last = [logging.DEBUG]
+
+    @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
+    def callback(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
+        # 5 continues the last line; 0 (none) is not a level to log at.
+        at = last[0] if level == 5 else _GGML_LEVELS.get(level, logging.DEBUG)
+        last[0] = at
+        line = text.decode("utf-8", errors="replace").rstrip("\n")
+        if line and _llama_log.isEnabledFor(at):
+            _llama_log.log(at, "%s", line)
+
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+    _routed.append(callback)
+
+
+class _ThreadFilter(io.TextIOBase):
+    """`sys.stdout` or `sys.stderr` while one thread may not print: its writes are dropped,
+    every other thread's go through."""
+
+    def __init__(self, real: TextIO, quiet: int) -> None:
+        self._real = real
+        self._quiet = quiet
+
+    def write(self, text: str) -> int:
+        if threading.get_ident() == self._quiet:
+            return len(text)
+        return self._real.write(text)
+
+    def flush(self) -> None:
+        self._real.flush()
+
+    def fileno(self) -> int:
+        return self._real.fileno()
+
+
+@contextlib.contextmanager
+def _quiet_thread() -> Iterator[None]:
+    """This thread's `print()`s go nowhere (the descriptors stay as they are)."""
+    me = threading.get_ident()
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _ThreadFilter(out, me), _ThreadFilter(err, me)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = out, err
