@@ -39,7 +39,9 @@ from appliance.conversation.phrases import PhraseCache
 from appliance.conversation.ports import Transcript
 from appliance.conversation.session import CallSession, Engines, SessionConfig
 from appliance.conversation.tools import ToolRegistry
+from appliance.engines.stt.whisper import WhisperSpeechToText
 from appliance.engines.vad.energy import EnergyVoiceActivity
+from appliance.harness.wer import wer
 from appliance.telephony.local.device import SoundCard, SoundCardError
 from appliance.telephony.local.echo import EchoCanceller
 from appliance.telephony.local.line import LocalLine
@@ -390,3 +392,72 @@ async def test_the_card_reopens_a_stream_that_stopped(pulse: PulseServer) -> Non
     finally:
         await asyncio.to_thread(card.close)
     assert "speakerphone-watchdog" not in [t.name for t in threading.enumerate()]
+
+
+async def _callers_through_the_card(
+    pulse: PulseServer, *, agent: bool, echo: EchoCanceller | None
+) -> list[tuple[bytes, str]]:
+    """The callers of `callers()` speak into the box's microphone one after another while the
+    agent talks (`agent`; else in a quiet room), the first after 6 s of the agent's voice (the
+    canceller learns the room from it): what the card delivered for each, the frames a
+    recorded call writes to its caller channel, from 300 ms before they spoke to 500 ms after."""
+    voice = agent_voice().astype("<i2").tobytes()
+    card = SoundCard("pulse", echo=echo)
+    await asyncio.to_thread(card.open)
+    port = _Speech(voice if agent else bytes(len(voice)))
+    spoken: list[tuple[int, int, str]] = []
+    try:
+        card.connect(port)
+        async with asyncio.timeout(30):
+            while len(port.heard) < 300:
+                await port.more.wait()
+                port.more.clear()
+        for number, text in _CALLERS:
+            start = len(port.heard)
+            say = pulse.say(AUDIO / number)
+            await asyncio.to_thread(say.wait, 20)
+            spoken.append((start, len(port.heard), text))
+            await asyncio.sleep(0.6)  # its tail through the card's buffers, and a pause
+        assert not port.done.is_set(), "the agent's voice ran out before the callers did"
+    finally:
+        await asyncio.to_thread(card.close)
+    return [(b"".join(port.heard[max(0, a - 15) : b + 25]), text) for a, b, text in spoken]
+
+
+_CARDS = (AUDIO / "cards" / "cards.transcription").read_text().splitlines()
+_CALLERS = [
+    *[
+        (f"cards/{n:03d}.wav", _CARDS[n - 1].split("<s>")[1].split("</s>")[0].strip())
+        for n in (1, 2, 3, 5)
+    ],
+    ("goforward.wav", "go forward ten meters"),
+]
+"""What the callers say (the recordings of `echo_room.callers()`), with their references."""
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_the_callers_words_come_through_the_echo_when_it_is_cancelled(
+    pulse: PulseServer, whisper: WhisperSpeechToText
+) -> None:
+    """The caller channel's word error rate through the whole stack (PulseAudio, PortAudio, the
+    card): callers speaking over the agent, with and without the canceller, and in a quiet room
+    for the recognizer's own errors. The canceller must give back the callers' words as a quiet
+    room would (double talk must not eat them)."""
+    takes = {
+        "quiet room": await _callers_through_the_card(pulse, agent=False, echo=None),
+        "echo": await _callers_through_the_card(pulse, agent=True, echo=None),
+        "cancelled": await _callers_through_the_card(
+            pulse, agent=True, echo=EchoCanceller(tail_ms=200)
+        ),
+    }
+    mean: dict[str, float] = {}
+    for name, heard in takes.items():
+        rates = []
+        for audio, text in heard:
+            said = await whisper.transcribe(audio)
+            rates.append(wer(text, said.text))
+            print(f"{name:10} {text!r}: {said.text!r}")
+        mean[name] = sum(rates) / len(rates)
+    print("caller WER through PulseAudio: " + ", ".join(f"{k} {v:.0%}" for k, v in mean.items()))
+    assert mean["cancelled"] <= mean["quiet room"] + 0.1
+    assert mean["echo"] >= mean["cancelled"]

@@ -163,3 +163,53 @@ async def test_a_conversation_begun_by_the_phrase_is_recorded_and_listed(
         detail = await http.get(f"/calls/{row['id']}")
     assert calls.status_code == 200 and row["id"] in calls.text
     assert detail.status_code == 200 and "hours" in detail.text.lower(), detail.text
+
+
+class _Button:
+    """What the phone uses of the GPIO button (`open`, `pressed`, `close`), pressed by the test:
+    there is no GPIO chip here to press (tests/unit/test_button.py says why)."""
+
+    def __init__(self) -> None:
+        self.is_open = False
+        self.waits = 0
+        """Calls of `pressed()` so far: the phone waiting for a press."""
+        self._waiting: list[asyncio.Future[None]] = []
+
+    def open(self) -> _Button:
+        self.is_open = True
+        return self
+
+    def close(self) -> None:
+        self.is_open = False
+
+    def press(self) -> None:
+        """A press: returns `pressed()` to whoever waits (as the GPIO one, only a press made
+        after the wait began counts)."""
+        waiting, self._waiting = self._waiting, []
+        for future in waiting:
+            if not future.done():
+                future.set_result(None)
+
+    async def pressed(self) -> None:
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append(future)
+        self.waits += 1
+        await future
+
+
+async def test_a_press_answers_and_a_second_hangs_up(pulse: PulseServer) -> None:
+    desk, button = _Desk(), _Button()
+    phone = LocalPhone(SoundCard("pulse"), desk, answer="button", button=button)  # type: ignore[arg-type]
+    async with phone:
+        assert button.is_open
+        await _until(lambda: button.waits == 1, 10, "the phone did not wait for a press")
+        assert desk.answered == [] and phone.line is None  # the room alone answers nothing
+        button.press()
+        await _until(lambda: bool(desk.answered), 10, "the press did not answer")
+        assert phone.line is not None and phone.line.info.line == "local"
+        await _until(lambda: button.waits == 2, 10, "the conversation did not wait for a press")
+        button.press()
+        await _until(lambda: phone.conversations == 1, 10, "the press did not hang up")
+        await _until(lambda: button.waits == 3, 10, "the phone did not wait to answer again")
+        assert len(desk.answered) == 1
+    assert not button.is_open
