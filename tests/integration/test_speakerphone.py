@@ -309,12 +309,14 @@ async def test_without_the_canceller_the_echo_reaches_the_session(
     pulse: PulseServer, tmp_path: Path
 ) -> None:
     """The room's echo is loud enough to be taken for a caller: without the canceller the
-    agent is held for it again and again (and would cut itself off without the hold:
-    tests/unit/test_echo_hold.py)."""
+    agent is held for it (and would cut itself off without the hold:
+    tests/unit/test_echo_hold.py). Usually again and again; once in a full suite only the
+    greeting was held, so one hold is what is asserted."""
     events, *_ = await _converse(pulse, tmp_path, echo=False, barge_in=False)
     held = [e for e in events if isinstance(e, EchoDismissed)]
-    assert len(held) >= 2, events
-    # Held again and again, never cut off: the reply is heard to its end.
+    print(f"held for the echo {len(held)} times: {[round(e.held_ms) for e in held]} ms")
+    assert held, [type(e).__name__ for e in events]
+    # Held, never cut off: the reply is heard to its end.
     assert [e.text for e in events if isinstance(e, ReplyFinished)] == [LONG_REPLY], events
 
 
