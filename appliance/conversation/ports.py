@@ -312,8 +312,8 @@ class Echoing(Protocol):
 
     def hold(self) -> int:
         """Stop playing the agent's audio, keeping what is queued; returns how many more of
-        the caller's frames may still carry the echo of what was played before (0: none can,
-        as the frames were heard before the agent spoke)."""
+        the caller's frames may still carry the echo of what was played before. 0: none can
+        (they were heard before the agent spoke), and nothing is held."""
         ...
 
     def release(self) -> None:

@@ -401,8 +401,7 @@ class CallSession:
                 active = reply is not None and reply.active
                 cuts = active and not (reply is self._greeting and self._config.greeting_hold_ms)
                 playing = reply is not None and reply.state is ReplyState.PLAYING
-                if playing and isinstance(self._line, Echoing):
-                    held = self._line.hold()
+                if playing and isinstance(self._line, Echoing) and (held := self._line.hold()):
                     now = self._clock.now()
                     self._doubt = _Doubt(onset=at, held_at=now, frames_left=held, cuts=cuts)
                     _log.debug(f"speech over the agent: held for {held} frames of its echo")

@@ -110,11 +110,11 @@ class LocalLine:
     # --- Echoing ----------------------------------------------------------------------------
 
     def hold(self) -> int:
-        self.media.held = True
         if self._listened <= self._preroll:
             # Speech in the words that woke the line, heard before the agent said anything:
-            # the person's, whatever is playing now.
+            # the person's, whatever is playing now. Nothing is held.
             return 0
+        self.media.held = True
         # The frames already waiting were heard before the hold took effect.
         return len(self.media.inbound) + self.echo_frames() + _ECHO_MARGIN_FRAMES
 
