@@ -45,6 +45,11 @@ class SmartTurn:
             await self._offload.run(self._load)
 
     def _load(self) -> None:
+        # The package before its submodule: the speech-to-text engine imports the package on
+        # its own worker at the same time, and importing only the submodule here took the two
+        # import locks in the other order. Python raised `_DeadlockError` in one of them and
+        # the load failed (`appliance call` then aborted on its way out, in CI and here).
+        import faster_whisper  # noqa: F401, PLC0415
         from faster_whisper.feature_extractor import FeatureExtractor  # noqa: PLC0415
 
         session = cpu_session(
