@@ -34,6 +34,7 @@ from appliance.conversation.events import (
     PhraseSpoken,
     ReplyFinished,
     ReplyInterrupted,
+    TurnCompleted,
 )
 from appliance.conversation.phrases import PhraseCache
 from appliance.conversation.ports import Transcript
@@ -202,7 +203,7 @@ async def _converse(
     llm = ScriptedLanguageModel(clock, respond=lambda _: LONG_REPLY)
     engines = Engines(stt=_Scripted(), llm=llm, tts=_RecordedVoice(), vad=EnergyVoiceActivity())
     events: list[Event] = []
-    speaking, greeted = asyncio.Event(), asyncio.Event()
+    speaking, greeted, replied = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
     def sink(event: Event) -> None:
         events.append(event)
@@ -210,6 +211,8 @@ async def _converse(
             speaking.set()
         if isinstance(event, PhraseSpoken):
             greeted.set()
+        if isinstance(event, TurnCompleted) and event.turn == 1:
+            replied.set()  # played to its end, or cut off
 
     card = SoundCard("pulse", echo=EchoCanceller(tail_ms=200) if echo else None)
     await asyncio.to_thread(card.open)
@@ -240,17 +243,15 @@ async def _converse(
             hello = pulse.say(AUDIO / "goforward.wav")
             await asyncio.to_thread(hello.wait, 10)
             await speaking.wait()
-            reply_from = len(timed.agent)  # the card may not have taken its first frame yet
             if barge_in:
                 await asyncio.sleep(0.8)  # the caller's timeline: cut in 0.8 s into the reply
                 barged_at = time.monotonic()
                 cut_in = pulse.say(AUDIO / "cards" / "005.wav")
-            while not any(isinstance(e, ReplyInterrupted) for e in events):
-                if _reply_played(timed, reply_from):
-                    break
-                await asyncio.sleep(0.02)
-            while barge_in and (not timed.agent or timed.agent[-1][1]):  # noqa: ASYNC110 - the audio thread appends, no event
-                await asyncio.sleep(0.02)  # until the card plays the silence after the cut
+            # The session's word that the reply is over, not a quiet spell at the card: a hold
+            # for the echo is quiet too, and may outlast any fixed spell on a loaded machine.
+            await replied.wait()
+            while not timed.agent or timed.agent[-1][1]:  # noqa: ASYNC110 - the audio thread appends, no event
+                await asyncio.sleep(0.02)  # until the card plays the silence after it
             line.end()
             await call
     finally:
@@ -258,15 +259,25 @@ async def _converse(
         if cut_in is not None:
             cut_in.terminate()
             await asyncio.to_thread(cut_in.wait, 10)
+        print(_story(events))  # shown when a test fails: a whole repr of each is cut short
     return events, timed, card, barged_at
 
 
-def _reply_played(timed: _Timed, reply_from: int) -> bool:
-    """The long reply has played out: the agent has been quiet for 600 ms after speaking
-    (from frame `reply_from` on: the greeting before it does not count)."""
-    recent = timed.agent[-30:]
-    spoke = any(spoke for _, spoke in timed.agent[reply_from:])
-    return spoke and len(recent) == 30 and not any(spoke for _, spoke in recent)
+def _story(events: list[Event]) -> str:
+    """The conversation's events a line each, without the call's details."""
+    lines = []
+    for e in events:
+        name = type(e).__name__
+        match e:
+            case EchoDismissed(held_ms=ms):
+                lines.append(f"{name} {ms:.0f} ms")
+            case ReplyFinished(text=text) | PhraseSpoken(text=text):
+                lines.append(f"{name} {text!r}")
+            case ReplyInterrupted(heard=heard):
+                lines.append(f"{name} after {heard!r}")
+            case _:
+                lines.append(name)
+    return "\n".join(lines)
 
 
 def _barge_in_ms(timed: _Timed, barged_at: float) -> float:
@@ -284,7 +295,7 @@ async def test_a_caller_who_speaks_over_the_agent_stops_it_within_200_ms(
 ) -> None:
     events, timed, card, barged_at = await _converse(pulse, tmp_path, echo=True, barge_in=True)
     assert barged_at is not None
-    assert [e for e in events if isinstance(e, ReplyInterrupted)], events
+    assert [e for e in events if isinstance(e, ReplyInterrupted)]
     assert timed.caller[-1][0] > barged_at, events  # not over before the caller cut in
     at_line = _barge_in_ms(timed, barged_at)
     acoustic = at_line + card.latency_ms
@@ -299,7 +310,7 @@ async def test_the_agent_does_not_interrupt_itself_on_its_echo(
     about 10 dB for a second when the loopback's delay shifts: README), and the leak sounds
     like a caller; the session holds the agent rather than cutting it off, and carries on."""
     events, *_ = await _converse(pulse, tmp_path, echo=True, barge_in=False)
-    assert not [e for e in events if isinstance(e, ReplyInterrupted)], events
+    assert not [e for e in events if isinstance(e, ReplyInterrupted)]
     assert [e.text for e in events if isinstance(e, ReplyFinished)] == [LONG_REPLY]
     held = [round(e.held_ms) for e in events if isinstance(e, EchoDismissed)]
     print(f"held for its echo: {len(held)} times, {held} ms")
@@ -315,9 +326,9 @@ async def test_without_the_canceller_the_echo_reaches_the_session(
     events, *_ = await _converse(pulse, tmp_path, echo=False, barge_in=False)
     held = [e for e in events if isinstance(e, EchoDismissed)]
     print(f"held for the echo {len(held)} times: {[round(e.held_ms) for e in held]} ms")
-    assert held, [type(e).__name__ for e in events]
+    assert held
     # Held, never cut off: the reply is heard to its end.
-    assert [e.text for e in events if isinstance(e, ReplyFinished)] == [LONG_REPLY], events
+    assert [e.text for e in events if isinstance(e, ReplyFinished)] == [LONG_REPLY]
 
 
 class _Counting:
