@@ -12,6 +12,7 @@ elsewhere that take real time, or run an external checker (`tools`), say so them
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -55,6 +56,21 @@ def _zeroconf_on_loopback_only() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ZEROCONF_INTERFACES", "127.0.0.1")
         yield
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_restored() -> Iterator[None]:
+    """A test that runs the CLI in this process (`main([...])`) points the root logger at the
+    stderr pytest captured for it; left there, every later log line from a thread fails on
+    the closed capture ("--- Logging error ---" in the next test's output). Pytest's own
+    handlers come and go with each phase of a test, and are its to remove."""
+    root = logging.getLogger()
+    before, level = set(root.handlers), root.level
+    yield
+    for handler in root.handlers[:]:
+        if handler not in before and type(handler).__module__ != "_pytest.logging":
+            root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session", autouse=True)
