@@ -96,6 +96,16 @@ class PulseServer:
                 return
         raise AssertionError("the echo loopback has no sink input")
 
+    def echo_queued_ms(self) -> float | None:
+        """What the echo loopback holds between the loudspeaker and the microphone now (its
+        sink input's buffer latency): the room's delay grows if that queue does."""
+        for block in self.pactl("list", "sink-inputs").stdout.split("Sink Input #"):
+            if "module-loopback.c" in block:
+                for line in block.splitlines():
+                    if line.strip().startswith("Buffer Latency:"):
+                        return int(line.split(":")[1].split()[0]) / 1000
+        return None
+
     def say(self, wav: Path) -> subprocess.Popen[bytes]:
         """The caller speaks `wav` into the box's microphone (returns at once)."""
         return subprocess.Popen(["paplay", "--device=mic", str(wav)], env=self.env)
