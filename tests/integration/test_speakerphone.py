@@ -252,8 +252,9 @@ async def _converse(
             await speaking.wait()
             if barge_in:
                 await asyncio.sleep(0.8)  # the caller's timeline: cut in 0.8 s into the reply
-                barged_at = time.monotonic()
-                cut_in = pulse.say(AUDIO / "cards" / "005.wav")
+                if not any(isinstance(e, ReplyInterrupted) for e in events):  # cut already: no
+                    barged_at = time.monotonic()
+                    cut_in = pulse.say(AUDIO / "cards" / "005.wav")
             # The session's word that the reply is over, not a quiet spell at the card: a hold
             # for the echo is quiet too, and may outlast any fixed spell on a loaded machine.
             await replied.wait()
@@ -302,7 +303,14 @@ def _barge_in_ms(timed: _Timed, barged_at: float) -> float:
 async def test_a_caller_who_speaks_over_the_agent_stops_it_within_200_ms(
     pulse: PulseServer, tmp_path: Path
 ) -> None:
+    """Measured on a reply the agent's own echo did not cut first. That happens (the canceller's
+    leak, README: once in 7 full suite runs here, by a -47 dBFS frame 12 frames after the hold)
+    and is asserted against by `test_the_agent_does_not_interrupt_itself_on_its_echo`; here it
+    leaves no barge-in to time, so the conversation is had once more, and said so."""
     events, timed, card, barged_at = await _converse(pulse, tmp_path, echo=True, barge_in=True)
+    if barged_at is None:
+        print("the reply was cut by its own echo before the caller spoke: once more")
+        events, timed, card, barged_at = await _converse(pulse, tmp_path, echo=True, barge_in=True)
     assert barged_at is not None
     assert [e for e in events if isinstance(e, ReplyInterrupted)]
     assert timed.caller[-1][0] > barged_at, events  # not over before the caller cut in
