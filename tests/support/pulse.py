@@ -99,7 +99,8 @@ class PulseServer:
     def echo_queued_ms(self) -> float | None:
         """What the echo loopback holds between the loudspeaker and the microphone now (its
         sink input's buffer latency): the room's delay grows if that queue does."""
-        for block in self.pactl("list", "sink-inputs").stdout.split("Sink Input #"):
+        listing = self.pactl("list", "sink-inputs", check=False).stdout  # a report: never raises
+        for block in listing.split("Sink Input #"):
             if "module-loopback.c" in block:
                 for line in block.splitlines():
                     if line.strip().startswith("Buffer Latency:"):
