@@ -304,7 +304,7 @@ async def test_a_caller_who_speaks_over_the_agent_stops_it_within_200_ms(
     pulse: PulseServer, tmp_path: Path
 ) -> None:
     """Measured on a reply the agent's own echo did not cut first. That happens (the canceller's
-    leak, README: once in 7 full suite runs here, by a -47 dBFS frame 12 frames after the hold)
+    leak, README: once in 8 suite runs here, by a -47 dBFS frame 12 frames after the hold)
     and is asserted against by `test_the_agent_does_not_interrupt_itself_on_its_echo`; here it
     leaves no barge-in to time, so the conversation is had once more, and said so."""
     events, timed, card, barged_at = await _converse(pulse, tmp_path, echo=True, barge_in=True)
@@ -339,7 +339,7 @@ async def test_without_the_canceller_the_echo_reaches_the_session(
     """The room's echo is loud enough to be taken for a caller: without the canceller the
     agent is held for it (and would cut itself off at once without the hold:
     tests/unit/test_echo_hold.py). The hold is no canceller, though. Usually the reply is held
-    again and again and heard to its end, but in 3 of 5 runs of the integration suite (CI's
+    again and again and heard to its end, but in 3 of 6 runs of the integration suite (CI's
     among them), and in 1 of 18 runs of this test outside it, its first hold ended "the
     caller" and the reply was cut. So what is asserted is the echo held, not the reply
     finished: the canceller is on unless `LOCAL_ECHO_CANCEL=false`, and with it the reply
