@@ -340,7 +340,7 @@ async def test_without_the_canceller_the_echo_reaches_the_session(
     agent is held for it (and would cut itself off at once without the hold:
     tests/unit/test_echo_hold.py). The hold is no canceller, though. Usually the reply is held
     again and again and heard to its end, but in 3 of 6 runs of the integration suite (CI's
-    among them), and in 1 of 18 runs of this test outside it, its first hold ended "the
+    among them), and in 2 of 19 runs of this test outside it, its first hold ended "the
     caller" and the reply was cut. So what is asserted is the echo held, not the reply
     finished: the canceller is on unless `LOCAL_ECHO_CANCEL=false`, and with it the reply
     finishes (`test_the_agent_does_not_interrupt_itself_on_its_echo`)."""
